@@ -1,0 +1,46 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a step of those.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_CFG := pipeline/configs/demo_synthetic.py
+
+.PHONY: venv reference test test-fast test-parity demo bench clean-demo
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: on these machines 2.13.0 resolves to a CPU build on disk.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The mmpose reference stack, in its own venv (parity tests and benchmarks only).
+reference:
+	bash scripts/install_mmpose_reference.sh
+
+# Full suite, parity against mmpose included (it must run, not skip).
+test: venv reference
+	PARITY_REQUIRED=1 $(PY) -m pytest -q tests
+
+# Everything but the mmpose parity tests (no reference environment needed).
+test-fast: venv
+	$(PY) -m pytest -q -m "not parity" tests
+
+test-parity: venv reference
+	PARITY_REQUIRED=1 $(PY) -m pytest -q -m parity tests
+
+# The whole pipeline on the embedded synthetic default, ending with a report.
+demo: venv
+	$(PY) cli.py demo --config $(DEMO_CFG)
+
+bench: venv reference
+	$(PY) benchmarks/model_forward.py
+	$(PY) benchmarks/data_views.py
+	$(PY) benchmarks/cache_reads.py
+	$(PY) benchmarks/train_step.py
+
+clean-demo:
+	rm -rf outputs/demo data/synthetic

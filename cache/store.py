@@ -1,0 +1,332 @@
+"""The teacher-target cache: one Zarr v3 group per (config, split), written unit by unit, read plane by plane.
+
+On-disk layout (layout 'pose-distill-cache', version 1)
+-------------------------------------------------------
+<cache.root>/<split>.zarr/                      Zarr v3 group
+  attrs: layout, layout_version, complete=True, manifest {...}, n_views V, n_instances N,
+         chunk_size C, n_chunks ceil(N / C), view_fields [...], teacher_names [...]
+  instances/<column>        one array per InstanceTable column, (N, ...); strings as Zarr v3
+                            variable-length UTF-8 (dtype str), numbers in their table dtype
+  views                     (V, N, P) float32, chunks (1, C, P): the view records replayed by dump and train
+  teachers/<name>/          attrs: union_joints [K], bins_x Bx, bins_y By, bin_map {...},
+                            window_x wx, window_y wy, lossless (wx = Bx, wy = By when lossless)
+    x_start, y_start        (V, N, K) int16     first bin of the window
+    x_values, y_values      (V, N, K, wx|wy) float16  log-probabilities inside the window
+    x_tail, y_tail          (V, N, K) float16   log mean probability of the bins outside the window
+    x_outside, y_outside    (V, N, K) float16   teacher probability mass outside the student crop
+    done                    (V, n_chunks) bool, chunks (1, 1)
+  Every teacher array is chunked (1, C, K[, w]): a unit = (view, instance chunk) is exactly one
+  chunk of each array, so a unit is written with whole-chunk writes and a view plane is read with
+  whole-chunk reads (training loads one view for all instances per epoch). Compression: zstd
+  level 1 (see benchmarks/cache_reads.py for the codec and read-pattern figures).
+
+Writing and resuming
+--------------------
+create_cache builds the whole group (metadata, instances, views, empty teacher arrays) under a
+hidden temporary name beside the target and renames it into place; `complete` is set last, so a
+store at the target path is never half-created. write_unit writes the unit's chunks first and
+then its done marker. The marker is its own one-element chunk (one file per unit), so processes
+writing disjoint units never touch the same object, and a unit interrupted before its marker is
+written stays pending and is redone on resume. Zarr's LocalStore writes each chunk file to a
+temporary name and renames it, so a killed writer never leaves a torn chunk behind.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import uuid
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from cache.window import encode_window, reconstruct
+from data.instances import InstanceTable
+
+LAYOUT = 'pose-distill-cache'
+LAYOUT_VERSION = 1
+AXES = ('x', 'y')
+ROW_FIELDS = ('start', 'values', 'tail', 'outside')  # per axis: what one cache row is made of
+
+# Fast codecs only: training reads ~1 GB of rows per epoch per teacher. zstd-1 is the default
+# (benchmarks/cache_reads.py measures it against blosc-lz4 with byte shuffle and no compression).
+CODECS = {
+    'zstd1': lambda: ZstdCodec(level=1),
+    'lz4': lambda: BloscCodec(cname='lz4', clevel=5, shuffle='shuffle'),
+    'none': lambda: None,
+}
+DEFAULT_CODEC = 'zstd1'
+
+
+class CacheError(RuntimeError):
+    """The cache at a path is missing, incomplete, of another layout, or not ready for a read."""
+
+
+def _compressors(codec: str):
+    if codec not in CODECS:
+        raise ValueError(f'unknown cache codec {codec!r}; choose one of {sorted(CODECS)}')
+    made = CODECS[codec]()
+    return None if made is None else [made]
+
+
+def _column_dtype(values: np.ndarray):
+    return str if values.dtype.kind in 'UOT' else values.dtype
+
+
+def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool) -> dict:
+    missing = {'union_joints', 'bins_x', 'bins_y', 'bin_map'} - set(spec)
+    if missing:
+        raise ValueError(f'teacher {name!r} spec lacks {sorted(missing)}')
+    union_joints = [int(j) for j in spec['union_joints']]
+    bins_x, bins_y = int(spec['bins_x']), int(spec['bins_y'])
+    if not lossless:
+        for axis, bins in (('x', bins_x), ('y', bins_y)):
+            if not 1 <= window <= bins:
+                raise ValueError(f'teacher {name!r}: window {window} must be in [1, {bins}] ({axis} bins)')
+    return dict(union_joints=union_joints, num_joints=len(union_joints), bins_x=bins_x, bins_y=bins_y,
+                bin_map=spec['bin_map'], lossless=bool(lossless),
+                window_x=bins_x if lossless else int(window), window_y=bins_y if lossless else int(window))
+
+
+def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarray, view_fields: list[str],
+                 teachers: dict, window: int, lossless: bool, chunk_size: int, *,
+                 codec: str = DEFAULT_CODEC, overwrite: bool = False) -> 'Cache':
+    """Create an empty cache (no teacher rows yet) at `path`; returns it opened for writing."""
+    path = Path(path)
+    views = np.asarray(views, dtype=np.float32)
+    n = len(instances)
+    if views.ndim != 3 or views.shape[1] != n or views.shape[2] != len(view_fields):
+        raise ValueError(f'views must be (V, {n}, {len(view_fields)}), got {views.shape}')
+    if chunk_size < 1:
+        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+    if path.exists() and not overwrite:
+        raise FileExistsError(f'a cache already exists at {path}; open it to resume or remove it')
+    n_views = views.shape[0]
+    n_chunks = math.ceil(n / chunk_size)
+    specs = {name: _teacher_attrs(name, spec, window, lossless) for name, spec in teachers.items()}
+    compressors = _compressors(codec)
+    rows = max(1, min(chunk_size, n))
+
+    tmp = path.parent / f'.{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root = zarr.open_group(tmp, mode='w', zarr_format=3)
+        table = root.create_group('instances')
+        for name, values in instances.columns().items():
+            values = np.asarray(values)
+            table.create_array(name, shape=values.shape, dtype=_column_dtype(values),
+                               chunks=(max(1, min(n, 1 << 16)),) + values.shape[1:],
+                               compressors=compressors)[...] = values
+        root.create_array('views', shape=views.shape, dtype=np.float32, chunks=(1, rows, views.shape[2]),
+                          compressors=compressors)[...] = views
+        group = root.create_group('teachers')
+        for name, spec in specs.items():
+            tg = group.create_group(name)
+            tg.attrs.update(spec)
+            k = spec['num_joints']
+            for axis in AXES:
+                w = spec[f'window_{axis}']
+                tg.create_array(f'{axis}_start', shape=(n_views, n, k), dtype=np.int16,
+                                chunks=(1, rows, k), compressors=compressors, fill_value=0)
+                tg.create_array(f'{axis}_values', shape=(n_views, n, k, w), dtype=np.float16,
+                                chunks=(1, rows, k, w), compressors=compressors, fill_value=0)
+                for field in ('tail', 'outside'):
+                    tg.create_array(f'{axis}_{field}', shape=(n_views, n, k), dtype=np.float16,
+                                    chunks=(1, rows, k), compressors=compressors, fill_value=0)
+            tg.create_array('done', shape=(n_views, max(n_chunks, 0)), dtype=bool, chunks=(1, 1),
+                            compressors=None, fill_value=False)
+        root.attrs.update(dict(layout=LAYOUT, layout_version=LAYOUT_VERSION, manifest=manifest,
+                               n_views=n_views, n_instances=n, chunk_size=int(chunk_size), n_chunks=n_chunks,
+                               view_fields=list(view_fields), teacher_names=list(specs), codec=codec))
+        root.attrs['complete'] = True  # last: a store without it was interrupted while being created
+        if overwrite and path.exists():
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return open_cache(path, mode='r+')
+
+
+def open_cache(path, mode: str = 'r') -> 'Cache':
+    """Open an existing cache ('r' to read, 'r+' to write units); clear error naming the path otherwise."""
+    path = Path(path)
+    if mode not in ('r', 'r+'):
+        raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+    if not path.exists():
+        raise CacheError(f'no teacher cache at {path} (run the dump stage first)')
+    if not (path / 'zarr.json').is_file():
+        raise CacheError(f'{path} is not a Zarr v3 group (no zarr.json); not a teacher cache')
+    try:
+        root = zarr.open_group(path, mode=mode, zarr_format=3)
+    except Exception as error:  # corrupt metadata, v2 store, ...
+        raise CacheError(f'cannot open the teacher cache at {path}: {error}') from error
+    attrs = root.attrs.asdict()
+    if attrs.get('layout') != LAYOUT:
+        raise CacheError(f'{path} is not a teacher cache (layout {attrs.get("layout")!r}, expected {LAYOUT!r})')
+    if attrs.get('layout_version') != LAYOUT_VERSION:
+        raise CacheError(f'{path} has cache layout version {attrs.get("layout_version")}, this code reads '
+                         f'version {LAYOUT_VERSION}; dump the cache again')
+    if attrs.get('complete') is not True:
+        raise CacheError(f'{path} is incomplete (its creation was interrupted); remove it and dump again')
+    return Cache(path, root, attrs, mode)
+
+
+class Cache:
+    """An opened cache. Units are (view, chunk) pairs; rows of a chunk are instances [c*C, (c+1)*C)."""
+
+    def __init__(self, path: Path, root, attrs: dict, mode: str):
+        self.path, self.mode = path, mode
+        self._root, self._attrs = root, attrs
+        self.manifest: dict = attrs['manifest']
+        self.n_views: int = attrs['n_views']
+        self.n_instances: int = attrs['n_instances']
+        self.chunk_size: int = attrs['chunk_size']
+        self.n_chunks: int = attrs['n_chunks']
+        self.view_fields: list[str] = attrs['view_fields']
+        self.teacher_names: list[str] = attrs['teacher_names']
+        self._specs = {name: root[f'teachers/{name}'].attrs.asdict() for name in self.teacher_names}
+        self._arrays: dict = {}
+        self._instances = None
+        self._views = None
+
+    def __repr__(self) -> str:
+        return (f'Cache({self.path}, views={self.n_views}, instances={self.n_instances}, '
+                f'teachers={self.teacher_names})')
+
+    # ---- metadata -------------------------------------------------------------------------
+    @property
+    def instances(self) -> InstanceTable:
+        if self._instances is None:
+            group = self._root['instances']
+            columns = {}
+            for f in fields(InstanceTable):
+                values = group[f.name][...]
+                if values.dtype.kind in 'OT':  # variable-length strings -> fixed-width like the table's
+                    width = int(np.strings.str_len(values).max()) if values.size else 1
+                    values = values.astype(f'<U{max(width, 1)}')
+                columns[f.name] = values
+            self._instances = InstanceTable(**columns)
+        return self._instances
+
+    @property
+    def views(self) -> np.ndarray:
+        if self._views is None:
+            self._views = self._root['views'][...]
+        return self._views
+
+    def teacher_spec(self, name: str) -> dict:
+        if name not in self._specs:
+            raise KeyError(f'teacher {name!r} is not in the cache at {self.path} (it has {self.teacher_names})')
+        return dict(self._specs[name])
+
+    def chunk_rows(self, chunk: int) -> slice:
+        if not 0 <= chunk < self.n_chunks:
+            raise IndexError(f'chunk {chunk} outside [0, {self.n_chunks}) in {self.path}')
+        return slice(chunk * self.chunk_size, min((chunk + 1) * self.chunk_size, self.n_instances))
+
+    def units(self) -> list[tuple[int, int]]:
+        return [(v, c) for v in range(self.n_views) for c in range(self.n_chunks)]
+
+    def _array(self, teacher: str, name: str):
+        key = (teacher, name)
+        if key not in self._arrays:
+            self.teacher_spec(teacher)
+            self._arrays[key] = self._root[f'teachers/{teacher}/{name}']
+        return self._arrays[key]
+
+    def done(self, teacher: str) -> np.ndarray:
+        """(V, n_chunks) bool: units whose rows are fully written."""
+        return self._array(teacher, 'done')[...]
+
+    def pending_units(self, teacher: str) -> list[tuple[int, int]]:
+        done = self.done(teacher)
+        return [(v, c) for v, c in self.units() if not done[v, c]]
+
+    # ---- writing --------------------------------------------------------------------------
+    def write_unit(self, teacher: str, view: int, chunk: int, x_logits: np.ndarray, y_logits: np.ndarray,
+                   x_outside: np.ndarray, y_outside: np.ndarray) -> None:
+        """Encode and write one unit's rows (whole chunks), then mark the unit done."""
+        if self.mode != 'r+':
+            raise CacheError(f'{self.path} is open read-only; open_cache(path, mode="r+") to write')
+        if not 0 <= view < self.n_views:
+            raise IndexError(f'view {view} outside [0, {self.n_views}) in {self.path}')
+        spec = self.teacher_spec(teacher)
+        rows = self.chunk_rows(chunk)
+        n, k = rows.stop - rows.start, spec['num_joints']
+        given = dict(x=(x_logits, x_outside), y=(y_logits, y_outside))
+        encoded = {}
+        for axis, (logits, outside) in given.items():
+            bins = spec[f'bins_{axis}']
+            logits, outside = np.asarray(logits), np.asarray(outside)
+            if logits.shape != (n, k, bins) or outside.shape != (n, k):
+                raise ValueError(f'{self.path}: teacher {teacher!r} unit (view {view}, chunk {chunk}) expects '
+                                 f'{axis} logits ({n}, {k}, {bins}) and outside ({n}, {k}), got '
+                                 f'{logits.shape} and {outside.shape}')
+            if np.isnan(logits).any():
+                raise ValueError(f'{self.path}: teacher {teacher!r} unit (view {view}, chunk {chunk}) has NaN '
+                                 f'{axis} logits')
+            start, values, tail = encode_window(logits, spec[f'window_{axis}'])
+            encoded[axis] = dict(start=start, values=values, tail=tail, outside=outside.astype(np.float16))
+        for axis in AXES:
+            for field in ROW_FIELDS:
+                self._array(teacher, f'{axis}_{field}')[view, rows] = encoded[axis][field]
+        self._array(teacher, 'done')[view, chunk] = True  # last: an interrupted unit stays pending
+
+    # ---- reading --------------------------------------------------------------------------
+    def _require_done(self, teacher: str, view: int) -> None:
+        if not 0 <= view < self.n_views:
+            raise IndexError(f'view {view} outside [0, {self.n_views}) in {self.path}')
+        done = self._array(teacher, 'done')[view]  # one row of markers, not the whole (V, n_chunks)
+        if not done.all():
+            missing = np.flatnonzero(~done)
+            raise CacheError(f'{self.path}: teacher {teacher!r} view {view} has {missing.size} of {done.size} '
+                             f'chunks not written (first: {missing[:5].tolist()}); resume the dump')
+
+    def read_view_plane(self, teacher: str, view: int) -> dict:
+        """All N rows of one view for one teacher, read whole-chunk: the arrays as stored plus bins_x/bins_y."""
+        self._require_done(teacher, view)
+        spec = self.teacher_spec(teacher)
+        plane = {f'{axis}_{field}': self._array(teacher, f'{axis}_{field}')[view]
+                 for axis in AXES for field in ROW_FIELDS}
+        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])
+        return plane
+
+    def read_rows(self, teacher: str, view: int, idx) -> dict:
+        """Selected rows of one view (orthogonal indexing: decodes every chunk touched; slow when random).
+
+        For spot checks (fidelity samples); training should use read_view_plane.
+        """
+        self._require_done(teacher, view)
+        spec = self.teacher_spec(teacher)
+        idx = np.asarray(idx, dtype=np.int64)
+        plane = {f'{axis}_{field}': self._array(teacher, f'{axis}_{field}').get_orthogonal_selection((view, idx))
+                 for axis in AXES for field in ROW_FIELDS}
+        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])
+        return plane
+
+    def stored_nbytes(self, teacher: str) -> int:
+        """Bytes the teacher's row arrays take on disk (compressed chunks + metadata), done markers excluded."""
+        return sum(self._array(teacher, f'{axis}_{field}').nbytes_stored()
+                   for axis in AXES for field in ROW_FIELDS)
+
+    def written_rows(self, teacher: str) -> int:
+        """Instance-view rows whose unit is done."""
+        done = self.done(teacher)
+        per_chunk = np.array([self.chunk_size] * self.n_chunks, dtype=np.int64)
+        if self.n_chunks:
+            per_chunk[-1] = self.n_instances - (self.n_chunks - 1) * self.chunk_size
+        return int((done * per_chunk[None, :]).sum())
+
+
+def reconstruct_rows(plane: dict, idx=slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows `idx` of a plane -> (x_logp (n,K,Bx) float32, y_logp (n,K,By) float32, x_outside (n,K), y_outside)."""
+    out = []
+    for axis in AXES:
+        out.append(reconstruct(plane[f'{axis}_start'][idx], plane[f'{axis}_values'][idx],
+                               plane[f'{axis}_tail'][idx], plane[f'bins_{axis}']))
+    return (out[0], out[1], plane['x_outside'][idx].astype(np.float32),
+            plane['y_outside'][idx].astype(np.float32))

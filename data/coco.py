@@ -1,0 +1,159 @@
+"""COCO person keypoints (person_keypoints_*.json) -> InstanceTable, as mmpose 1.3's CocoDataset (top-down).
+
+Ground-truth instances follow BaseCocoStyleDataset: images in file order, each image's annotations in
+file order; the box is xywh clipped to [0, width-1] x [0, height-1]; kept when not crowd, num_keypoints > 0,
+the clipped box has w, h > 0 and some keypoint coordinate is > 0. Visible = COCO v > 0.
+With a detection file (val): one instance per person detection (category_id 1) in the COCO results
+format, box xywh -> xyxy unclipped, bbox_score = detection score, keypoints zero and not visible;
+instance_key is the detection's index among the person detections (mmpose's id), kept under a score
+threshold filter (mmpose's filter_cfg bbox_score_thr).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from data.instances import K21, InstanceTable
+from data.skeletons import COCO17, to_union, union_mask
+
+_K = COCO17.num_joints
+
+
+class CocoFormatError(ValueError):
+    pass
+
+
+def _load_json(path, what: str):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{what} not found: {path}')
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise CocoFormatError(f'{path}: not valid JSON ({e})') from None
+
+
+def _table(rows: dict, n: int) -> InstanceTable:
+    return InstanceTable(
+        dataset=np.full(n, 'coco', dtype='<U8'),
+        image_path=np.array(rows['image_path'], dtype=str) if n else np.zeros(0, '<U1'),
+        image_id=np.array(rows['image_id'], np.int64).reshape(n),
+        instance_key=np.array(rows['instance_key'], np.int64).reshape(n),
+        bbox=np.array(rows['bbox'], np.float32).reshape(n, 4),
+        bbox_score=np.array(rows['bbox_score'], np.float32).reshape(n),
+        keypoints=np.array(rows['keypoints'], np.float32).reshape(n, K21, 2),
+        keypoints_visible=np.array(rows['keypoints_visible'], np.float32).reshape(n, K21),
+        annotated=np.tile(union_mask(COCO17), (n, 1)),
+        head_size=np.full(n, np.nan, np.float32),
+        area=np.array(rows['area'], np.float32).reshape(n),
+    )
+
+
+def _images_by_id(data, ann_file) -> dict:
+    if not isinstance(data, dict) or not isinstance(data.get('images'), list):
+        raise CocoFormatError(f'{ann_file}: expected a COCO annotation object with an "images" list')
+    images = {}
+    for i, img in enumerate(data['images']):
+        try:
+            images[int(img['id'])] = (str(img['file_name']), float(img['width']), float(img['height']))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CocoFormatError(f'{ann_file}: images[{i}] lacks a valid id/file_name/width/height ({e!r})') from None
+    return images
+
+
+def _gt_instances(data, ann_file, image_root) -> InstanceTable:
+    images = _images_by_id(data, ann_file)
+    anns = data.get('annotations')
+    if not isinstance(anns, list):
+        raise CocoFormatError(f'{ann_file}: expected an "annotations" list')
+    by_image: dict[int, list] = {k: [] for k in images}
+    for j, ann in enumerate(anns):
+        try:
+            by_image[int(ann['image_id'])].append((j, ann))
+        except KeyError:
+            raise CocoFormatError(f'{ann_file}: annotations[{j}] has no image_id or refers to an unknown image '
+                                  f'{ann.get("image_id")!r}') from None
+    rows = {k: [] for k in ('image_path', 'image_id', 'instance_key', 'bbox', 'bbox_score', 'keypoints',
+                            'keypoints_visible', 'area')}
+    for img_id, (file_name, img_w, img_h) in images.items():
+        for j, ann in by_image[img_id]:
+            if 'bbox' not in ann or 'keypoints' not in ann:
+                continue  # mmpose skips these
+            try:
+                x, y, w, h = (float(v) for v in ann['bbox'])
+                kps = np.array(ann['keypoints'], dtype=np.float32).reshape(_K, 3)
+                ann_id = int(ann['id'])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CocoFormatError(f'{ann_file}: annotations[{j}] (id {ann.get("id")!r}) has a malformed '
+                                      f'bbox/keypoints/id ({e}); expected bbox [x, y, w, h] and '
+                                      f'{_K * 3} keypoint numbers') from None
+            box = np.array([np.clip(x, 0, img_w - 1), np.clip(y, 0, img_h - 1),
+                            np.clip(x + w, 0, img_w - 1), np.clip(y + h, 0, img_h - 1)], dtype=np.float32)
+            num_keypoints = ann['num_keypoints'] if 'num_keypoints' in ann else np.count_nonzero(kps[:, :2].max(1))
+            if ann.get('iscrowd', 0) or num_keypoints == 0:
+                continue
+            if box[2] - box[0] <= 0 or box[3] - box[1] <= 0 or kps[:, :2].max() <= 0:
+                continue
+            area = ann['area'] if 'area' in ann else max((box[2] - box[0]) * (box[3] - box[1]) * 0.53, 1.0)
+            rows['image_path'].append(os.path.join(image_root, file_name))
+            rows['image_id'].append(img_id)
+            rows['instance_key'].append(ann_id)
+            rows['bbox'].append(box)
+            rows['bbox_score'].append(1.0)
+            rows['keypoints'].append(to_union(kps[None, :, :2], COCO17)[0])
+            rows['keypoints_visible'].append(to_union((kps[None, :, 2] > 0).astype(np.float32), COCO17)[0])
+            rows['area'].append(area)
+    return _table(rows, len(rows['image_id']))
+
+
+def _det_instances(data, ann_file, image_root, det_file, det_score_thr) -> InstanceTable:
+    images = _images_by_id(data, ann_file)
+    dets = _load_json(det_file, 'COCO detection file')
+    if not isinstance(dets, list):
+        raise CocoFormatError(f'{det_file}: expected a list of detections in the COCO results format')
+    rows = {k: [] for k in ('image_path', 'image_id', 'instance_key', 'bbox', 'bbox_score', 'keypoints',
+                            'keypoints_visible', 'area')}
+    det_id = 0
+    for j, det in enumerate(dets):
+        try:
+            if int(det['category_id']) != 1:
+                continue
+            img_id = int(det['image_id'])
+            x, y, w, h = (float(v) for v in det['bbox'][:4])
+            score = float(det['score'])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CocoFormatError(f'{det_file}: detection [{j}] lacks a valid category_id/image_id/bbox/score '
+                                  f'({e!r})') from None
+        if img_id not in images:
+            raise CocoFormatError(f'{det_file}: detection [{j}] refers to image_id {img_id}, '
+                                  f'which is not in {ann_file}')
+        key, det_id = det_id, det_id + 1
+        if score < det_score_thr:
+            continue
+        rows['image_path'].append(os.path.join(image_root, images[img_id][0]))
+        rows['image_id'].append(img_id)
+        rows['instance_key'].append(key)
+        rows['bbox'].append(np.array([x, y, x + w, y + h], np.float32))
+        rows['bbox_score'].append(score)
+        rows['keypoints'].append(np.zeros((K21, 2), np.float32))
+        rows['keypoints_visible'].append(np.zeros(K21, np.float32))
+        rows['area'].append(w * h)
+    return _table(rows, len(rows['image_id']))
+
+
+def load_coco(ann_file, image_root, split_mode: str = 'train', det_file=None,
+              det_score_thr: float = 0.0) -> InstanceTable:
+    """Instances of a COCO person-keypoints file (split_mode 'train' or 'val'). A det_file (val only)
+    replaces the ground-truth boxes with person detections."""
+    if split_mode not in ('train', 'val'):
+        raise ValueError(f"load_coco: split_mode must be 'train' or 'val', got {split_mode!r}")
+    if det_file is not None and split_mode != 'val':
+        raise ValueError(f'load_coco: detections ({det_file}) are only used for the val split')
+    data = _load_json(ann_file, 'COCO annotation file')
+    if det_file is not None:
+        return _det_instances(data, ann_file, str(image_root), det_file, det_score_thr)
+    return _gt_instances(data, ann_file, str(image_root))

@@ -1,0 +1,258 @@
+"""Rendering of the report: a results table in the seed paper's layout, curves, per-joint bars,
+example skeletons and the cost accounting. Pure functions of the metrics dict (and PNG bytes);
+report.html is self-contained (images embedded as base64)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+
+import numpy as np
+
+PCT = 100.0
+
+
+def _get(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def results_rows(entries: dict) -> dict:
+    """{'columns': [...], 'rows': [[name, v1, ...], ...]} — metrics in percent, None where not applicable."""
+    metrics = {e: v['metrics'] for e, v in entries.items()}
+    datasets = sorted({ds for m in metrics.values() for ds in m})
+    cols = []
+    for ds in datasets:
+        if any(_get(m, ds, 'pckh@0.5') for m in metrics.values()):
+            cols += [(f'{ds} PCKh@0.5', (ds, 'pckh@0.5', 'mean')), (f'{ds} PCKh@0.1', (ds, 'pckh@0.1', 'mean'))]
+        if any(_get(m, ds, 'coco') for m in metrics.values()):
+            cols += [(f'{ds} AP', (ds, 'coco', 'AP')), (f'{ds} AP50', (ds, 'coco', 'AP50')),
+                     (f'{ds} AP75', (ds, 'coco', 'AP75')), (f'{ds} AR', (ds, 'coco', 'AR'))]
+    for ds in datasets:
+        if any(_get(m, ds, 'pck_truth') for m in metrics.values()):
+            cols += [(f'{ds} PCK own joints', (ds, 'pck_truth', 'annotated')),
+                     (f'{ds} PCK missing joints', (ds, 'pck_truth', 'lacking')),
+                     (f'{ds} PCK all 21', (ds, 'pck_truth', 'all'))]
+    rows = []
+    for e, m in metrics.items():
+        row = [e]
+        for _, path in cols:
+            v = _get(m, *path)
+            row.append(None if v is None or (isinstance(v, float) and np.isnan(v)) else round(float(v) * PCT, 1))
+        rows.append(row)
+    return dict(columns=['model'] + [c for c, _ in cols], rows=rows)
+
+
+def _fmt(v):
+    return '–' if v is None else f'{v:.1f}'
+
+
+def _cost_lines(cost: dict) -> list[str]:
+    if not cost:
+        return ['No training cache found: no cost accounting.']
+    lines = [
+        f"Training set: {cost['train_instances']} instances, {cost['views']} cached views each, "
+        f"{cost['epochs']} training epochs.",
+        f"Teacher forward time paid once in the dump: **{cost['teacher_seconds_paid_once']:.1f} s**; "
+        f"online distillation would pay **{cost['teacher_seconds_online']:.1f} s** over the same epochs "
+        f"(measured per-instance teacher time × instances × epochs) — "
+        f"**{cost['saving_factor']:.1f}×** less teacher compute.",
+        f"Cache size: {cost['cache_bytes'] / 2**20:.1f} MiB (train)"
+        + (f", {cost['cache_bytes_val'] / 2**20:.1f} MiB (val)" if cost.get('cache_bytes_val') else '') + '.',
+    ]
+    for t, v in cost['teachers'].items():
+        lines.append(f"Teacher {t}: {v['rows']} rows, {v['forward_seconds']:.1f} s forward "
+                     f"({v['seconds_per_instance'] * 1e3:.2f} ms/instance on {v['device']}).")
+    for e, ips in cost.get('train_images_per_s', {}).items():
+        lines.append(f'Training throughput, {e}: {ips:.0f} images/s (median over epochs).')
+    for t, f in (cost.get('fidelity') or {}).items():
+        if f:
+            lines.append(f"Cache fidelity, {t}: KL(full‖cached) mean {f.get('kl_mean', float('nan')):.2e}, "
+                         f"argmax agreement {f.get('argmax_agreement', float('nan')) * 100:.2f}%.")
+    return lines
+
+
+def render_markdown(metrics: dict) -> str:
+    t = metrics['table']
+    out = [f"# Distillation report — {metrics['config']}", '',
+           f"Run: `{metrics['run']}` (mode {metrics['mode']}). Metrics in percent on the val split; "
+           '– = not applicable (the model lacks those joints).', '',
+           '## Results', '',
+           '| ' + ' | '.join(t['columns']) + ' |', '|' + '---|' * len(t['columns'])]
+    for row in t['rows']:
+        out.append('| ' + ' | '.join([row[0]] + [_fmt(v) for v in row[1:]]) + ' |')
+    out += ['', '## Compute', ''] + [f'- {x}' for x in _cost_lines(metrics['cost'])]
+    ex = metrics.get('exports', {})
+    out += ['', '## Exports', '']
+    for k, v in ex.items():
+        out.append(f'- {k}: ' + ', '.join(f'{a}: `{b}`' for a, b in v.items()))
+    return '\n'.join(out) + '\n'
+
+
+def _png_b64(png: bytes) -> str:
+    return 'data:image/png;base64,' + base64.b64encode(png).decode()
+
+
+def _fig_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=110, bbox_inches='tight')
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def figure_curves(logs: dict) -> bytes | None:
+    """Training loss and validation metric per epoch for each run that has a log."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    logs = {k: v for k, v in logs.items() if v}
+    if not logs:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, log in logs.items():
+        ep = [r['epoch'] for r in log]
+        axes[0].plot(ep, [r.get('loss_total', np.nan) for r in log], marker='.', label=name)
+        val = [(r['epoch'], _val_score(r['val'])) for r in log if 'val' in r]
+        if val:
+            axes[1].plot(*zip(*val), marker='o', label=name)
+    axes[0].set(title='training loss', xlabel='epoch')
+    axes[1].set(title='val PCK@0.5 (all 21 joints, mean over datasets)', xlabel='epoch')
+    for a in axes:
+        a.grid(alpha=.3)
+        a.legend(fontsize=8)
+    return _fig_png(fig)
+
+
+def _val_score(val: dict) -> float:
+    vals = [_get(m, 'pck_truth', 'all') for m in val.values()]
+    vals = [v for v in vals if v is not None]
+    if vals:
+        return float(np.mean(vals)) * PCT
+    vals = [_get(m, 'coco', 'AP') or _get(m, 'pckh@0.5', 'mean') for m in val.values()]
+    vals = [v for v in vals if v is not None]
+    return float(np.mean(vals)) * PCT if vals else np.nan
+
+
+def figure_per_joint(entries: dict) -> bytes | None:
+    """Per-joint PCK against the full truth (or PCKh), one bar group per joint, one bar per model."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from data.skeletons import UNION21
+    series = {}
+    for e, v in entries.items():
+        per = [_get(m, 'pck_truth', 'per_joint') for m in v['metrics'].values()]
+        per = [np.asarray(p, float) for p in per if p is not None]
+        if per:
+            series[e] = np.nanmean(np.stack(per), axis=0) * PCT
+    if not series:
+        return None
+    names = UNION21.joint_names
+    fig, ax = plt.subplots(figsize=(12, 3.6))
+    w = 0.8 / len(series)
+    for i, (e, vals) in enumerate(series.items()):
+        ax.bar(np.arange(len(names)) + i * w, np.nan_to_num(vals), width=w, label=e)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - w / 2, names, rotation=60, ha='right', fontsize=8)
+    ax.axvspan(16.5 + 0.4 - w / 2 - 0.5, 20.9, color='k', alpha=.06)
+    ax.set(ylabel='PCK@0.5 (%)', title='per-joint PCK vs full truth, mean over datasets (shaded: MPII-only joints)')
+    ax.legend(fontsize=8, ncol=4)
+    ax.grid(axis='y', alpha=.3)
+    return _fig_png(fig)
+
+
+def draw_skeleton(img, keypoints, scores, skeleton, thr=0.1):
+    """Draw a union-21 skeleton on a BGR image (in place); low-score joints are left out."""
+    import cv2
+    colors = [(255, 128, 0), (0, 200, 255), (60, 220, 60)]
+    t = max(1, int(round(max(img.shape[:2]) / 300)))
+    for a, b in skeleton.links:
+        if scores[a] > thr and scores[b] > thr:
+            c = colors[2] if a >= 17 or b >= 17 else colors[0]
+            cv2.line(img, tuple(int(v) for v in keypoints[a]), tuple(int(v) for v in keypoints[b]), c, t + 1,
+                     cv2.LINE_AA)
+    for j, (p, s) in enumerate(zip(keypoints, scores)):
+        if s > thr:
+            cv2.circle(img, tuple(int(v) for v in p), t + 2, colors[2] if j >= 17 else colors[1], -1, cv2.LINE_AA)
+    return img
+
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.88em} th,td{padding:.35em .6em;border-bottom:1px solid #e5e5e5;text-align:right}
+th{background:#f6f6f6} td:first-child,th:first-child{text-align:left}
+tr.student td{font-weight:600;background:#f2f8ff} .muted{color:#777}
+.verdict{padding:.8em 1em;background:#f4faf4;border-left:4px solid #4a4;margin:1em 0}
+.verdict.bad{background:#fdf4f4;border-color:#c44}
+.examples{display:flex;flex-wrap:wrap;gap:8px} .examples figure{margin:0;text-align:center;font-size:.75em;color:#666}
+img{max-width:100%}
+"""
+
+
+def _verdict(metrics) -> tuple[str, bool]:
+    t = metrics['table']
+    cols = t['columns']
+    rows = {r[0]: r for r in t['rows']}
+    student = next((r for n, r in rows.items() if n.startswith('student')), None)
+    base = rows.get('baseline (no KD)')
+    if not student or not base:
+        return 'No baseline run to compare against.', True
+    gains = []
+    for i, c in enumerate(cols[1:], start=1):
+        if student[i] is not None and base[i] is not None:
+            gains.append((c, student[i] - base[i]))
+    if not gains:
+        return 'No comparable metric.', True
+    better = sum(g > 0 for _, g in gains)
+    miss = [g for c, g in gains if 'missing' in c]
+    text = (f'Distilled student vs no-distillation baseline: better on {better} of {len(gains)} metrics'
+            + (f'; on the joints each dataset lacks, {np.mean(miss):+.1f} points on average' if miss else '') + '.')
+    return text, better * 2 >= len(gains)
+
+
+def render_html(metrics: dict, figures: dict) -> str:
+    t = metrics['table']
+    verdict, good = _verdict(metrics)
+    head = ''.join(f'<th>{html.escape(c)}</th>' for c in t['columns'])
+    body = ''
+    for r in t['rows']:
+        cls = ' class="student"' if r[0].startswith('student') else ''
+        body += f'<tr{cls}><td>{html.escape(r[0])}</td>' + ''.join(f'<td>{_fmt(v)}</td>' for v in r[1:]) + '</tr>'
+    parts = [f'<!doctype html><html><head><meta charset="utf-8"><title>Distillation report</title>'
+             f'<style>{CSS}</style></head><body>',
+             '<h1>Distillation report</h1>',
+             f'<div class="muted">config <code>{html.escape(metrics["config"])}</code> · run '
+             f'<code>{html.escape(metrics["run"])}</code> · mode {html.escape(metrics["mode"])}</div>',
+             f'<div class="verdict{"" if good else " bad"}">{html.escape(verdict)}</div>',
+             '<h2>Results (val split, %)</h2>',
+             f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
+             '<p class="muted">PCKh: MPII convention (mean without pelvis and thorax). AP: pycocotools COCOeval. '
+             '"PCK own / missing joints": PCK@0.5 (head-size normalised) against the full 21-joint truth of the '
+             'synthetic twins, on the joints the dataset annotates / the joints it never annotates. '
+             '– : the model does not predict those joints.</p>',
+             '<h2>What it cost</h2><ul>' + ''.join(f'<li>{_md_bold(x)}</li>' for x in _cost_lines(metrics['cost']))
+             + '</ul>']
+    if figures.get('curves'):
+        parts.append(f'<h2>Training</h2><img src="{_png_b64(figures["curves"])}">')
+    if figures.get('per_joint'):
+        parts.append(f'<h2>Per joint</h2><img src="{_png_b64(figures["per_joint"])}">')
+    if figures.get('examples'):
+        parts.append('<h2>Examples (student, 21 joints; green: MPII-only joints)</h2><div class="examples">'
+                     + ''.join(f'<figure><img src="{_png_b64(png)}"><figcaption>{html.escape(cap)}</figcaption>'
+                               f'</figure>' for cap, png in figures['examples']) + '</div>')
+    ex = metrics.get('exports', {})
+    if ex:
+        parts.append('<h2>Exports</h2><ul>' + ''.join(
+            f'<li>{html.escape(k)}: ' + ', '.join(f'{html.escape(a)} <code>{html.escape(str(b))}</code>'
+                                                  for a, b in v.items()) + '</li>' for k, v in ex.items()) + '</ul>')
+    parts.append('</body></html>')
+    return '\n'.join(parts)
+
+
+def _md_bold(text: str) -> str:
+    return re.sub(r'\*\*(.+?)\*\*', r'<b>\1</b>', html.escape(text))

@@ -1,0 +1,60 @@
+# Full-scale run: COCO train2017 + MPII train into a union-21 RTMPose-s (256x192), from the released
+# RTMPose-m teachers. Put the datasets under data/ and the checkpoints under teachers/ as below
+# (the layouts mmpose documents), or edit the paths.
+name = 'coco_mpii_rtmpose-s'
+seed = 0
+work_dir = 'outputs/coco_mpii_rtmpose-s'
+
+datasets = dict(
+    coco=dict(
+        type='coco',
+        train=dict(ann_file='data/coco/annotations/person_keypoints_train2017.json',
+                   image_root='data/coco/train2017'),
+        # Ground-truth boxes by default; set det_file to the detector's results for the usual
+        # detection-box protocol (COCO_val2017_detections_AP_H_56_person.json).
+        val=dict(ann_file='data/coco/annotations/person_keypoints_val2017.json',
+                 image_root='data/coco/val2017', det_file=None, det_score_thr=0.0),
+    ),
+    mpii=dict(
+        type='mpii',
+        train=dict(ann_file='data/mpii/annotations/mpii_train.json', image_root='data/mpii/images'),
+        val=dict(ann_file='data/mpii/annotations/mpii_val.json', image_root='data/mpii/images',
+                 head_boxes_file='data/mpii/annotations/mpii_gt_val.mat'),
+    ),
+)
+
+teachers = dict(
+    coco=dict(config='pipeline/configs/models/rtmpose-m_coco17_256x192.py',
+              checkpoint='teachers/rtmpose-m_simcc-coco_pt-aic-coco_420e-256x192-d8dd5ca4_20230127.pth',
+              dataset='coco'),
+    mpii=dict(config='pipeline/configs/models/rtmpose-m_mpii16_256x256.py',
+              checkpoint='teachers/rtmpose-m_simcc-mpii_pt-aic-coco_210e-256x256-ec4dbec8_20230206.pth',
+              dataset='mpii'),
+)
+student = dict(config='pipeline/configs/models/rtmpose-s_union21_256x192.py')
+
+views = dict(num_views=8, policy='main')
+
+# ~175k instances x 8 views x 2 teachers; window 32 of 384/512 bins keeps this in a few tens of GB.
+cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=32, lossless=False, chunk_size=1024)
+dump = dict(batch_size=256, num_workers=8, device='cuda')
+
+train = dict(
+    epochs=210,
+    batch_size=256,  # per GPU
+    base_lr=4e-3, base_batch_size=1024,
+    weight_decay=0.05,
+    warmup_steps=1000,
+    grad_clip=None,
+    ema_momentum=0.0002,
+    temperature=1.0,
+    loss_weights=dict(gt=0.3, coco=0.25, mpii=0.45),
+    overlap='separate',
+    kd_decay=False,
+    photometric=True,
+    val_interval=10,
+    checkpoint_interval=10,
+    num_workers=10,
+    amp=True,
+    channels_last=True,
+)

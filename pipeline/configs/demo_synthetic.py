@@ -1,0 +1,71 @@
+# The embedded default: synthetic twin datasets and small teachers the demo trains itself.
+# Same structure as the full-scale config (coco_mpii_rtmpose-s.py); only sizes and paths differ.
+# Every path is relative to the repository root.
+name = 'demo_synthetic'
+seed = 0
+work_dir = 'outputs/demo'
+_data = 'data/synthetic'
+
+# make-synthetic settings (used by `make demo`; `cli.py make-synthetic` takes the same as options).
+synthetic = dict(out=_data, images=600, seed=0)
+
+datasets = dict(
+    coco=dict(
+        type='coco',
+        train=dict(ann_file=f'{_data}/coco/annotations/person_keypoints_train.json',
+                   image_root=f'{_data}/coco/images/train'),
+        val=dict(ann_file=f'{_data}/coco/annotations/person_keypoints_val.json',
+                 image_root=f'{_data}/coco/images/val', det_file=None),
+        # Full union-21 truth (synthetic only): lets evaluation score the joints COCO lacks.
+        truth=dict(train=f'{_data}/coco/annotations/truth21_train.npz',
+                   val=f'{_data}/coco/annotations/truth21_val.npz'),
+    ),
+    mpii=dict(
+        type='mpii',
+        train=dict(ann_file=f'{_data}/mpii/annotations/mpii_train.json', image_root=f'{_data}/mpii/images'),
+        val=dict(ann_file=f'{_data}/mpii/annotations/mpii_val.json', image_root=f'{_data}/mpii/images',
+                 head_boxes_file=f'{_data}/mpii/annotations/mpii_gt_val.mat'),
+        truth=dict(train=f'{_data}/mpii/annotations/truth21_train.npz',
+                   val=f'{_data}/mpii/annotations/truth21_val.npz'),
+    ),
+)
+
+# Each teacher: an mmpose-style model config + checkpoint. Its skeleton (in the model config) says
+# which union joints it covers. `dataset` is the dataset it was trained on (the demo trains it there).
+teachers = dict(
+    coco=dict(config='pipeline/configs/models/rtmpose-demo_coco17_128x96.py',
+              checkpoint='outputs/demo/teachers/coco/last.pth', dataset='coco'),
+    mpii=dict(config='pipeline/configs/models/rtmpose-demo_mpii16_128x128.py',
+              checkpoint='outputs/demo/teachers/mpii/last.pth', dataset='mpii'),
+)
+student = dict(config='pipeline/configs/models/rtmpose-demo_union21_128x96.py')
+
+# View 0 is the un-augmented crop; views 1.. follow the RTMPose main-phase policy.
+views = dict(num_views=8, policy='main')
+
+cache = dict(root='outputs/demo/cache', window=32, lossless=False, chunk_size=256)
+dump = dict(batch_size=64, num_workers=0, device=None)
+
+train = dict(
+    epochs=16,
+    batch_size=64,
+    base_lr=4e-3, base_batch_size=1024,  # RTMPose: AdamW lr 4e-3 at batch 1024, scaled linearly
+    weight_decay=0.05,
+    warmup_steps=100,
+    grad_clip=1.0,
+    ema_momentum=0.0002,
+    temperature=1.0,
+    # GT, COCO teacher, MPII teacher: the seed project's weights.
+    loss_weights=dict(gt=0.3, coco=0.25, mpii=0.45),
+    overlap='separate',  # joints both teachers cover: each teacher's term separately (see README)
+    kd_decay=False,
+    photometric=True,
+    val_interval=4,
+    checkpoint_interval=4,
+    num_workers=0,
+    amp=True,
+    channels_last=True,
+)
+
+# How the demo trains its small teachers (ground truth only, on their own dataset).
+teacher_train = dict(epochs=16, batch_size=64)

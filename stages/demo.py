@@ -1,0 +1,78 @@
+"""`make demo`: the whole pipeline on the synthetic default, each step skipped when its output exists.
+
+  1. synthetic twin datasets          data/synthetic
+  2. two small teachers (GT only)     outputs/demo/teachers/{coco,mpii}
+  3. dump-teachers (train + val)      outputs/demo/cache/{train,val}.zarr
+  4. students: offline KD + baseline  outputs/demo/{offline,supervised}
+  5. export-report                    outputs/demo/offline/report/report.html
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from pipeline.config import load_config, resolve
+
+
+def run_demo(config_path: str) -> None:
+    from data.synthetic import make_synthetic
+    from stages.dump import dump_teachers
+    from stages.report import export_report
+    from stages.train import train
+
+    t0 = time.perf_counter()
+    cfg = load_config(config_path)
+    timings = {}
+
+    def step(name, fn, done: bool):
+        if done:
+            print(f'== {name}: already done, skipped')
+            return
+        print(f'== {name}')
+        t = time.perf_counter()
+        fn()
+        timings[name] = round(time.perf_counter() - t, 1)
+        print(f'== {name}: {timings[name]} s')
+
+    syn = cfg.synthetic
+    out = resolve(syn.out)
+    step('make-synthetic', lambda: make_synthetic(out, n_images=int(syn.images), seed=int(syn.seed)),
+         (out / 'mpii' / 'annotations' / 'mpii_val.json').exists())
+    for name, t in cfg.teachers.items():
+        step(f'train teacher {name}', lambda name=name: train(cfg, mode='supervised', as_teacher=name),
+             resolve(t.checkpoint).exists())
+    work = resolve(cfg.work_dir)
+    for split in ('train', 'val'):
+        step(f'dump-teachers {split}', lambda split=split: dump_teachers(cfg, split=split),
+             _dump_complete(cfg, split))
+    for mode in ('offline', 'supervised'):
+        step(f'train-student {mode}', lambda mode=mode: train(cfg, mode=mode),
+             (work / mode / 'last.pth').exists() and _finished(work / mode, cfg))
+    report = {}
+    step('export-report', lambda: report.setdefault('path', export_report(work / 'offline', onnx=True)), False)
+    total = time.perf_counter() - t0
+    timings['total'] = round(total, 1)
+    (work / 'demo_timings.json').write_text(json.dumps(timings, indent=1))
+    print(f'\ndemo finished in {total:.0f} s; steps: {timings}')
+    print(f'report: {report.get("path")}')
+
+
+def _dump_complete(cfg, split) -> bool:
+    from stages.common import cache_path
+    path = cache_path(cfg, split)
+    if not path.exists():
+        return False
+    from cache.store import open_cache
+    try:
+        cache = open_cache(path)
+    except Exception:
+        return False
+    return all(len(cache.pending_units(t)) == 0 for t in cache.teacher_names)
+
+
+def _finished(run_dir, cfg) -> bool:
+    log = run_dir / 'log.jsonl'
+    if not log.exists():
+        return False
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    return bool(lines) and lines[-1].get('epoch') == int(cfg.train.epochs)

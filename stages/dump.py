@@ -1,0 +1,256 @@
+"""Stage one: every teacher over every crop and view, into the Zarr cache.
+
+Work is cut into units of (view, chunk of instances) aligned with the cache's chunks. For each
+unit, DataLoader workers decode the unit's images (once per image) and replay the view into each
+teacher's native crop; the main process runs the teachers; a writer thread maps nothing and
+computes nothing, it only stores what the stage hands it. A unit is marked done per teacher after
+its rows are written, so an interrupted dump resumes where it stopped; under torchrun rank r takes
+units r, r+N, ... (disjoint chunks).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cache.fidelity import window_fidelity
+from cache.manifest import build_manifest, code_version, diff_manifest, sha256_file
+from cache.store import create_cache, open_cache
+from data.geometry import teacher_to_student_bins
+from data.images import decode_grouped
+from data.views import VIEW_FIELDS, replay_view
+from pipeline.config import resolve, to_plain
+from stages.common import cache_path, dist_info, model_geometry, pick_device, split_instances, split_views
+from teachers.checkpoints import load_model
+from teachers.simcc import map_teacher_logits
+
+
+def expected_manifest(cfg, split: str, num_views: int, table) -> dict:
+    """What a cache built from `cfg` must say about itself; train-student compares against it."""
+    student = model_geometry(cfg.student.config)
+    teachers = {}
+    for name, t in cfg.teachers.items():
+        geo = model_geometry(t.config)
+        teachers[name] = dict(config_sha256=sha256_file(resolve(t.config)),
+                              checkpoint_sha256=sha256_file(resolve(t.checkpoint)),
+                              input_size=list(geo['input_size']), split=geo['split'])
+    annotations = {f'{name}.{split}': sha256_file(resolve(ds[split]['ann_file']))
+                   for name, ds in cfg.datasets.items() if split in ds}
+    return build_manifest(
+        split=split,
+        student=dict(input_size=list(student['input_size']), split=student['split']),
+        teachers=teachers,
+        annotations=annotations,
+        views=dict(num_views=num_views, policy=cfg.views.get('policy', 'main'), seed=int(cfg.seed),
+                   fields=list(VIEW_FIELDS)),
+        storage=dict(window=int(cfg.cache.window), lossless=bool(cfg.cache.get('lossless', False)),
+                     chunk_size=int(cfg.cache.chunk_size)),
+        counts=dict(instances=len(table), **{f'instances.{n}': int((table.dataset == n).sum())
+                                             for n in cfg.datasets}),
+    )
+
+
+MATCH_KEYS = ('split', 'student', 'teachers', 'annotations', 'views', 'storage', 'counts')
+
+
+class UnitCrops(torch.utils.data.Dataset):
+    """One item = the crops of one unit (a view, a chunk of instances) for every teacher input size."""
+
+    def __init__(self, table, views, units, chunk_size, input_sizes: dict, student_size):
+        self.table, self.views, self.units, self.chunk = table, views, units, chunk_size
+        self.input_sizes, self.student_size = input_sizes, student_size
+
+    def __len__(self):
+        return len(self.units)
+
+    def __getitem__(self, k):
+        view, chunk = self.units[k]
+        rows = np.arange(chunk * self.chunk, min((chunk + 1) * self.chunk, len(self.table)))
+        images = decode_grouped(self.table.image_path[rows])
+        crops = {}
+        for name, size in self.input_sizes.items():
+            crops[name] = np.stack([
+                replay_view(img, self.table.bbox[r], self.views[view, r], size, self.student_size)[0]
+                for img, r in zip(images, rows)])
+        return dict(view=view, chunk=chunk, rows=rows, crops=crops)
+
+
+@torch.no_grad()
+def run_teacher(model, crops: np.ndarray, device, batch_size: int):
+    """uint8 BGR crops (n, H, W, 3) -> SimCC logits (n, K, Wx), (n, K, Wy), fp32 on device."""
+    xs, ys = [], []
+    use_amp = device.type == 'cuda'
+    for i in range(0, len(crops), batch_size):
+        imgs = torch.from_numpy(crops[i:i + batch_size]).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            x, y = model(model.normalize(imgs))
+        xs.append(x.float())
+        ys.append(y.float())
+    return torch.cat(xs), torch.cat(ys)
+
+
+def to_student_bins(x, y, bin_map, student_bins):
+    """Teacher logits -> student-bin log-probs + the mass outside the student crop, per axis."""
+    sx, ox = map_teacher_logits(x, bin_map.ax, bin_map.bx, student_bins[0])
+    sy, oy = map_teacher_logits(y, bin_map.ay, bin_map.by, student_bins[1])
+    return sx, sy, ox, oy
+
+
+def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device=None,
+                  batch_size=None, num_workers=None, resume=True):
+    t_start = time.perf_counter()
+    device = pick_device(device or cfg.dump.get('device'))
+    batch_size = batch_size or int(cfg.dump.get('batch_size', 64))
+    num_workers = int(cfg.dump.get('num_workers', 0) if num_workers is None else num_workers)
+    rank, world = dist_info()
+    num_views = 1 if split == 'val' else int(num_views or cfg.views.num_views)
+
+    table = split_instances(cfg, split)
+    views = split_views(cfg, table, num_views)
+    manifest = expected_manifest(cfg, split, num_views, table)
+    student = model_geometry(cfg.student.config)
+    student_size = student['input_size']
+    student_bins = (int(student_size[0] * student['split']), int(student_size[1] * student['split']))
+
+    names = teacher_names or list(cfg.teachers)
+    unknown = set(names) - set(cfg.teachers)
+    if unknown:
+        raise ValueError(f'--teachers: {sorted(unknown)} not in the config (has {list(cfg.teachers)})')
+    models, bin_maps, specs = {}, {}, {}
+    for name in cfg.teachers:
+        t = cfg.teachers[name]
+        model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
+        if device.type == 'cuda':
+            model = model.to(memory_format=torch.channels_last)
+        from data.skeletons import union_indices
+        bin_maps[name] = teacher_to_student_bins(student_size, model.input_size, student['split'],
+                                                 model.codec.simcc_split_ratio)
+        specs[name] = dict(union_joints=union_indices(model.skeleton_name).tolist(),
+                           bins_x=student_bins[0], bins_y=student_bins[1],
+                           bin_map=dict(ax=bin_maps[name].ax, bx=bin_maps[name].bx,
+                                        ay=bin_maps[name].ay, by=bin_maps[name].by))
+        if name in names:
+            models[name] = model
+
+    path = cache_path(cfg, split)
+    if path.exists() and resume:
+        cache = open_cache(path, mode='r+')
+        diffs = diff_manifest(manifest, cache.manifest, keys=MATCH_KEYS)
+        if diffs:
+            raise RuntimeError(f'{path}: existing cache was built from another config; '
+                               'use --no-resume to start over. Differences:\n  ' + '\n  '.join(diffs))
+    else:
+        if rank == 0:
+            cache = create_cache(path, manifest=dict(manifest, code_version=code_version()),
+                                 instances=table, views=views, view_fields=list(VIEW_FIELDS), teachers=specs,
+                                 window=int(cfg.cache.window), lossless=bool(cfg.cache.get('lossless', False)),
+                                 chunk_size=int(cfg.cache.chunk_size), overwrite=not resume)
+        if world > 1:
+            torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+            torch.distributed.barrier()
+        cache = open_cache(path, mode='r+')
+
+    pending = {name: set(map(tuple, cache.pending_units(name))) for name in models}
+    units = sorted(set().union(*pending.values()))[rank::world]
+    input_sizes = {name: tuple(models[name].input_size) for name in models}
+    loader = torch.utils.data.DataLoader(
+        UnitCrops(table, views, units, cache.chunk_size, input_sizes, student_size),
+        batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=device.type == 'cuda',
+        persistent_workers=False, prefetch_factor=4 if num_workers else None)
+
+    # The writer thread overlaps Zarr encode+write with the next unit's forward pass.
+    writes: queue.Queue = queue.Queue(maxsize=8)
+    errors = []
+
+    def writer():
+        while (item := writes.get()) is not None:
+            try:
+                cache.write_unit(*item)
+            except Exception as e:  # surfaced in the main thread
+                errors.append(e)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    forward_s = {name: 0.0 for name in models}
+    rows_done = {name: 0 for name in models}
+    fidelity_sample = {name: [] for name in models}
+    bar = tqdm(total=sum(len(cache.pending_units(n)) for n in models), desc=f'dump {split}', unit='unit',
+               disable=rank != 0)
+    for item in loader:
+        if errors:
+            raise errors[0]
+        view, chunk = int(item['view']), int(item['chunk'])
+        for name, model in models.items():
+            if (view, chunk) not in pending[name]:
+                continue
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            x, y = run_teacher(model, item['crops'][name], device, batch_size)
+            sx, sy, ox, oy = to_student_bins(x, y, bin_maps[name], student_bins)
+            sx, sy, ox, oy = (a.cpu().numpy() for a in (sx, sy, ox, oy))  # the sync ends the timing
+            forward_s[name] += time.perf_counter() - t0
+            rows_done[name] += len(sx)
+            if len(fidelity_sample[name]) < 4:  # full rows kept aside to measure the window's loss
+                fidelity_sample[name].append((sx[:64], sy[:64]))
+            writes.put((name, view, chunk, sx, sy, ox, oy))
+            bar.update(1)
+        bar.set_postfix(inst_per_s=f'{sum(rows_done.values()) / max(time.perf_counter() - t_start, 1e-9):.0f}')
+    writes.put(None)
+    thread.join()
+    bar.close()
+    if errors:
+        raise errors[0]
+
+    wall = time.perf_counter() - t_start
+    stats = dict(cache.manifest.get('stats', {}))
+    for name in models:
+        prev = stats.get(name, {})
+        stats[name] = dict(forward_seconds=prev.get('forward_seconds', 0.0) + forward_s[name],
+                           rows=prev.get('rows', 0) + rows_done[name],
+                           wall_seconds=prev.get('wall_seconds', 0.0) + wall,
+                           device=str(device), batch_size=batch_size)
+        if fidelity_sample[name]:
+            fx = np.concatenate([a for a, _ in fidelity_sample[name]])
+            fy = np.concatenate([b for _, b in fidelity_sample[name]])
+            stats[name]['fidelity'] = window_fidelity(fx, fy, cache.window, cache.lossless,
+                                                      temperature=float(cfg.train.get('temperature', 1.0)))
+    if rank == 0:
+        cache.update_manifest(stats=stats, complete=all(len(cache.pending_units(n)) == 0 for n in cfg.teachers))
+    msg = f'{path}: {len(table)} instances x {num_views} views; ' + ', '.join(
+        f'{n}: {rows_done[n]} rows, {forward_s[n]:.1f}s forward' for n in models)
+    print(msg)
+    return stats
+
+
+def cache_fidelity(cfg, split='train', samples=256, device=None):
+    """Contract 2, end to end: reconstructed cache rows vs the live teacher on the replayed views."""
+    device = pick_device(device or cfg.dump.get('device'))
+    cache = open_cache(cache_path(cfg, split))
+    table = cache.instances
+    student = model_geometry(cfg.student.config)
+    student_size = student['input_size']
+    student_bins = (int(student_size[0] * student['split']), int(student_size[1] * student['split']))
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, t in cfg.teachers.items():
+        model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
+        bm = teacher_to_student_bins(student_size, model.input_size, student['split'],
+                                     model.codec.simcc_split_ratio)
+        view = int(rng.integers(cache.n_views))
+        rows = np.sort(rng.choice(len(table), size=min(samples, len(table)), replace=False))
+        images = decode_grouped(table.image_path[rows])
+        crops = np.stack([replay_view(img, table.bbox[r], cache.views[view, r], model.input_size, student_size)[0]
+                          for img, r in zip(images, rows)])
+        x, y = run_teacher(model, crops, device, 64)
+        sx, sy, _, _ = (a.cpu().numpy() for a in to_student_bins(x, y, bm, student_bins))
+        plane = cache.read_view_plane(name, view)
+        rx, ry, _, _ = cache.reconstruct_rows(plane, rows)
+        out[name] = window_fidelity(sx, sy, None, None, temperature=float(cfg.train.get('temperature', 1.0)),
+                                    reconstructed=(rx, ry))
+        out[name]['view'] = view
+    return out

@@ -1,0 +1,99 @@
+"""Validation wiring: predictions on the val split's view 0, scored with the field's metrics.
+
+Predictions are union-21 keypoints in image pixels; `covered` says which joints the predictor has
+(a COCO teacher has no head_top). Metrics per dataset: COCO AP (pycocotools) for COCO-type
+datasets, PCKh for MPII-type ones (head boxes needed), and on datasets with a full 21-joint truth
+(the synthetic twins) PCK split into the joints the dataset annotates and the joints it lacks.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from data.geometry import transform_points
+from data.images import decode_grouped
+from data.skeletons import COCO17, MPII16, union_indices, union_mask
+from data.views import identity_view, replay_view, view_geometry
+from outputs.evaluate import coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results
+from pipeline.config import resolve
+from stages.common import split_instances
+
+def crop_to_image(keypoints_crop: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Crop pixels -> image pixels with the inverse of the crop's warp matrix."""
+    A = np.vstack([M, [0, 0, 1]])
+    return transform_points(keypoints_crop, np.linalg.inv(A)[:2])
+
+
+@torch.no_grad()
+def predict_model(model, table, device, batch_size=64):
+    """Run `model` on view 0 of every row; returns union-21 keypoints (N,21,2), scores (N,21)."""
+    model.eval()
+    size = tuple(model.input_size)
+    joints = union_indices(model.skeleton_name)
+    kpts = np.zeros((len(table), 21, 2), np.float32)
+    scores = np.zeros((len(table), 21), np.float32)
+    view = identity_view()
+    for s in range(0, len(table), batch_size):
+        rows = np.arange(s, min(s + batch_size, len(table)))
+        images = decode_grouped(table.image_path[rows])
+        crops, mats = zip(*(replay_view(img, table.bbox[r], view, size) for img, r in zip(images, rows)))
+        x, y = model(model.normalize(torch.from_numpy(np.stack(crops)).to(device)))
+        k, sc = model.codec.decode(x.float().cpu().numpy(), y.float().cpu().numpy())
+        for j, (r, M) in enumerate(zip(rows, mats)):
+            kpts[r, joints] = crop_to_image(k[j], M)
+            scores[r, joints] = sc[j]
+    return kpts, scores
+
+
+def predict_from_simcc(logp_x, logp_y, table, rows, codec, student_size, union_joints):
+    """Decode cached student-bin rows (view 0) into image keypoints: the teachers' own predictions."""
+    kpts = np.zeros((len(rows), 21, 2), np.float32)
+    scores = np.zeros((len(rows), 21), np.float32)
+    k, sc = codec.decode(logp_x, logp_y)
+    view = identity_view()
+    for j, r in enumerate(rows):
+        M = view_geometry(table.bbox[r], view, student_size)[-1]
+        kpts[j, union_joints] = crop_to_image(k[j], M)
+        scores[j, union_joints] = sc[j]
+    return kpts, scores
+
+
+def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets=None) -> dict:
+    """Metrics of union-21 predictions on the val `table`, per dataset of the config."""
+    out = {}
+    for name, ds in cfg.datasets.items():
+        if datasets is not None and name not in datasets:
+            continue
+        rows = np.flatnonzero(table.dataset == name)
+        if len(rows) == 0 or 'val' not in ds:
+            continue
+        m = {}
+        if ds['type'] == 'coco' and covered[union_indices(COCO17)].all():
+            coco_idx = union_indices(COCO17)
+            results = predictions_to_coco_results(
+                table.image_id[rows], kpts[rows][:, coco_idx], scores[rows][:, coco_idx],
+                table.bbox_score[rows], table.area[rows], use_nms=bool(ds['val'].get('det_file')))
+            m['coco'] = coco_keypoint_eval(resolve(ds['val']['ann_file']), results)
+        if ds['type'] == 'mpii' and covered[union_indices(MPII16)].all() and np.isfinite(table.head_size[rows]).all():
+            mpii_idx = union_indices(MPII16)
+            gt = table.keypoints[rows][:, mpii_idx]
+            vis = table.keypoints_visible[rows][:, mpii_idx]
+            m['pckh@0.5'] = pckh(kpts[rows][:, mpii_idx], gt, vis, table.head_size[rows], thr=0.5)
+            m['pckh@0.1'] = pckh(kpts[rows][:, mpii_idx], gt, vis, table.head_size[rows], thr=0.1)
+        truth_file = ds.get('truth', {}).get('val')
+        if truth_file and resolve(truth_file).exists():
+            from data.synthetic import load_truth, match_truth
+            truth = load_truth(resolve(truth_file))
+            t_kpts, t_vis, t_head = match_truth(table.select(rows), truth)
+            annotated = table.annotated[rows][0]
+            m['pck_truth'] = pck_union(kpts[rows], t_kpts, t_vis * covered[None], t_head, annotated, thr=0.5)
+        out[name] = m
+    return out
+
+
+def evaluate_model(cfg, model, device, datasets=None, table=None) -> dict:
+    table = table if table is not None else split_instances(cfg, 'val')
+    if datasets is not None:
+        table = table.select(np.isin(table.dataset, datasets))
+    kpts, scores = predict_model(model, table, device)
+    return evaluate_predictions(cfg, table, kpts, scores, union_mask(model.skeleton_name), datasets)

@@ -1,0 +1,187 @@
+"""export-report: evaluate student, baseline and teachers on the val split; account for the compute;
+write report.html / report.md / metrics.json / predictions.h5; export the student (mmpose, ONNX).
+
+Teachers are scored from their cached view-0 targets of the val split (no teacher re-run).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cache.store import open_cache
+from data.images import decode_grouped
+from data.skeletons import UNION21, union_mask
+from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
+from pipeline.config import load_config, resolve
+from stages.common import cache_path, model_geometry, pick_device, split_instances
+from stages.evaluation import evaluate_predictions, predict_from_simcc, predict_model
+from teachers.checkpoints import load_model
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    path = run_dir / 'log.jsonl'
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
+
+
+def teacher_predictions(cfg, table):
+    """Each teacher's val predictions decoded from the cache (view 0, student bins)."""
+    from teachers.simcc import SimCCCodec
+    path = cache_path(cfg, 'val')
+    cache = open_cache(path)
+    if len(cache.instances) != len(table) or not np.array_equal(cache.instances.instance_key, table.instance_key):
+        raise RuntimeError(f'{path}: val cache rows do not match the val split of the config; re-run dump-teachers --split val')
+    student = model_geometry(cfg.student.config)
+    codec = SimCCCodec(input_size=student['input_size'], sigma=(1.0, 1.0), simcc_split_ratio=student['split'])
+    out = {}
+    rows = np.arange(len(table))
+    for name in cache.teacher_names:
+        spec = cache.teacher_spec(name)
+        plane = cache.read_view_plane(name, 0)
+        x, y, _, _ = cache.reconstruct_rows(plane, rows)
+        k, s = predict_from_simcc(x, y, table, rows, codec, student['input_size'], spec['union_joints'])
+        covered = np.zeros(21, bool)
+        covered[spec['union_joints']] = True
+        out[name] = (k, s, covered)
+    return out
+
+
+def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=False, device=None):
+    from outputs.export import check_onnx, export_mmpose, export_onnx
+    from outputs.predictions import write_predictions_h5
+    from stages.train import dataset_meta
+    from teachers.rtmpose import build_model
+    from teachers.checkpoints import load_checkpoint, state_dict_from_checkpoint, load_state_dict_strict
+
+    run_dir = Path(run_dir)
+    run = json.loads((run_dir / 'run.json').read_text())
+    cfg = load_config(run['config'])
+    out = Path(out) if out else run_dir / 'report'
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(device)
+    table = split_instances(cfg, 'val')
+
+    def load_run_model(d: Path):
+        r = json.loads((d / 'run.json').read_text())
+        return load_model(resolve(r['model_config']), d / 'last.pth', device=device).eval()
+
+    entries = {}  # name -> dict(kind, metrics, ...)
+    predictions = {}
+    for name, (k, s, covered) in teacher_predictions(cfg, table).items():
+        entries[f'teacher {name}'] = dict(kind='teacher', metrics=evaluate_predictions(cfg, table, k, s, covered))
+    baseline_dir = run_dir.parent / 'supervised'
+    if baseline_dir != run_dir and (baseline_dir / 'last.pth').exists():
+        base = load_run_model(baseline_dir)
+        k, s = predict_model(base, table, device)
+        entries['baseline (no KD)'] = dict(kind='baseline', metrics=evaluate_predictions(
+            cfg, table, k, s, union_mask(base.skeleton_name)), log=read_log(baseline_dir))
+    student = load_run_model(run_dir)
+    k, s = predict_model(student, table, device)
+    predictions = (k, s)
+    entries[f'student ({run["mode"]})'] = dict(kind='student', metrics=evaluate_predictions(
+        cfg, table, k, s, union_mask(student.skeleton_name)), log=read_log(run_dir))
+
+    # -- cost accounting -------------------------------------------------------------------------
+    train_cache = cache_path(cfg, 'train')
+    cost = {}
+    if train_cache.exists():
+        c = open_cache(train_cache)
+        stats = c.manifest.get('stats', {})
+        n_train = c.n_instances
+        epochs = int(run['epochs'])
+        per_teacher = {}
+        for t, st in stats.items():
+            per_row = st['forward_seconds'] / max(st['rows'], 1)
+            per_teacher[t] = dict(rows=st['rows'], forward_seconds=st['forward_seconds'],
+                                  seconds_per_instance=per_row, device=st.get('device'),
+                                  online_seconds=per_row * n_train * epochs)
+        paid = sum(v['forward_seconds'] for v in per_teacher.values())
+        online = sum(v['online_seconds'] for v in per_teacher.values())
+        logs = {e: v.get('log', []) for e, v in entries.items() if v.get('log')}
+        ips = {e: float(np.median([r['images_per_s'] for r in lg])) for e, lg in logs.items() if lg}
+        cost = dict(train_instances=n_train, views=c.n_views, epochs=epochs, teachers=per_teacher,
+                    teacher_seconds_paid_once=paid, teacher_seconds_online=online,
+                    saving_factor=online / paid if paid else None,
+                    cache_bytes=dir_bytes(train_cache), cache_bytes_val=dir_bytes(cache_path(cfg, 'val'))
+                    if cache_path(cfg, 'val').exists() else None,
+                    train_images_per_s=ips,
+                    fidelity={t: st.get('fidelity') for t, st in stats.items()})
+
+    # -- exports ---------------------------------------------------------------------------------
+    exports = {}
+    ckpt = load_checkpoint(run_dir / 'last.pth')
+    sd = state_dict_from_checkpoint(ckpt)
+    exports['mmpose'] = {k: str(v) for k, v in export_mmpose(
+        sd, resolve(run['model_config']), out / 'export', dataset_meta(student.skeleton_name)).items()}
+    if onnx:
+        onnx_path = out / 'export' / 'student.onnx'
+        student_cpu = load_model(resolve(run['model_config']), run_dir / 'last.pth', device='cpu').eval()
+        export_onnx(student_cpu, tuple(student_cpu.input_size), onnx_path)
+        exports['onnx'] = dict(path=str(onnx_path), max_abs_diff=float(check_onnx(onnx_path, student_cpu)))
+
+    # -- figures and files -----------------------------------------------------------------------
+    figures = dict(curves=figure_curves({e: v.get('log', []) for e, v in entries.items()}),
+                   per_joint=figure_per_joint(entries),
+                   examples=example_images(table, predictions, n=6))
+    metrics = dict(run=str(run_dir), mode=run['mode'], config=run['config'], joints=list(UNION21.joint_names),
+                   table=results_rows(entries), entries={e: v['metrics'] for e, v in entries.items()},
+                   cost=cost, exports=exports, training=dict(epochs=run['epochs'], batch_size=run['batch_size']))
+    written = {}
+    if 'json' in formats:
+        written['json'] = _atomic_text(out / 'metrics.json', json.dumps(metrics, indent=1, default=_json_default))
+    if 'md' in formats:
+        written['md'] = _atomic_text(out / 'report.md', render_markdown(metrics))
+    if 'html' in formats:
+        written['html'] = _atomic_text(out / 'report.html', render_html(metrics, figures))
+    if 'h5' in formats:
+        k, s = predictions
+        write_predictions_h5(out / 'predictions.h5', dataset=table.dataset, image_id=table.image_id,
+                             instance_key=table.instance_key, bbox=table.bbox, keypoints=k, scores=s,
+                             joint_names=list(UNION21.joint_names))
+        written['h5'] = out / 'predictions.h5'
+    return written.get('html') or written.get('md') or out
+
+
+def example_images(table, predictions, n=6):
+    """A few val images with the student's 21-joint skeleton drawn (PNG bytes)."""
+    import cv2
+    kpts, scores = predictions
+    rows = np.linspace(0, len(table) - 1, num=min(n, len(table))).astype(int)
+    images = decode_grouped(table.image_path[rows])
+    out = []
+    for img, r in zip(images, rows):
+        x1, y1, x2, y2 = table.bbox[r].astype(int)
+        img = draw_skeleton(img.copy(), kpts[r], scores[r], UNION21)
+        pad = 20
+        crop = img[max(y1 - pad, 0):y2 + pad, max(x1 - pad, 0):x2 + pad]
+        if crop.size == 0:
+            crop = img
+        scale = 220 / max(crop.shape[0], 1)
+        crop = cv2.resize(crop, (max(int(crop.shape[1] * scale), 1), 220))
+        out.append((f'{table.dataset[r]} {Path(table.image_path[r]).name}', cv2.imencode('.png', crop)[1].tobytes()))
+    return out
+
+
+def _atomic_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o))

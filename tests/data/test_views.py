@@ -1,0 +1,194 @@
+import cv2
+import numpy as np
+import pytest
+
+from data.geometry import bbox_xyxy2cs, fix_aspect_ratio, get_warp_matrix, transform_points
+from data.skeletons import UNION21
+from data.views import (F, LOWER_BODY_IDS, NUM_VIEW_FIELDS, POLICIES, UPPER_BODY_IDS, VIEW_FIELDS, _philox_raw,
+                        draw_views, identity_view, replay_view, view_geometry, view_keypoints, view_matrices)
+
+STUDENT = (192, 256)
+TEACHER = (256, 256)
+
+
+def _people(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x1 = rng.uniform(0, 300, n)
+    y1 = rng.uniform(0, 200, n)
+    bbox = np.stack([x1, y1, x1 + rng.uniform(40, 200, n), y1 + rng.uniform(80, 260, n)], 1).astype(np.float32)
+    kp = (bbox[:, None, :2] + rng.uniform(0, 1, (n, 21, 2)) * (bbox[:, None, 2:] - bbox[:, None, :2]))
+    vis = (rng.uniform(size=(n, 21)) < 0.85).astype(np.float32)
+    keys = rng.integers(0, 2 ** 40, n)
+    return keys, kp.astype(np.float32), vis, bbox
+
+
+def _image(h=480, w=640, seed=0):
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)  # smooth texture, no aliasing
+
+
+def _view(**fields):
+    v = identity_view()
+    for k, val in fields.items():
+        v[F[k]] = val
+    return v
+
+
+def test_philox_matches_numpy_bit_generator():
+    counters = np.array([[0, 1, 5, 0], [0, 7, 2 ** 63 + 3, 2], [0, 3, 0, 2 ** 40]], dtype=np.uint64)
+    for seed in (0, 12345, 2 ** 64 - 1):
+        raw = _philox_raw(seed, counters, 10)
+        for row, ctr in zip(raw, counters):
+            np.testing.assert_array_equal(row, np.random.Philox(key=seed, counter=ctr).random_raw(10))
+
+
+def test_draw_views_row_alone_equals_row_in_batch():
+    keys, kp, vis, bbox = _people(50)
+    batch = draw_views(3, 1, keys, 6, kp, vis, bbox, 'main')
+    assert batch.shape == (6, 50, NUM_VIEW_FIELDS) and batch.dtype == np.float32
+    np.testing.assert_array_equal(batch, draw_views(3, 1, keys, 6, kp, vis, bbox, 'main'))
+    for i in (0, 17, 49):
+        alone = draw_views(3, 1, keys[i:i + 1], 6, kp[i:i + 1], vis[i:i + 1], bbox[i:i + 1], 'main')
+        np.testing.assert_array_equal(alone[:, 0], batch[:, i])
+    # more views do not change the first ones; seed and dataset change the numbers
+    np.testing.assert_array_equal(draw_views(3, 1, keys, 9, kp, vis, bbox, 'main')[:6], batch)
+    assert not np.array_equal(draw_views(4, 1, keys, 6, kp, vis, bbox, 'main'), batch)
+    assert not np.array_equal(draw_views(3, 0, keys, 6, kp, vis, bbox, 'main'), batch)
+
+
+def test_view_zero_is_identity_and_none_policy_is_identity():
+    keys, kp, vis, bbox = _people(30)
+    views = draw_views(0, 0, keys, 4, kp, vis, bbox, 'main')
+    np.testing.assert_array_equal(views[0], np.tile(identity_view(), (30, 1)))
+    none = draw_views(0, 0, keys, 4, kp, vis, bbox, 'none')
+    np.testing.assert_array_equal(none, np.tile(identity_view(), (4, 30, 1)))
+
+
+def test_main_policy_statistics_follow_rtmpose():
+    keys, kp, vis, bbox = _people(4000, seed=2)
+    v = draw_views(11, 0, keys, 2, kp, vis, bbox, 'main')[1]
+    assert abs(v[:, F['flip']].mean() - 0.5) < 0.03
+    rot = v[:, F['rotation']]
+    assert np.abs(rot).max() <= 80 and abs((rot != 0).mean() - 0.6) < 0.03
+    scale = v[:, F['scale']]
+    assert scale.min() >= 0.6 and scale.max() <= 1.4 and abs(scale.mean() - 1.0) < 0.02
+    shifted = v[:, F['shift_x']] != 0
+    assert abs(shifted.mean() - 0.3) < 0.03 and np.abs(v[:, F['shift_x']]).max() <= 0.16
+    eligible = vis.sum(1) >= 9
+    hb = v[:, F['half_body']] > 0
+    assert not hb[~eligible].any() and abs(hb[eligible].mean() - 0.3) < 0.03
+    final = draw_views(11, 0, keys, 2, kp, vis, bbox, 'final')[1]
+    assert (final[:, F['shift_x']] == 0).all() and np.abs(final[:, F['rotation']]).max() <= 60
+    assert final[:, F['scale']].min() >= 0.75 and final[:, F['scale']].max() <= 1.25
+
+
+def test_half_body_box_is_mmpose_box_of_the_chosen_half():
+    # Only upper-body joints visible (lower below the minimum of 3): the half body must be the upper one.
+    n = 400
+    rng = np.random.default_rng(5)
+    kp = rng.uniform(0, 300, (n, 21, 2)).astype(np.float32)
+    vis = np.zeros((n, 21), np.float32)
+    vis[:, UPPER_BODY_IDS] = 1
+    vis[:, LOWER_BODY_IDS[:2]] = 1
+    views = draw_views(9, 0, np.arange(n), 2, kp, vis, np.zeros((n, 4)), 'main')[1]
+    hb = views[:, F['half_body']] > 0
+    assert 0.2 < hb.mean() < 0.4
+    sel = kp[hb][:, UPPER_BODY_IDS]
+    np.testing.assert_allclose(views[hb][:, [F['hb_cx'], F['hb_cy']]], sel.mean(1), rtol=1e-5)
+    np.testing.assert_allclose(views[hb][:, [F['hb_w'], F['hb_h']]], (sel.max(1) - sel.min(1)) * 1.5, rtol=1e-5)
+    assert (views[~hb][:, F['hb_cx']:] == 0).all()
+
+
+def test_identity_view_crop_equals_plain_topdown_affine():
+    img = _image()
+    bbox = np.array([100.3, 50.7, 260.2, 400.9], np.float32)
+    crop, M = replay_view(img, bbox, identity_view(), STUDENT)
+    center, scale = bbox_xyxy2cs(bbox, padding=1.25)
+    scale = fix_aspect_ratio(scale, STUDENT[0] / STUDENT[1])
+    M_ref = get_warp_matrix(center, scale, 0., STUDENT)
+    ref = cv2.warpAffine(img, M_ref, STUDENT, flags=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(M, M_ref)
+    np.testing.assert_array_equal(crop, ref)
+    assert crop.shape == (256, 192, 3) and crop.dtype == np.uint8
+
+
+def test_replay_is_bit_identical_twice_and_batched_matrices_agree():
+    img = _image()
+    keys, kp, vis, bbox = _people(8)
+    views = draw_views(1, 0, keys, 3, kp, vis, bbox, 'main')
+    for i in range(8):
+        a, Ma = replay_view(img, bbox[i], views[2, i], STUDENT)
+        b, Mb = replay_view(img.copy(), bbox[i].copy(), views[2, i].copy(), STUDENT)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(Ma, Mb)
+    Ms = view_matrices(bbox, views[2], STUDENT)
+    np.testing.assert_array_equal(Ms[3], replay_view(img, bbox[3], views[2, 3], STUDENT)[1])
+
+
+def test_flipped_view_equals_mmpose_flip_then_warp():
+    # mmpose: RandomFlip flips the image (x -> W-1-x) and the box centre, then RandomBBoxTransform shifts
+    # and rotates in the flipped image, then TopdownAffine warps. Replay does it with one warp.
+    img = _image(seed=3)
+    H, W = img.shape[:2]
+    bbox = np.array([120., 60., 300., 420.], np.float32)
+    view = _view(flip=1, rotation=25.0, shift_x=0.1, shift_y=-0.05, scale=1.2)
+    crop, M = replay_view(img, bbox, view, STUDENT)
+    center, scale = bbox_xyxy2cs(bbox, padding=1.25)
+    center = np.array([W - 1 - center[0], center[1]], np.float32)
+    center = center + np.array([0.1, -0.05], np.float32) * scale
+    scale = fix_aspect_ratio(scale * np.float32(1.2), STUDENT[0] / STUDENT[1])
+    M_mm = get_warp_matrix(center, scale, np.float32(25.0), STUDENT)
+    ref = cv2.warpAffine(cv2.flip(img, 1), M_mm, STUDENT, flags=cv2.INTER_LINEAR)
+    # same map from original image to crop (mmpose's via the flipped image)
+    pts = np.array([[150., 100.], [250., 380.], [0., 0.]])
+    flipped_pts = np.stack([W - 1 - pts[:, 0], pts[:, 1]], 1)
+    np.testing.assert_allclose(transform_points(pts, M), transform_points(flipped_pts, M_mm), atol=1e-3)
+    diff = np.abs(crop.astype(int) - ref.astype(int))
+    assert diff.max() <= 2 and (diff > 0).mean() < 0.02
+
+
+def test_teacher_crop_contains_student_crop():
+    img = _image(seed=4)
+    bbox = np.array([200., 80., 330., 400.], np.float32)
+    view = _view(flip=1, rotation=-30.0, scale=0.9, shift_x=0.05)
+    s_crop, Ms = replay_view(img, bbox, view, STUDENT)
+    t_crop, Mt = replay_view(img, bbox, view, TEACHER, student_input_size=STUDENT)
+    assert t_crop.shape == (256, 256, 3)
+    # same pixel density, offset 32 px in x: the teacher crop's middle columns are the student crop
+    inner = t_crop[:, 32:32 + 192].astype(int)
+    diff = np.abs(inner - s_crop.astype(int))
+    assert diff.mean() < 0.05 and diff.max() <= 2
+    p = np.array([[260., 200.], [210., 390.]])
+    ps, pt = transform_points(p, Ms), transform_points(p, Mt)
+    np.testing.assert_allclose(pt[:, 0], ps[:, 0] + 32, atol=1e-3)
+    np.testing.assert_allclose(pt[:, 1], ps[:, 1], atol=1e-3)
+
+
+@pytest.mark.parametrize('flip', [0, 1])
+def test_keypoints_follow_the_crop(flip):
+    img = np.zeros((400, 500, 3), np.uint8)
+    bbox = np.array([150., 60., 330., 380.], np.float32)
+    kp = np.zeros((21, 2), np.float32)
+    vis = np.zeros(21, np.float32)
+    j = UNION21.index('left_wrist')
+    kp[j] = (290., 150.)
+    vis[j] = 1
+    cv2.circle(img, (290, 150), 4, (255, 255, 255), -1)
+    view = _view(flip=flip, rotation=40.0, scale=1.1, shift_y=0.05)
+    crop, M = replay_view(img, bbox, view, STUDENT)
+    out, out_vis = view_keypoints(kp, vis, view, M)
+    slot = UNION21.index('right_wrist') if flip else j  # a flipped left wrist is the person's right wrist
+    assert out_vis[slot] == 1 and out_vis.sum() == 1
+    ys, xs = np.nonzero(crop[..., 0] > 128)
+    np.testing.assert_allclose([xs.mean(), ys.mean()], out[slot], atol=0.75)
+    # batched form agrees
+    ob, vb = view_keypoints(kp[None], vis[None], view[None], M[None])
+    np.testing.assert_array_equal(ob[0], out)
+    np.testing.assert_array_equal(vb[0], out_vis)
+
+
+def test_view_geometry_rejects_bad_view():
+    with pytest.raises(ValueError, match='view'):
+        view_geometry(np.zeros(4), np.zeros(3), STUDENT)
+    assert len(VIEW_FIELDS) == NUM_VIEW_FIELDS and set(POLICIES) == {'main', 'final', 'none'}
