@@ -1,5 +1,5 @@
 """Cache read patterns side by side: one view plane read whole-chunk vs random rows read by fancy indexing,
-windowed vs lossless rows, zstd-1 vs blosc-lz4 vs no compression, in one run on synthetic SimCC rows in a temp dir.
+windowed vs lossless rows, blosc-lz4 (default) vs zstd-1 vs no compression, in one run on synthetic SimCC rows in a temp dir.
 
     .venv/bin/python benchmarks/cache_reads.py [--n 20000] [--k 17] [--bins-x 384] [--bins-y 512]
                                                [--window 48] [--chunk-size 512] [--batch 256]
@@ -108,7 +108,7 @@ def main(argv=None) -> dict:
     parser.add_argument('--batch', type=int, default=256)
     parser.add_argument('--fancy-batches', type=int, default=8)
     parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--codecs', default='zstd1,lz4,none')
+    parser.add_argument('--codecs', default='lz4,zstd1,none')
     args = parser.parse_args(argv)
 
     results = {}

@@ -17,8 +17,9 @@ On-disk layout (layout 'pose-distill-cache', version 1)
     done                    (V, n_chunks) bool, chunks (1, 1)
   Every teacher array is chunked (1, C, K[, w]): a unit = (view, instance chunk) is exactly one
   chunk of each array, so a unit is written with whole-chunk writes and a view plane is read with
-  whole-chunk reads (training loads one view for all instances per epoch). Compression: zstd
-  level 1 (see benchmarks/cache_reads.py for the codec and read-pattern figures).
+  whole-chunk reads (training loads one view for all instances per epoch). Compression: blosc-lz4
+  with byte shuffle (same size as zstd-1, faster to decode here; benchmarks/cache_reads.py measures
+  both and no compression, and the read patterns).
 
 Writing and resuming
 --------------------
@@ -51,14 +52,15 @@ LAYOUT_VERSION = 1
 AXES = ('x', 'y')
 ROW_FIELDS = ('start', 'values', 'tail', 'outside')  # per axis: what one cache row is made of
 
-# Fast codecs only: training reads ~1 GB of rows per epoch per teacher. zstd-1 is the default
-# (benchmarks/cache_reads.py measures it against blosc-lz4 with byte shuffle and no compression).
+# Fast codecs only: training decodes a whole view plane per epoch per teacher. blosc-lz4 (byte
+# shuffle) and zstd-1 store windowed rows in the same ~25% fewer bytes than no compression; lz4
+# decoded faster in 2 of 3 runs of benchmarks/cache_reads.py, so it is the default.
 CODECS = {
     'zstd1': lambda: ZstdCodec(level=1),
     'lz4': lambda: BloscCodec(cname='lz4', clevel=5, shuffle='shuffle'),
     'none': lambda: None,
 }
-DEFAULT_CODEC = 'zstd1'
+DEFAULT_CODEC = 'lz4'
 
 
 class CacheError(RuntimeError):
@@ -247,6 +249,13 @@ class Cache:
         return [(v, c) for v, c in self.units() if not done[v, c]]
 
     # ---- writing --------------------------------------------------------------------------
+    def update_manifest(self, **items) -> None:
+        """Merge `items` into the manifest (e.g. measured teacher seconds after a dump); rank 0 only."""
+        if self.mode != 'r+':
+            raise CacheError(f'{self.path} is open read-only; open_cache(path, mode="r+") to write')
+        self.manifest = {**self.manifest, **items}
+        self._root.attrs['manifest'] = self.manifest
+
     def write_unit(self, teacher: str, view: int, chunk: int, x_logits: np.ndarray, y_logits: np.ndarray,
                    x_outside: np.ndarray, y_outside: np.ndarray) -> None:
         """Encode and write one unit's rows (whole chunks), then mark the unit done."""

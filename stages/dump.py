@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cache.fidelity import window_fidelity
+from cache.fidelity import fidelity_report
 from cache.manifest import build_manifest, code_version, diff_manifest, sha256_file
-from cache.store import create_cache, open_cache
+from cache.store import create_cache, open_cache, reconstruct_rows
 from data.geometry import teacher_to_student_bins
 from data.images import decode_grouped
 from data.views import VIEW_FIELDS, replay_view
@@ -195,8 +195,8 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
             sx, sy, ox, oy = (a.cpu().numpy() for a in (sx, sy, ox, oy))  # the sync ends the timing
             forward_s[name] += time.perf_counter() - t0
             rows_done[name] += len(sx)
-            if len(fidelity_sample[name]) < 4:  # full rows kept aside to measure the window's loss
-                fidelity_sample[name].append((sx[:64], sy[:64]))
+            if len(fidelity_sample[name]) < 2:  # full rows kept aside to measure what the store loses
+                fidelity_sample[name].append((view, item['rows'][:128], sx[:128], sy[:128]))
             writes.put((name, view, chunk, sx, sy, ox, oy))
             bar.update(1)
         bar.set_postfix(inst_per_s=f'{sum(rows_done.values()) / max(time.perf_counter() - t_start, 1e-9):.0f}')
@@ -207,24 +207,31 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
         raise errors[0]
 
     wall = time.perf_counter() - t_start
+    temperature = float(cfg.train.get('temperature', 1.0))
+    fidelity = fidelity_report(cache, {name: list(stored_vs_full(cache, name, fidelity_sample[name]))
+                                       for name in models}, temperatures=sorted({temperature, 1.0}))
     stats = dict(cache.manifest.get('stats', {}))
     for name in models:
         prev = stats.get(name, {})
         stats[name] = dict(forward_seconds=prev.get('forward_seconds', 0.0) + forward_s[name],
                            rows=prev.get('rows', 0) + rows_done[name],
                            wall_seconds=prev.get('wall_seconds', 0.0) + wall,
-                           device=str(device), batch_size=batch_size)
-        if fidelity_sample[name]:
-            fx = np.concatenate([a for a, _ in fidelity_sample[name]])
-            fy = np.concatenate([b for _, b in fidelity_sample[name]])
-            stats[name]['fidelity'] = window_fidelity(fx, fy, cache.window, cache.lossless,
-                                                      temperature=float(cfg.train.get('temperature', 1.0)))
+                           device=str(device), batch_size=batch_size,
+                           fidelity=fidelity['teachers'][name])
     if rank == 0:
-        cache.update_manifest(stats=stats, complete=all(len(cache.pending_units(n)) == 0 for n in cfg.teachers))
+        cache.update_manifest(stats=stats)
     msg = f'{path}: {len(table)} instances x {num_views} views; ' + ', '.join(
         f'{n}: {rows_done[n]} rows, {forward_s[n]:.1f}s forward' for n in models)
     print(msg)
     return stats
+
+
+def stored_vs_full(cache, name, samples):
+    """(full rows, rows read back from the store) pairs, per axis, for the fidelity report."""
+    for view, rows, full_x, full_y in samples:
+        rx, ry, _, _ = reconstruct_rows(cache.read_rows(name, view, rows))
+        yield full_x, rx
+        yield full_y, ry
 
 
 def cache_fidelity(cfg, split='train', samples=256, device=None):
@@ -248,9 +255,10 @@ def cache_fidelity(cfg, split='train', samples=256, device=None):
                           for img, r in zip(images, rows)])
         x, y = run_teacher(model, crops, device, 64)
         sx, sy, _, _ = (a.cpu().numpy() for a in to_student_bins(x, y, bm, student_bins))
-        plane = cache.read_view_plane(name, view)
-        rx, ry, _, _ = cache.reconstruct_rows(plane, rows)
-        out[name] = window_fidelity(sx, sy, None, None, temperature=float(cfg.train.get('temperature', 1.0)),
-                                    reconstructed=(rx, ry))
-        out[name]['view'] = view
-    return out
+        rx, ry, _, _ = reconstruct_rows(cache.read_rows(name, view, rows))
+        out[name] = (view, [(sx, rx), (sy, ry)])
+    temperature = float(cfg.train.get('temperature', 1.0))
+    report = fidelity_report(cache, {n: pairs for n, (_, pairs) in out.items()}, sorted({temperature, 1.0}))
+    for n, (view, _) in out.items():
+        report['teachers'][n]['view'] = view
+    return report

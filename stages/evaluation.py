@@ -14,9 +14,10 @@ from data.geometry import transform_points
 from data.images import decode_grouped
 from data.skeletons import COCO17, MPII16, union_indices, union_mask
 from data.views import identity_view, replay_view, view_geometry
-from outputs.evaluate import coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results
+from outputs.evaluate import (coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results,
+                              topdown_instance_areas)
 from pipeline.config import resolve
-from stages.common import split_instances
+from stages.common import model_geometry, split_instances
 
 def crop_to_image(keypoints_crop: np.ndarray, M: np.ndarray) -> np.ndarray:
     """Crop pixels -> image pixels with the inverse of the crop's warp matrix."""
@@ -70,9 +71,11 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
         m = {}
         if ds['type'] == 'coco' and covered[union_indices(COCO17)].all():
             coco_idx = union_indices(COCO17)
+            # mmpose's CocoMetric: rescoring and OKS-NMS with the padded input box as the instance area.
+            areas = topdown_instance_areas(table.bbox[rows], model_geometry(cfg.student.config)['input_size'])
             results = predictions_to_coco_results(
                 table.image_id[rows], kpts[rows][:, coco_idx], scores[rows][:, coco_idx],
-                table.bbox_score[rows], table.area[rows], use_nms=bool(ds['val'].get('det_file')))
+                table.bbox_score[rows], areas, use_nms=True)
             m['coco'] = coco_keypoint_eval(resolve(ds['val']['ann_file']), results)
         if ds['type'] == 'mpii' and covered[union_indices(MPII16)].all() and np.isfinite(table.head_size[rows]).all():
             mpii_idx = union_indices(MPII16)

@@ -1,15 +1,17 @@
 import contextlib
 import io
 import json
+import subprocess
+import textwrap
 
 import numpy as np
 import pytest
 
 from data.skeletons import COCO17_SIGMAS, MPII16_NAMES, UNION21, union_mask
 from outputs.evaluate import (OKS_THRESHOLDS, build_coco_gt, coco_keypoint_eval, mpii_pckh_table, oks_matrix,
-                              oks_nms, pck_union, pckh, predictions_to_coco_results, topdown_instance_areas, topdown_rescore,
-                              write_coco_results)
-from tests.conftest import REAL_SAMPLES
+                              oks_nms, pck_union, pckh, predictions_to_coco_results, topdown_instance_areas,
+                              topdown_rescore, write_coco_results)
+from tests.conftest import REAL_SAMPLES, ROOT
 
 COCO_SAMPLE = REAL_SAMPLES / 'coco' / 'annotations' / 'person_keypoints_sample.json'
 
@@ -226,3 +228,52 @@ def test_topdown_instance_areas_pad_then_fix_aspect():
     # 100x40 box -> 125x50: too wide -> height 125/.75
     areas = topdown_instance_areas(np.array([[0, 0, 40, 100], [10, 10, 110, 50]]), (192, 256))
     np.testing.assert_allclose(areas, [93.75 * 125, 125 * (125 / 0.75)])
+
+
+MMPOSE_PYTHON = ROOT / '.venv-mmpose' / 'bin' / 'python'
+MMPOSE_PARITY = textwrap.dedent('''
+    import numpy as np
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpose')
+    from mmpose.evaluation.functional.nms import oks_nms as mm_oks_nms
+    from mmpose.evaluation.metrics.keypoint_2d_metrics import MpiiPCKAccuracy
+    from data.skeletons import COCO17_SIGMAS
+    from outputs.evaluate import oks_nms, mpii_pckh_table
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        m = rng.integers(1, 12)
+        base = rng.uniform(0, 300, (3, 17, 2))
+        k = base[rng.integers(0, 3, m)] + rng.normal(0, rng.uniform(0.5, 15), (m, 17, 2))
+        s, a = rng.uniform(size=m), rng.uniform(2000, 20000, m)
+        db = [dict(keypoints=np.concatenate([k[i], np.ones((17, 1))], 1), score=s[i], area=a[i]) for i in range(m)]
+        ref = list(mm_oks_nms(db, 0.9, sigmas=COCO17_SIGMAS.astype(np.float64)))
+        assert list(oks_nms(k, s, a, 0.9)) == ref, (ref, oks_nms(k, s, a, 0.9))
+    n = 200
+    gt = rng.uniform(0, 300, (n, 16, 2))
+    head = rng.uniform(20, 60, n)
+    pred = gt + rng.normal(0, 1, (n, 16, 2)) * head[:, None, None] * rng.uniform(0.05, 0.6, (n, 16, 1))
+    vis = rng.uniform(size=(n, 16)) > 0.2
+    # mmpose adds 1 to predictions (MPII json joints are 1-based): feed it pred - 1
+    ref = MpiiPCKAccuracy(norm_item='head', prefix='mpii').compute_metrics(
+        [dict(pred_coords=pred[i:i + 1] - 1.0, gt_coords=gt[i:i + 1], mask=vis[i:i + 1],
+              head_size=np.array([[head[i], head[i]]])) for i in range(n)])
+    ours = mpii_pckh_table(pred, gt, vis, head)
+    for name in ('Head', 'Shoulder', 'Elbow', 'Wrist', 'Hip', 'Knee', 'Ankle'):
+        assert abs(float(ref[name + ' PCK']) - 100 * ours[name]) < 1e-6, name
+    assert abs(float(ref['PCK']) - 100 * ours['Mean']) < 1e-6
+    assert abs(float(ref['PCK@0.1']) - 100 * ours['Mean@0.1']) < 1e-4  # mmpose sums float32 here
+    print('parity ok')
+''')
+
+
+def test_oks_nms_and_pckh_match_mmpose(tmp_path):
+    """Same kept indices as mmpose's oks_nms, same MPII table as MpiiPCKAccuracy (reference env)."""
+    if not MMPOSE_PYTHON.exists() or subprocess.run([str(MMPOSE_PYTHON), '-c', 'import mmpose'],
+                                                    capture_output=True, timeout=120).returncode:
+        pytest.skip(f'mmpose reference environment not available at {MMPOSE_PYTHON}')
+    script = tmp_path / 'parity.py'
+    script.write_text(MMPOSE_PARITY)
+    run = subprocess.run([str(MMPOSE_PYTHON), str(script)], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert 'parity ok' in run.stdout

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from data.skeletons import UNION21
-from outputs.export import (ONNX_INPUT, ONNX_OUTPUTS, check_onnx, complete_dataset_meta, dataset_meta_from_skeleton,
-                            export_mmpose, export_onnx, write_mmpose_config)
+from outputs.export import (ONNX_INPUT, ONNX_OUTPUTS, check_onnx, complete_dataset_meta,
+                            dataset_meta_from_skeleton, export_mmpose, export_onnx, write_mmpose_config)
 from tests.conftest import ROOT
 
 MMPOSE_PYTHON = ROOT / '.venv-mmpose' / 'bin' / 'python'
