@@ -871,11 +871,8 @@ def load_truth(path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible21') -> tuple[np.ndarray, np.ndarray]:
-    """Truth keypoints (N, 21, 2) and a (N, 21) bool mask ('visible21' or 'in_image21') for each
-    table row, matched by instance_key. Raises if a row has no truth."""
-    if mask not in ('visible21', 'in_image21'):
-        raise ValueError(f"mask must be 'visible21' or 'in_image21', got {mask!r}")
+def truth_rows(table: InstanceTable, truth: dict) -> np.ndarray:
+    """Index into the truth arrays of each table row, matched by instance_key. Raises if a row has no truth."""
     keys, wanted = truth['instance_key'], np.asarray(table.instance_key)
     order = np.argsort(keys, kind='stable')
     pos = np.minimum(np.searchsorted(keys[order], wanted), max(len(keys) - 1, 0))
@@ -883,5 +880,13 @@ def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible21') -> t
     if not np.all(found):
         raise KeyError(f'{int((~found).sum())} instances have no synthetic truth (instance_key e.g. '
                        f'{wanted[~found][:5].tolist()}); was the table loaded from the truth file\'s split?')
-    rows = order[pos]
+    return order[pos]
+
+
+def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible21') -> tuple[np.ndarray, np.ndarray]:
+    """Truth keypoints (N, 21, 2) and a (N, 21) bool mask ('visible21' or 'in_image21') for each
+    table row, matched by instance_key. Raises if a row has no truth."""
+    if mask not in ('visible21', 'in_image21'):
+        raise ValueError(f"mask must be 'visible21' or 'in_image21', got {mask!r}")
+    rows = truth_rows(table, truth)
     return truth['keypoints21'][rows], truth[mask][rows].astype(bool)

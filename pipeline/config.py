@@ -25,6 +25,7 @@ REQUIRED = {
     'student': 'dict(config=<mmpose-style model config of the union-21 student>)',
     'views': 'dict(num_views=V, policy=main|final|none)',
     'cache': 'dict(root=..., window=w, lossless=False, chunk_size=...)',
+    'dump_stage': 'dict(batch_size=..., num_workers=..., device=...) for dump-teachers',
     'train': 'the training recipe (epochs, batch_size, lr, losses, ...)',
 }
 DATASET_TYPES = ('coco', 'mpii')

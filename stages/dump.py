@@ -81,11 +81,11 @@ class UnitCrops(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def run_teacher(model, crops: np.ndarray, device, batch_size: int):
-    """uint8 BGR crops (n, H, W, 3) -> SimCC logits (n, K, Wx), (n, K, Wy), fp32 on device."""
+    """uint8 BGR crops (n, H, W, 3), numpy or tensor -> SimCC logits (n, K, Wx), (n, K, Wy), fp32 on device."""
     xs, ys = [], []
     use_amp = device.type == 'cuda'
     for i in range(0, len(crops), batch_size):
-        imgs = torch.from_numpy(crops[i:i + batch_size]).to(device, non_blocking=True)
+        imgs = torch.as_tensor(crops[i:i + batch_size]).to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             x, y = model(model.normalize(imgs))
         xs.append(x.float())
@@ -103,9 +103,9 @@ def to_student_bins(x, y, bin_map, student_bins):
 def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device=None,
                   batch_size=None, num_workers=None, resume=True):
     t_start = time.perf_counter()
-    device = pick_device(device or cfg.dump.get('device'))
-    batch_size = batch_size or int(cfg.dump.get('batch_size', 64))
-    num_workers = int(cfg.dump.get('num_workers', 0) if num_workers is None else num_workers)
+    device = pick_device(device or cfg.dump_stage.get('device'))
+    batch_size = batch_size or int(cfg.dump_stage.get('batch_size', 64))
+    num_workers = int(cfg.dump_stage.get('num_workers', 0) if num_workers is None else num_workers)
     rank, world = dist_info()
     num_views = 1 if split == 'val' else int(num_views or cfg.views.num_views)
 
@@ -196,7 +196,7 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
             forward_s[name] += time.perf_counter() - t0
             rows_done[name] += len(sx)
             if len(fidelity_sample[name]) < 2:  # full rows kept aside to measure what the store loses
-                fidelity_sample[name].append((view, item['rows'][:128], sx[:128], sy[:128]))
+                fidelity_sample[name].append((view, np.asarray(item['rows'][:128]), sx[:128], sy[:128]))
             writes.put((name, view, chunk, sx, sy, ox, oy))
             bar.update(1)
         bar.set_postfix(inst_per_s=f'{sum(rows_done.values()) / max(time.perf_counter() - t_start, 1e-9):.0f}')
@@ -236,7 +236,7 @@ def stored_vs_full(cache, name, samples):
 
 def cache_fidelity(cfg, split='train', samples=256, device=None):
     """Contract 2, end to end: reconstructed cache rows vs the live teacher on the replayed views."""
-    device = pick_device(device or cfg.dump.get('device'))
+    device = pick_device(device or cfg.dump_stage.get('device'))
     cache = open_cache(cache_path(cfg, split))
     table = cache.instances
     student = model_geometry(cfg.student.config)

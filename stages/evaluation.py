@@ -85,9 +85,10 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
             m['pckh@0.1'] = pckh(kpts[rows][:, mpii_idx], gt, vis, table.head_size[rows], thr=0.1)
         truth_file = ds.get('truth', {}).get('val')
         if truth_file and resolve(truth_file).exists():
-            from data.synthetic import load_truth, match_truth
+            from data.synthetic import load_truth, truth_rows
             truth = load_truth(resolve(truth_file))
-            t_kpts, t_vis, t_head = match_truth(table.select(rows), truth)
+            at = truth_rows(table.select(rows), truth)
+            t_kpts, t_vis, t_head = truth['keypoints21'][at], truth['visible21'][at], truth['head_size'][at]
             annotated = table.annotated[rows][0]
             m['pck_truth'] = pck_union(kpts[rows], t_kpts, t_vis * covered[None], t_head, annotated, thr=0.5)
         out[name] = m

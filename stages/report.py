@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cache.store import open_cache
+from cache.store import open_cache, reconstruct_rows
 from data.images import decode_grouped
 from data.skeletons import UNION21, union_mask
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
@@ -46,7 +46,7 @@ def teacher_predictions(cfg, table):
     for name in cache.teacher_names:
         spec = cache.teacher_spec(name)
         plane = cache.read_view_plane(name, 0)
-        x, y, _, _ = cache.reconstruct_rows(plane, rows)
+        x, y, _, _ = reconstruct_rows(plane, rows)
         k, s = predict_from_simcc(x, y, table, rows, codec, student['input_size'], spec['union_joints'])
         covered = np.zeros(21, bool)
         covered[spec['union_joints']] = True

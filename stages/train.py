@@ -20,7 +20,8 @@ import torch
 from tqdm import tqdm
 
 from cache.manifest import diff_manifest
-from cache.store import open_cache
+from cache.store import open_cache, reconstruct_rows
+from data.images import read_image
 from data.photometric import photometric_augment
 from data.skeletons import UNION21, get_skeleton, union_indices, union_mask
 from data.views import replay_view, view_keypoints
@@ -67,7 +68,7 @@ class TrainCrops(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         t, view = self.table, self.views[self.view, i]
-        img = cv2_imread(t.image_path[i])
+        img = read_image(t.image_path[i])
         crop, M = replay_view(img, t.bbox[i], view, self.student_size)
         kpts, vis = view_keypoints(t.keypoints[i], t.keypoints_visible[i] * t.annotated[i], view, M)
         kpts, vis = kpts[self.model_joints], vis[self.model_joints]
@@ -81,11 +82,6 @@ class TrainCrops(torch.utils.data.Dataset):
         for name, size in self.teacher_sizes.items():
             item[f'crop_{name}'] = replay_view(img, t.bbox[i], view, size, self.student_size)[0]
         return item
-
-
-def cv2_imread(path):
-    from data.images import read_image
-    return read_image(path)
 
 
 class PlanePrefetch:
@@ -129,12 +125,12 @@ def teacher_target(logp_x, logp_y, outside_x, outside_y, joints, num_joints):
                 coverage=coverage, outside_mass=scatter_joints(outside, joints, num_joints))
 
 
-def teacher_targets_offline(cache, planes, rows, teacher_specs, num_joints, device):
+def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device):
     """Cached targets of cache rows `rows` (reconstructed from the in-memory view planes)."""
     out = {}
     for name, spec in teacher_specs.items():
         x, y, ox, oy = (torch.from_numpy(a).to(device, non_blocking=True)
-                        for a in cache.reconstruct_rows(planes[name], rows))
+                        for a in reconstruct_rows(planes[name], rows))
         out[name] = teacher_target(x, y, ox, oy, spec['union_joints'], num_joints)
     return out
 
@@ -143,10 +139,19 @@ def teacher_targets_online(models, bin_maps, batch, student_bins, num_joints, de
     """The same targets from the live teachers on their own crops of the batch's views."""
     out = {}
     for name, model in models.items():
-        x, y = run_teacher(model, batch[f'crop_{name}'].numpy(), device, batch_size)
+        x, y = run_teacher(model, batch[f'crop_{name}'], device, batch_size)
         sx, sy, ox, oy = to_student_bins(x, y, bin_maps[name], student_bins)
         out[name] = teacher_target(sx, sy, ox, oy, union_indices(model.skeleton_name).tolist(), num_joints)
     return out
+
+
+def json_default(o):
+    """numpy values in metrics -> JSON."""
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    raise TypeError(f'{type(o).__name__} is not JSON serializable')
 
 
 def dataset_meta(skeleton_name: str) -> dict:
@@ -255,8 +260,12 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     log_path = work_dir / 'log.jsonl'
     if not resume and rank == 0:
         log_path.write_text('')
+    # The resolved pipeline config travels with the run, so export-report sees exactly what trained.
+    if rank == 0:
+        cfg.dump(str(work_dir / 'pipeline_config.py'))
     with open(work_dir / 'run.json', 'w') as f:
-        json.dump(dict(mode=mode, as_teacher=as_teacher, config=str(getattr(cfg, 'config_path', '')),
+        json.dump(dict(mode=mode, as_teacher=as_teacher, config=str(work_dir / 'pipeline_config.py'),
+                       source_config=str(getattr(cfg, 'config_path', '')),
                        model_config=str(model_cfg_path), skeleton=skeleton, epochs=epochs,
                        batch_size=batch_size, world=world, lr=lr, datasets=datasets,
                        cache=str(cache_path(cfg, 'train')) if cache else None,
@@ -273,7 +282,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             return
         meta = dict(dataset_meta=dataset_meta(skeleton), epoch=epoch, iter=step,
                     mode=mode, model_config=str(model_cfg_path))
-        save_checkpoint(ckpt_path, ema.state_dict_for_export(), meta,
+        save_checkpoint(ckpt_path, ema.module.state_dict(), meta,
                         train_state=dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                                          ema=ema.state_dict(), torch_rng=torch.get_rng_state(),
                                          epoch=epoch, step=step))
@@ -305,7 +314,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                            gt_weights=batch['target_weight'].to(device))
             if mode == 'offline':
                 rows = index_of_row[batch['index'].numpy()]
-                targets.update(teacher_targets_offline(cache, planes, rows, teacher_specs, num_joints, device))
+                targets.update(teacher_targets_offline(planes, rows, teacher_specs, num_joints, device))
             elif mode == 'online':
                 targets.update(teacher_targets_online(models, bin_maps, batch, student_bins, num_joints,
                                                       device, batch_size))
@@ -326,8 +335,8 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             n = len(imgs)
             n_seen += n
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n  # float(): one sync per step, for the log
-            bar.set_postfix(loss=f'{float(loss):.4f}')
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * n  # one sync per step, for the log
+            bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
         secs = time.perf_counter() - t_epoch
         record = dict(epoch=epoch + 1, step=step, lr=optimizer.param_groups[0]['lr'],
                       images_per_s=n_seen * world / secs, seconds=secs,
@@ -340,7 +349,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             record['val'] = metrics
         if rank == 0:
             with open(log_path, 'a') as f:
-                f.write(json.dumps(record) + '\n')
+                f.write(json.dumps(record, default=json_default) + '\n')
             print(f'[{mode}] epoch {epoch + 1}/{epochs} ' + ' '.join(
                 f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
         if last or (epoch + 1) % int(tc.get('checkpoint_interval', 1)) == 0:

@@ -44,7 +44,7 @@ student = dict(config='pipeline/configs/models/rtmpose-demo_union21_128x96.py')
 views = dict(num_views=8, policy='main')
 
 cache = dict(root='outputs/demo/cache', window=32, lossless=False, chunk_size=256)
-dump = dict(batch_size=64, num_workers=0, device=None)
+dump_stage = dict(batch_size=64, num_workers=0, device=None)
 
 train = dict(
     epochs=16,
