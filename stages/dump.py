@@ -209,7 +209,8 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     wall = time.perf_counter() - t_start
     temperature = float(cfg.train.get('temperature', 1.0))
     fidelity = fidelity_report(cache, {name: list(stored_vs_full(cache, name, fidelity_sample[name]))
-                                       for name in models}, temperatures=sorted({temperature, 1.0}))
+                                       for name in models if fidelity_sample[name]},
+                               temperatures=sorted({temperature, 1.0}))
     stats = dict(cache.manifest.get('stats', {}))
     for name in models:
         prev = stats.get(name, {})
@@ -217,7 +218,8 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
                            rows=prev.get('rows', 0) + rows_done[name],
                            wall_seconds=prev.get('wall_seconds', 0.0) + wall,
                            device=str(device), batch_size=batch_size,
-                           fidelity=fidelity['teachers'][name])
+                           # a teacher with nothing left to do keeps its earlier KL measurement
+                           fidelity={**prev.get('fidelity', {}), **fidelity['teachers'][name]})
     if rank == 0:
         cache.update_manifest(stats=stats)
     msg = f'{path}: {len(table)} instances x {num_views} views; ' + ', '.join(

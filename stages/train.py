@@ -44,6 +44,13 @@ def epoch_view(seed: int, epoch: int, num_views: int) -> int:
     return int(perm[pos])
 
 
+def photometric_policy(value):
+    """Config value -> policy name of data.photometric (True means 'main'; False/None: off)."""
+    if value is True:
+        return 'main'
+    return value or None
+
+
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.Generator(np.random.Philox(key=seed, counter=[epoch, 0x0D3D, 0, 0])).permutation(n)
 
@@ -75,7 +82,7 @@ class TrainCrops(torch.utils.data.Dataset):
         labels = self.codec.encode(kpts[None], vis[None])
         if self.photometric:
             rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[self.epoch, i, 0xA06, 0]))
-            crop = photometric_augment(crop, rng)
+            crop = photometric_augment(crop, rng, policy=self.photometric)
         item = dict(index=i, img=crop, target_x=labels['keypoint_x_labels'][0].astype(np.float32),
                     target_y=labels['keypoint_y_labels'][0].astype(np.float32),
                     target_weight=labels['keypoint_weights'][0].astype(np.float32))
@@ -229,7 +236,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     sub_table = table.select(index_of_row)
     dataset = TrainCrops(sub_table, views[:, index_of_row], student_size, model.codec, model_joints,
                          teacher_sizes={n: tuple(m.input_size) for n, m in models.items()},
-                         photometric=bool(tc.get('photometric', True)), seed=seed)
+                         photometric=photometric_policy(tc.get('photometric', 'main')), seed=seed)
 
     # -- optimisation --------------------------------------------------------------------------
     lr = scaled_lr(float(tc['base_lr']), int(tc['base_batch_size']), batch_size * world)

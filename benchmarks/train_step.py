@@ -1,0 +1,292 @@
+"""One training step of the student in the three modes of stages/train.py, side by side in one run.
+
+    .venv/bin/python benchmarks/train_step.py [--device cuda|cpu] [--batch-size B] [--steps K] [--reps R]
+                                              [--warmup W] [--batches NB] [--plane-rows P]
+                                              [--students s,t] [--threads N] [--quick]
+
+A step = what stages/train.py does per batch once the DataLoader has handed it over: host->device copies,
+normalise (channels_last on CUDA), the mode's targets, student forward (bf16 autocast on CUDA),
+distillation_loss, backward, AdamW step, EMA update, and the per-step read-back of the loss terms.
+  supervised  ground-truth SimCC labels only (loss_weights = {gt: 1}).
+  offline     + both teachers' targets from an in-memory windowed cache plane: the batch's rows
+              reconstructed (reconstruct_rows), moved to the device, scattered into the 21 joints
+              (stages.train.teacher_targets_offline, the very function the train stage calls).
+  online      + both teachers (RTMPose-m COCO 256x192, RTMPose-m MPII 256x256) run live on their own
+              native crops of the batch (eval, no_grad, fp16 autocast on CUDA), mapped into the student's
+              bins by to_student_bins (stages.train.teacher_targets_online).
+Same student, optimizer and batches for every mode. Weights are random (timing does not depend on them).
+Batches: NB batches of random uint8 crops (student 256x192, teachers at their sizes) and GT labels from
+the student's codec on random keypoints, generated once. The cache plane is built once: the teachers run
+on the batches' teacher crops, their student-bin outputs are windowed with encode_window (window 32, as
+the full-scale config) and tiled to --plane-rows rows; each batch reads random rows of the plane, so
+reconstruction gathers from a realistic, cache-unfriendly plane.
+Timing: after warm-up of every mode, `for rep in R: for mode in (rotated order): K steps`, each step timed
+alone (torch.cuda.synchronize around it on CUDA), so machine drift hits all modes alike.
+Reported per (student, mode): median step seconds and images/s = batch / median; ratios
+offline/supervised (goal >= 0.95) and offline/online (goal >= 2.8 for -s, >= 4 for -t) of images/s.
+The last stdout line is one JSON object with every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cache.window import encode_window  # noqa: E402
+from data.geometry import teacher_to_student_bins  # noqa: E402
+from data.skeletons import union_indices  # noqa: E402
+from stages.dump import run_teacher, to_student_bins  # noqa: E402
+from stages.ema import ModelEMA  # noqa: E402
+from stages.losses import distillation_loss  # noqa: E402
+from stages.schedule import param_groups, scaled_lr  # noqa: E402
+from stages.train import teacher_targets_offline, teacher_targets_online  # noqa: E402
+from teachers.rtmpose import build_model  # noqa: E402
+
+MODELS = ROOT / 'pipeline' / 'configs' / 'models'
+STUDENTS = {'s': 'rtmpose-s_union21_256x192.py', 't': 'rtmpose-t_union21_256x192.py'}
+TEACHERS = {'coco': 'rtmpose-m_coco17_256x192.py', 'mpii': 'rtmpose-m_mpii16_256x256.py'}
+MODES = ('supervised', 'offline', 'online')
+GOALS = {'offline_over_supervised': {'s': 0.95, 't': 0.95},
+         'offline_over_online': {'s': 2.8, 't': 4.0}}
+# The full-scale config's training settings (pipeline/configs/coco_mpii_rtmpose-s.py).
+LOSS_WEIGHTS = dict(gt=0.3, coco=0.25, mpii=0.45)
+WINDOW = 32
+BASE_LR, BASE_BATCH, WEIGHT_DECAY, EMA_MOMENTUM = 4e-3, 1024, 0.05, 0.0002
+
+
+def sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def make_batches(rng, nb: int, batch: int, student_size, codec, teacher_sizes: dict, pin: bool) -> list[dict]:
+    """NB batches shaped like TrainCrops items collated: uint8 crops, GT SimCC labels, teacher crops."""
+    w, h = student_size
+    coco, mpii = union_indices('coco17'), union_indices('mpii16')
+    batches = []
+    for _ in range(nb):
+        kpts = rng.uniform((-0.05 * w, -0.05 * h), (1.05 * w, 1.05 * h), (batch, 21, 2)).astype(np.float32)
+        vis = (rng.random((batch, 21)) < 0.8).astype(np.float32)
+        annotated = np.zeros((batch, 21), np.float32)  # half COCO instances, half MPII instances
+        annotated[: batch // 2, coco] = 1
+        annotated[batch // 2:, mpii] = 1
+        labels = codec.encode(kpts, vis * annotated)
+        b = dict(img=torch.from_numpy(rng.integers(0, 256, (batch, h, w, 3), dtype=np.uint8)),
+                 target_x=torch.from_numpy(labels['keypoint_x_labels'].astype(np.float32)),
+                 target_y=torch.from_numpy(labels['keypoint_y_labels'].astype(np.float32)),
+                 target_weight=torch.from_numpy(labels['keypoint_weights'].astype(np.float32)))
+        for name, (tw, th) in teacher_sizes.items():
+            b[f'crop_{name}'] = torch.from_numpy(rng.integers(0, 256, (batch, th, tw, 3), dtype=np.uint8))
+        if pin:
+            b = {k: v.pin_memory() for k, v in b.items()}
+        batches.append(b)
+    return batches
+
+
+def build_planes(rng, teachers, bin_maps, batches, student_bins, plane_rows: int, device, batch: int):
+    """One in-memory view plane per teacher (the dict read_view_plane returns), built by running the
+    teachers on the batches' crops and windowing their student-bin log-probs; the N0 = NB * B encoded rows
+    are tiled to >= plane_rows rows. Returns planes, specs, and each batch's plane rows (random tile)."""
+    n0 = len(batches) * batch
+    tiles = max(1, -(-plane_rows // n0))
+    planes, specs = {}, {}
+    for name, model in teachers.items():
+        parts = {f'{a}_{f}': [] for a in 'xy' for f in ('start', 'values', 'tail', 'outside')}
+        for b in batches:
+            x, y = run_teacher(model, b[f'crop_{name}'], device, batch)
+            sx, sy, ox, oy = (a.float().cpu().numpy() for a in to_student_bins(x, y, bin_maps[name], student_bins))
+            for axis, logp, outside in (('x', sx, ox), ('y', sy, oy)):
+                if not np.isfinite(logp).all():  # random weights under fp16 may overflow; keep the plane valid
+                    logp = np.nan_to_num(logp, nan=-30.0, posinf=0.0, neginf=-30.0)
+                start, values, tail = encode_window(logp, WINDOW)
+                parts[f'{axis}_start'].append(start)
+                parts[f'{axis}_values'].append(values)
+                parts[f'{axis}_tail'].append(tail)
+                parts[f'{axis}_outside'].append(np.nan_to_num(outside).astype(np.float16))
+        plane = {k: np.tile(np.concatenate(v), (tiles,) + (1,) * (np.concatenate(v).ndim - 1))
+                 for k, v in parts.items()}
+        plane.update(bins_x=student_bins[0], bins_y=student_bins[1])
+        planes[name] = plane
+        specs[name] = dict(union_joints=union_indices(model.skeleton_name).tolist())
+    rows = [j * batch + np.arange(batch) + n0 * rng.integers(0, tiles, batch) for j in range(len(batches))]
+    rows = [r[rng.permutation(batch)] for r in rows]  # random order within the batch, as epoch_order gives
+    return planes, specs, rows, n0 * tiles
+
+
+class Trainer:
+    """The per-batch body of stages/train.py's loop, for one student."""
+
+    def __init__(self, cfg_path, device, batch: int, teachers, bin_maps, planes, specs):
+        torch.manual_seed(0)
+        self.device, self.batch = device, batch
+        self.model = build_model(str(cfg_path)).to(device).train()
+        self.cuda = device.type == 'cuda'
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, WEIGHT_DECAY),
+                                           lr=scaled_lr(BASE_LR, BASE_BATCH, batch))
+        self.ema = ModelEMA(self.model, momentum=EMA_MOMENTUM)
+        self.num_joints = len(union_indices(self.model.skeleton_name))
+        w, h = self.model.input_size
+        split = self.model.codec.simcc_split_ratio
+        self.student_bins = (int(w * split), int(h * split))
+        self.teachers, self.bin_maps, self.planes, self.specs = teachers, bin_maps, planes, specs
+
+    def step(self, mode: str, batch: dict, rows: np.ndarray) -> float:
+        device = self.device
+        imgs = batch['img'].to(device, non_blocking=True)
+        x = self.model.normalize(imgs)
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        targets = dict(gt_x=batch['target_x'].to(device), gt_y=batch['target_y'].to(device),
+                       gt_weights=batch['target_weight'].to(device))
+        if mode == 'offline':
+            targets.update(teacher_targets_offline(self.planes, rows, self.specs, self.num_joints, device))
+        elif mode == 'online':
+            targets.update(teacher_targets_online(self.teachers, self.bin_maps, batch, self.student_bins,
+                                                  self.num_joints, device, self.batch))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cuda):
+            pred_x, pred_y = self.model(x)
+        loss, parts = distillation_loss(
+            pred_x.float(), pred_y.float(), targets,
+            loss_weights={'gt': 1.0} if mode == 'supervised' else LOSS_WEIGHTS,
+            temperature=1.0, overlap_mode='separate', kd_scale=1.0, gt_reduction='batch_mean')
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.ema.update(self.model)
+        return sum(float(v.detach()) for v in parts.values())  # train.py reads every term back each step
+
+
+def time_steps(trainer: Trainer, mode: str, batches, rows, start: int, k: int) -> list[float]:
+    times = []
+    for i in range(start, start + k):
+        j = i % len(batches)
+        sync(trainer.device)
+        t0 = time.perf_counter()
+        trainer.step(mode, batches[j], rows[j])
+        sync(trainer.device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', default=None, help='default: cuda if available, else cpu')
+    parser.add_argument('--batch-size', type=int, default=None, help='default 32 on CPU, 256 on CUDA')
+    parser.add_argument('--steps', type=int, default=None, help='timed steps per mode per rep (default 2 CPU, 10 CUDA)')
+    parser.add_argument('--reps', type=int, default=None, help='repetitions (default 3 CPU, 5 CUDA)')
+    parser.add_argument('--warmup', type=int, default=None, help='untimed steps per mode first (default 1 CPU, 5 CUDA)')
+    parser.add_argument('--batches', type=int, default=None, help='distinct batches, cycled (default 2 CPU, 4 CUDA)')
+    parser.add_argument('--plane-rows', type=int, default=16384, help='rows of the in-memory cache plane')
+    parser.add_argument('--students', default='s,t')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--quick', action='store_true', help='tiny run for the smoke test: batch 4, 1 rep, 2 steps')
+    args = parser.parse_args(argv)
+
+    device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    cuda = device.type == 'cuda'
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit(f'--device {device}: no CUDA device is available here')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        batch, steps, reps, warmup, nb, plane_rows = 4, 2, 1, 1, 1, 64
+    else:
+        batch = args.batch_size or (256 if cuda else 32)
+        steps = args.steps or (10 if cuda else 2)
+        reps = args.reps or (5 if cuda else 3)
+        warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
+        nb = args.batches or (4 if cuda else 2)
+        plane_rows = args.plane_rows
+    students = [s for s in args.students.split(',') if s]
+    unknown = set(students) - set(STUDENTS)
+    if unknown:
+        raise SystemExit(f'--students: unknown {sorted(unknown)} (known: {sorted(STUDENTS)})')
+    device_name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or platform.machine())
+    print(f'device {device} ({device_name}), torch {torch.__version__}, threads {torch.get_num_threads()}, '
+          f'batch {batch}, {reps} reps x {steps} steps per mode, warm-up {warmup}, {nb} batches', flush=True)
+
+    # -- teachers, batches and the cache plane: built once, shared by every student ----------------
+    t_setup = time.perf_counter()
+    teachers = {}
+    for name, cfg in TEACHERS.items():
+        torch.manual_seed(1)
+        m = build_model(str(MODELS / cfg)).to(device).eval()
+        teachers[name] = m.to(memory_format=torch.channels_last) if cuda else m
+    ref = build_model(str(MODELS / STUDENTS[students[0]]))  # geometry + codec (identical for s and t)
+    student_size, split = tuple(ref.input_size), ref.codec.simcc_split_ratio
+    student_bins = (int(student_size[0] * split), int(student_size[1] * split))
+    for s in students:
+        m = build_model(str(MODELS / STUDENTS[s]))
+        if tuple(m.input_size) != student_size or m.codec.simcc_split_ratio != split:
+            raise SystemExit(f'student {s}: geometry differs from {students[0]}; run them separately')
+    bin_maps = {n: teacher_to_student_bins(student_size, m.input_size, split, m.codec.simcc_split_ratio)
+                for n, m in teachers.items()}
+    rng = np.random.default_rng(0)
+    batches = make_batches(rng, nb, batch, student_size, ref.codec,
+                           {n: tuple(m.input_size) for n, m in teachers.items()}, pin=cuda)
+    planes, specs, rows, n_plane = build_planes(rng, teachers, bin_maps, batches, student_bins, plane_rows,
+                                                device, batch)
+    plane_mb = sum(v.nbytes for p in planes.values() for v in p.values() if isinstance(v, np.ndarray)) / 2**20
+    print(f'setup {time.perf_counter() - t_setup:.1f} s; cache plane {n_plane} rows x 2 teachers, '
+          f'window {WINDOW}, {plane_mb:.0f} MiB in memory', flush=True)
+
+    # -- timing ------------------------------------------------------------------------------------
+    result = dict(benchmark='train_step', device=str(device), device_name=device_name, torch=torch.__version__,
+                  threads=torch.get_num_threads(), cpu_count=os.cpu_count(), batch=batch, steps=steps, reps=reps,
+                  warmup=warmup, distinct_batches=nb, plane_rows=n_plane, window=WINDOW,
+                  amp=dict(student='bf16' if cuda else None, teachers='fp16' if cuda else None),
+                  channels_last=cuda, quick=bool(args.quick), students={})
+    for s in students:
+        trainer = Trainer(MODELS / STUDENTS[s], device, batch, teachers, bin_maps, planes, specs)
+        for mode in MODES:
+            time_steps(trainer, mode, batches, rows, 0, warmup)
+        samples = {mode: [] for mode in MODES}
+        counters = {mode: 0 for mode in MODES}
+        for r in range(reps):
+            order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]  # rotate: no mode always goes first
+            for mode in order:
+                samples[mode] += time_steps(trainer, mode, batches, rows, counters[mode], steps)
+                counters[mode] += steps
+        figures = {}
+        for mode in MODES:
+            med = statistics.median(samples[mode])
+            figures[mode] = dict(median_step_s=round(med, 5), mean_step_s=round(statistics.fmean(samples[mode]), 5),
+                                 min_step_s=round(min(samples[mode]), 5), images_per_s=round(batch / med, 2),
+                                 steps_timed=len(samples[mode]))
+        ips = {mode: batch / statistics.median(samples[mode]) for mode in MODES}
+        ratios = dict(offline_over_supervised=round(ips['offline'] / ips['supervised'], 4),
+                      offline_over_online=round(ips['offline'] / ips['online'], 4))
+        goals = {k: dict(goal=GOALS[k][s], met=bool(ratios[k] >= GOALS[k][s])) for k in ratios}
+        result['students'][s] = dict(config=STUDENTS[s], modes=figures, ratios=ratios, goals=goals)
+        print(f'\nRTMPose-{s} union-21 256x192, batch {batch}:')
+        print(f'  {"mode":<11s} {"median s/step":>14s} {"mean s/step":>12s} {"images/s":>10s}')
+        for mode in MODES:
+            f = figures[mode]
+            print(f'  {mode:<11s} {f["median_step_s"]:14.4f} {f["mean_step_s"]:12.4f} {f["images_per_s"]:10.1f}')
+        for k, v in ratios.items():
+            print(f'  {k:<24s} {v:7.3f}  (goal >= {goals[k]["goal"]}: {"met" if goals[k]["met"] else "NOT met"})')
+        del trainer
+        if cuda:
+            torch.cuda.empty_cache()
+    result['all_goals_met'] = all(g['met'] for st in result['students'].values() for g in st['goals'].values())
+    if not cuda:
+        result['note'] = 'CPU figures; the goals are stated for the GPU training setup'
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == '__main__':
+    main()

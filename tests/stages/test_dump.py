@@ -1,0 +1,199 @@
+"""Stage one (dump-teachers) on the tiny synthetic world: complete caches, contract 2 against the live
+teachers, resumption doing only the pending work, refusal of a cache built from another config."""
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+
+from cache.manifest import diff_manifest
+from cache.store import open_cache, reconstruct_rows
+from cache.window import encode_window, kl_at_temperature, log_softmax, reconstruct
+from stages.common import cache_path, split_instances, split_views
+from stages.dump import MATCH_KEYS, cache_fidelity, dump_teachers, expected_manifest
+from tests.stages.conftest import (assert_same_arrays, live_rows, load_teachers, save_random_teacher,
+                                   teacher_arrays)
+
+FP16_LOGP_TOL = 1e-2  # fp16 rounding of log-probabilities of magnitude < 16 is < 4e-3
+
+
+def test_dump_writes_complete_caches_with_stats(dumped):
+    cfg = dumped['cfg']
+    for split, n_views in (('train', int(cfg.views.num_views)), ('val', 1)):
+        table = split_instances(cfg, split)
+        cache = open_cache(cache_path(cfg, split))
+        assert (cache.n_views, cache.n_instances) == (n_views, len(table)), split
+        assert cache.n_chunks == math.ceil(len(table) / int(cfg.cache.chunk_size))
+        assert sorted(cache.teacher_names) == sorted(cfg.teachers)
+        np.testing.assert_array_equal(cache.instances.instance_key, table.instance_key)
+        # the stored view records are the ones the config draws (what train replays)
+        np.testing.assert_array_equal(cache.views, split_views(cfg, table, n_views))
+        assert diff_manifest(expected_manifest(cfg, split, n_views, table), cache.manifest, keys=MATCH_KEYS) == []
+        stats = cache.manifest['stats']
+        for name in cfg.teachers:
+            assert cache.done(name).all() and cache.pending_units(name) == [], (split, name)
+            st = stats[name]
+            assert st['rows'] == n_views * len(table), (split, name, st['rows'])
+            assert st['forward_seconds'] > 0 and st['wall_seconds'] >= st['forward_seconds']
+            fid = st['fidelity']
+            assert fid['rows'] > 0 and fid['written_rows'] == n_views * len(table)
+            kl = fid['kl']['1.0']
+            assert np.isfinite(kl['mean']) and np.isfinite(kl['max']) and 0 <= kl['mean'] <= kl['max']
+            assert fid['argmax_agreement'] >= 0.99  # fp16 may split near-ties of these flat random teachers
+        assert dumped['stats'][split] == {n: stats[n] for n in cfg.teachers}
+
+
+ROWS = np.array([0, 7, 17, 30, 41, 56])  # spread over every chunk of 16, both datasets
+
+
+@pytest.mark.parametrize('which', ['dumped', 'lossless_dumped'])
+def test_contract2_cache_rows_equal_live_teacher_on_replayed_crop(which, request):
+    """Reconstructed (teacher, view, instance) rows == the live teacher on the replayed crop mapped into
+    the student's bins (as a distribution over those bins, plus the mass outside the student crop),
+    within fp16 rounding inside the window and the window's own loss outside it."""
+    cfg = request.getfixturevalue(which)['cfg']
+    cache = open_cache(cache_path(cfg, 'train'))
+    table, views = cache.instances, cache.views
+    rows = ROWS[ROWS < len(table)]
+    for name, (model, bin_map) in load_teachers(cfg).items():
+        spec = cache.teacher_spec(name)
+        lossless = bool(spec['lossless'])
+        assert lossless == bool(cfg.cache.get('lossless', False))
+        live = {v: live_rows(cfg, model, bin_map, table, views, v, rows) for v in range(cache.n_views)}
+        # the teacher must see its crop, or this test could not see a wrong replay
+        assert np.abs(live[0][0] - live[1][0]).max() > 0.1, f'{name}: teacher output does not depend on the crop'
+        for v in range(cache.n_views):
+            plane = cache.read_rows(name, v, rows)
+            rec = reconstruct_rows(plane)
+            for a, axis in enumerate('xy'):
+                # the cache stores each row renormalised over the student's bins (the mass outside
+                # the student crop is its own field), so the live row is renormalised the same way
+                full, got = log_softmax(live[v][a]).astype(np.float32), rec[a]
+                where = f'{name} view {v} axis {axis}'
+                assert got.shape == full.shape, where
+                # same argmax, up to near-ties that fp16 rounding may split (flat random teachers)
+                peak = np.take_along_axis(full, got.argmax(-1)[..., None], -1)[..., 0]
+                assert (peak >= full.max(-1) - FP16_LOGP_TOL).all(), f'{where}: argmax moved'
+                assert (got.argmax(-1) == full.argmax(-1)).mean() >= 0.95, where
+                # inside [argmax - 32, argmax + 32] (the whole row when lossless): fp16 rounding only
+                bins = np.arange(full.shape[-1])
+                near = np.abs(bins - full.argmax(-1)[..., None]) <= 32
+                if not lossless:
+                    start = plane[f'{axis}_start'].astype(int)[..., None]
+                    near &= (bins >= start) & (bins < start + spec[f'window_{axis}'])
+                diff = np.abs(got - full)[near].max()
+                assert diff <= FP16_LOGP_TOL, f'{where}: max |log p| diff {diff:.3g} near the peak'
+                np.testing.assert_allclose(rec[2 + a], live[v][2 + a], atol=2e-3, err_msg=f'{where} outside mass')
+                kl = kl_at_temperature(full, got, 1.0)
+                if lossless:
+                    assert kl.max() < 1e-3, f'{where}: lossless KL(live || cache) at T=1 max {kl.max():.3g}'
+                else:
+                    # what the stated window loses on these very rows, and not more
+                    own = kl_at_temperature(full, reconstruct(*encode_window(full, spec[f'window_{axis}']),
+                                                              full.shape[-1]), 1.0)
+                    assert (kl <= own + 1e-3).all(), (
+                        f'{where}: KL(live || cache) {kl.max():.4f} exceeds the window\'s own loss {own.max():.4f}')
+        # negative control: the rows of view 1 are not the teacher's answer on view 0's crops
+        other = reconstruct_rows(cache.read_rows(name, 1, rows))[0]
+        assert np.abs(other - live[0][0]).max() > 0.1, f'{name}: views are indistinguishable'
+
+
+def test_cache_fidelity_reports_kl(dumped, lossless_dumped):
+    reports = {k: cache_fidelity(d['cfg'], samples=12, device='cpu')
+               for k, d in (('window', dumped), ('lossless', lossless_dumped))}
+    for name in dumped['cfg'].teachers:
+        w, ll = reports['window']['teachers'][name], reports['lossless']['teachers'][name]
+        for r in (w, ll):
+            assert r['rows'] > 0 and r['argmax_agreement'] >= 0.95
+            assert set(r['kl']) >= {'1.0'} and np.isfinite(r['kl']['1.0']['mean'])
+            assert 0 <= r['kl']['1.0']['mean'] <= r['kl']['1.0']['max']
+            assert 0 <= r['view'] < 2
+        assert ll['kl']['1.0']['max'] < 1e-3, ll
+        assert w['kl']['1.0']['mean'] > ll['kl']['1.0']['mean'], (w, ll)  # the window measurably loses
+        assert w['window_x'] == 32 and ll['lossless'] and not w['lossless']
+
+
+@pytest.fixture
+def count_teacher_rows(monkeypatch):
+    """Spy on stages.dump.run_teacher: rows run per teacher skeleton."""
+    import stages.dump as dump
+    counts = {}
+    real = dump.run_teacher
+
+    def spy(model, crops, device, batch_size):
+        counts[model.skeleton_name] = counts.get(model.skeleton_name, 0) + len(crops)
+        return real(model, crops, device, batch_size)
+
+    monkeypatch.setattr(dump, 'run_teacher', spy)
+    return counts
+
+
+def _skeleton(cfg, name):
+    return load_teachers(cfg)[name][0].skeleton_name
+
+
+def test_resume_does_only_pending_work_and_matches_one_shot(stage_env, dumped, count_teacher_rows):
+    one_shot = teacher_arrays(cache_path(dumped['cfg'], 'train'))
+    cfg = stage_env.cfg('resume')
+    path = cache_path(cfg, 'train')
+    n = len(split_instances(cfg, 'train'))
+    v = int(cfg.views.num_views)
+    sk = {name: _skeleton(cfg, name) for name in cfg.teachers}
+
+    # 1. a dump that stopped after the first teacher
+    dump_teachers(cfg, split='train', teacher_names=['coco'], device='cpu')
+    assert count_teacher_rows == {sk['coco']: n * v}
+    cache = open_cache(path)
+    assert cache.pending_units('coco') == [] and len(cache.pending_units('mpii')) == len(cache.units())
+
+    # 2. resumed with both: only the MPII teacher runs
+    count_teacher_rows.clear()
+    stats = dump_teachers(cfg, split='train', device='cpu')
+    assert count_teacher_rows == {sk['mpii']: n * v}
+    assert stats['coco']['rows'] == n * v and stats['mpii']['rows'] == n * v
+    assert_same_arrays(teacher_arrays(path), one_shot, 'teacher-by-teacher dump vs one-shot dump')
+    for name in cfg.teachers:  # the resumed call must not wipe the first call's fidelity numbers
+        fid = open_cache(path).manifest['stats'][name]['fidelity']
+        assert fid.get('rows', 0) > 0 and np.isfinite(fid['kl']['1.0']['mean']), (name, fid)
+
+    # 3. a kill mid-unit: rows half written (garbage), marker not set -> redone, nothing else
+    root = zarr.open_group(str(path), mode='r+')
+    killed = {'mpii': [(0, 1), (1, 3)], 'coco': [(1, 0)]}
+    rows_killed = {}
+    chunk = int(cfg.cache.chunk_size)
+    for name, units in killed.items():
+        g = root['teachers'][name]
+        for view, c in units:
+            rows = slice(c * chunk, min((c + 1) * chunk, n))
+            g['x_values'][view, rows] = 0
+            g['y_start'][view, rows] = 0
+            g['done'][view, c] = False
+            rows_killed[sk[name]] = rows_killed.get(sk[name], 0) + rows.stop - rows.start
+    assert open_cache(path).pending_units('mpii') == [(0, 1), (1, 3)]
+    count_teacher_rows.clear()
+    dump_teachers(cfg, split='train', device='cpu')
+    assert count_teacher_rows == rows_killed
+    assert_same_arrays(teacher_arrays(path), one_shot, 'dump resumed after a kill vs one-shot dump')
+    assert all(open_cache(path).pending_units(t) == [] for t in cfg.teachers)
+
+
+def test_refuses_cache_built_from_another_config(stage_env, dumped, tmp_path):
+    src = cache_path(dumped['cfg'], 'train')
+    root = tmp_path / 'cache'
+    shutil.copytree(src, root / src.name)
+    before = teacher_arrays(root / src.name)
+
+    cfg = stage_env.cfg('refuse', **{'cache.root': str(root), 'views.num_views': 3})
+    with pytest.raises(RuntimeError, match=r'views\.num_views: cache has 2, config gives 3'):
+        dump_teachers(cfg, split='train', device='cpu')
+
+    other = save_random_teacher(cfg.teachers.coco.config, tmp_path / 'other_coco.pth', seed=7,
+                                images=[stage_env.data / 'mpii' / 'images' / '000000001.jpg'])
+    cfg = stage_env.cfg('refuse', **{'cache.root': str(root), 'teachers.coco.checkpoint': str(other)})
+    with pytest.raises(RuntimeError, match=r'teachers\.coco\.checkpoint_sha256') as err:
+        dump_teachers(cfg, split='train', device='cpu')
+    assert 'teachers.mpii' not in str(err.value)  # only the differing key is named
+    assert_same_arrays(teacher_arrays(root / src.name), before, 'a refused cache must be left untouched')

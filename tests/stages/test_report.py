@@ -1,0 +1,110 @@
+"""export-report on the tiny finished run (offline student + supervised baseline): every file and
+section, the markdown table equal to metrics.json, the numbers equal to what training measured,
+predictions.h5 and the exports."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cache.store import open_cache
+from data.skeletons import UNION21
+from outputs.predictions import read_predictions_h5
+from stages.common import cache_path, split_instances
+from stages.report import export_report
+from tests.stages.conftest import one_thread, read_log
+
+
+@pytest.fixture(scope='module')
+def report(offline_run, supervised_run, dumped):
+    out = offline_run / 'report'
+    with one_thread():
+        page = export_report(offline_run, onnx=True, device='cpu')
+    return dict(out=out, page=page, metrics=json.loads((out / 'metrics.json').read_text()),
+                md=(out / 'report.md').read_text(), html=(out / 'report.html').read_text(),
+                cfg=dumped['cfg'], run=offline_run)
+
+
+def test_report_files_and_sections(report):
+    out = report['out']
+    assert report['page'] == out / 'report.html'
+    for name in ('report.html', 'report.md', 'metrics.json', 'predictions.h5'):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    html, md = report['html'], report['md']
+    for section in ('Results', 'What it cost', 'Training', 'Per joint', 'Examples', 'Exports'):
+        assert re.search(rf'<h2>{section}\b', html), f'report.html lacks the {section!r} section'
+    assert html.count('<img src="data:image/png;base64,') >= 3  # curves, per joint, examples
+    for section in ('Results', 'Compute', 'Exports'):
+        assert f'## {section}' in md, f'report.md lacks the {section!r} section'
+
+
+def _md_table(md: str) -> list[list[str]]:
+    body = md.split('## Results', 1)[1].split('## ', 1)[0]
+    lines = [line for line in body.splitlines() if line.startswith('|')]
+    return [[c.strip() for c in line.strip('|').split('|')] for line in lines if not line.startswith('|---')]
+
+
+def test_markdown_table_equals_metrics_json(report):
+    table = report['metrics']['table']
+    rows = _md_table(report['md'])
+    assert rows[0] == table['columns']
+    assert len(rows) - 1 == len(table['rows'])
+    names = [r[0] for r in table['rows']]
+    assert names == ['teacher coco', 'teacher mpii', 'baseline (no KD)', 'student (offline)']
+    for got, want in zip(rows[1:], table['rows']):
+        assert got[0] == want[0]
+        for cell, value in zip(got[1:], want[1:]):
+            assert (cell == '–') if value is None else float(cell) == pytest.approx(value, abs=0.05), (want[0], cell, value)
+    # a teacher has no column for the joints it lacks; the union student has every column
+    student = table['rows'][-1]
+    assert all(v is not None for v in student[1:])
+    assert any(v is None for v in table['rows'][0][1:])
+
+
+def test_report_numbers_are_the_measured_ones(report):
+    """Student metrics == training's final val of the same EMA weights; compute == the dump's stats."""
+    m, cfg = report['metrics'], report['cfg']
+    final_val = read_log(report['run'])[-1]['val']
+    student = m['entries']['student (offline)']
+    for ds in cfg.datasets:
+        assert student[ds]['pck_truth']['all'] == pytest.approx(final_val[ds]['pck_truth']['all'])
+        assert student[ds]['pck_truth']['lacking'] == pytest.approx(final_val[ds]['pck_truth']['lacking'])
+    assert student['mpii']['pckh@0.5']['mean'] == pytest.approx(final_val['mpii']['pckh@0.5']['mean'])
+    assert student['coco']['coco']['AP'] == pytest.approx(final_val['coco']['coco']['AP'])
+    stats = open_cache(cache_path(cfg, 'train')).manifest['stats']
+    cost = m['cost']
+    assert cost['teacher_seconds_paid_once'] == pytest.approx(sum(s['forward_seconds'] for s in stats.values()))
+    assert cost['views'] == int(cfg.views.num_views) and cost['epochs'] == int(cfg.train.epochs)
+    assert cost['train_instances'] == len(split_instances(cfg, 'train'))
+    assert cost['cache_bytes'] > 0 and set(cost['fidelity']) == set(cfg.teachers)
+    assert m['joints'] == list(UNION21.joint_names) and m['mode'] == 'offline'
+
+
+def test_predictions_h5(report):
+    table = split_instances(report['cfg'], 'val')
+    p = read_predictions_h5(report['out'] / 'predictions.h5')
+    n = len(table)
+    assert p['keypoints'].shape == (n, 21, 2) and p['scores'].shape == (n, 21) and p['bbox'].shape == (n, 4)
+    assert p['attrs']['joint_names'] == tuple(UNION21.joint_names)
+    np.testing.assert_array_equal(p['instance_key'], table.instance_key)
+    np.testing.assert_array_equal(p['dataset'], table.dataset)
+    assert np.isfinite(p['keypoints']).all() and np.isfinite(p['scores']).all()
+
+
+def test_exports(report):
+    """mmpose export = the run's EMA weights, loadable by our builder; ONNX matches PyTorch."""
+    import torch
+    from teachers.checkpoints import load_checkpoint, load_model, state_dict_from_checkpoint
+    ex = report['metrics']['exports']
+    ckpt, config = Path(ex['mmpose']['checkpoint']), Path(ex['mmpose']['config'])
+    assert ckpt.is_file() and config.is_file()
+    exported = state_dict_from_checkpoint(load_checkpoint(ckpt))
+    ema = load_checkpoint(report['run'] / 'last.pth')['state_dict']
+    assert set(exported) == set(ema) and all(torch.equal(exported[k], ema[k]) for k in ema)
+    load_model(config, ckpt)  # the exported config builds the model the checkpoint fits
+    onnx = ex['onnx']
+    assert Path(onnx['path']).is_file() and Path(onnx['path']).stat().st_size > 0
+    assert onnx['max_abs_diff'] < 1e-4, onnx
