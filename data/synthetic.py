@@ -449,7 +449,7 @@ def head_parts(f: Figure, look: dict) -> list[Part]:
     """Skin ellipsoid, hair cap (behind the face when it looks at us, over the head otherwise) and the
     face points that face the camera."""
     s, c, A = f.px_per_unit, f.head_center, f.head_axes
-    left, up, fwd = A[:, 0], A[:, 1], A[:, 2]
+    up, fwd = A[:, 1], A[:, 2]
     skin = Part(projected_ellipsoid(c, A, (0.4 * s, 0.52 * s, 0.45 * s)), look['skin'], HEAD, 0)
     hair = Part(projected_ellipsoid(c + (0.1 * up - 0.12 * fwd) * s, A, (0.43 * s, 0.45 * s, 0.40 * s)),
                 look['hair'], HEAD, 0)

@@ -70,9 +70,12 @@ def _cost_lines(cost: dict) -> list[str]:
     for e, ips in cost.get('train_images_per_s', {}).items():
         lines.append(f'Training throughput, {e}: {ips:.0f} images/s (median over epochs).')
     for t, f in (cost.get('fidelity') or {}).items():
-        if f:
-            lines.append(f"Cache fidelity, {t}: KL(full‖cached) mean {f.get('kl_mean', float('nan')):.2e}, "
-                         f"argmax agreement {f.get('argmax_agreement', float('nan')) * 100:.2f}%.")
+        if f and f.get('kl'):
+            kl = ', '.join(f"{v['mean']:.2e} at T={temp}" for temp, v in f['kl'].items())
+            lines.append(f"Cache fidelity, {t} (window {f.get('window_x')}/{f.get('window_y')} bins): "
+                         f"mean KL(full‖stored) {kl}; argmax agreement {f.get('argmax_agreement', float('nan')) * 100:.2f}%; "
+                         f"{f.get('bytes_per_row', float('nan')):.0f} B per instance·view (full fp16: "
+                         f"{f.get('raw_fp16_bytes_per_row', float('nan')):.0f} B).")
     return lines
 
 
@@ -149,7 +152,9 @@ def figure_per_joint(entries: dict) -> bytes | None:
         per = [_get(m, 'pck_truth', 'per_joint') for m in v['metrics'].values()]
         per = [np.asarray(p, float) for p in per if p is not None]
         if per:
-            series[e] = np.nanmean(np.stack(per), axis=0) * PCT
+            stack = np.stack(per)
+            counted = np.isfinite(stack).sum(0)  # a joint no dataset counts stays NaN, without a warning
+            series[e] = np.where(counted > 0, np.nansum(stack, 0) / np.maximum(counted, 1), np.nan) * PCT
     if not series:
         return None
     names = UNION21.joint_names

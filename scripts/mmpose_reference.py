@@ -18,7 +18,6 @@ Everything lands in DIR with a manifest.json that tests/parity/test_mmpose_parit
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import os

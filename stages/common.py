@@ -38,7 +38,6 @@ def split_views(cfg: Config, table: InstanceTable, num_views: int) -> np.ndarray
     names = list(cfg.datasets.keys())
     ds_index = dataset_indices(table, names)
     policy = POLICIES[cfg.views.get('policy', 'main')]
-    parts = []
     out = None
     for d in np.unique(ds_index):
         rows = np.flatnonzero(ds_index == d)
@@ -47,7 +46,6 @@ def split_views(cfg: Config, table: InstanceTable, num_views: int) -> np.ndarray
         if out is None:
             out = np.zeros((num_views, len(table), v.shape[-1]), dtype=v.dtype)
         out[:, rows] = v
-        parts.append(rows)
     return out
 
 

@@ -23,7 +23,7 @@ from cache.store import create_cache, open_cache, reconstruct_rows
 from data.geometry import teacher_to_student_bins
 from data.images import decode_grouped
 from data.views import VIEW_FIELDS, replay_view
-from pipeline.config import resolve, to_plain
+from pipeline.config import resolve
 from stages.common import cache_path, dist_info, model_geometry, pick_device, split_instances, split_views
 from teachers.checkpoints import load_model
 from teachers.simcc import map_teacher_logits

@@ -50,7 +50,9 @@ def predict_from_simcc(logp_x, logp_y, table, rows, codec, student_size, union_j
     """Decode cached student-bin rows (view 0) into image keypoints: the teachers' own predictions."""
     kpts = np.zeros((len(rows), 21, 2), np.float32)
     scores = np.zeros((len(rows), 21), np.float32)
-    k, sc = codec.decode(logp_x, logp_y)
+    # Decode probabilities, not log-probs: mmpose's decode marks joints whose peak value is <= 0 as
+    # invalid, and every log-probability is <= 0.
+    k, sc = codec.decode(np.exp(logp_x), np.exp(logp_y))
     view = identity_view()
     for j, r in enumerate(rows):
         M = view_geometry(table.bbox[r], view, student_size)[-1]

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cache.store import open_cache, reconstruct_rows
 from data.images import decode_grouped
@@ -55,11 +54,9 @@ def teacher_predictions(cfg, table):
 
 
 def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=False, device=None):
-    from outputs.export import check_onnx, export_mmpose, export_onnx
+    from outputs.export import check_onnx, dataset_meta_from_skeleton, export_mmpose, export_onnx
     from outputs.predictions import write_predictions_h5
-    from stages.train import dataset_meta
-    from teachers.rtmpose import build_model
-    from teachers.checkpoints import load_checkpoint, state_dict_from_checkpoint, load_state_dict_strict
+    from teachers.checkpoints import load_checkpoint, state_dict_from_checkpoint
 
     run_dir = Path(run_dir)
     run = json.loads((run_dir / 'run.json').read_text())
@@ -120,7 +117,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     ckpt = load_checkpoint(run_dir / 'last.pth')
     sd = state_dict_from_checkpoint(ckpt)
     exports['mmpose'] = {k: str(v) for k, v in export_mmpose(
-        sd, resolve(run['model_config']), out / 'export', dataset_meta(student.skeleton_name)).items()}
+        sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(student.skeleton_name)).items()}
     if onnx:
         onnx_path = out / 'export' / 'student.onnx'
         student_cpu = load_model(resolve(run['model_config']), run_dir / 'last.pth', device='cpu').eval()
@@ -136,7 +133,8 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
                    cost=cost, exports=exports, training=dict(epochs=run['epochs'], batch_size=run['batch_size']))
     written = {}
     if 'json' in formats:
-        written['json'] = _atomic_text(out / 'metrics.json', json.dumps(metrics, indent=1, default=_json_default))
+        written['json'] = _atomic_text(out / 'metrics.json', json.dumps(_finite(metrics), indent=1,
+                                                                        default=_json_default, allow_nan=False))
     if 'md' in formats:
         written['md'] = _atomic_text(out / 'report.md', render_markdown(metrics))
     if 'html' in formats:
@@ -158,14 +156,18 @@ def example_images(table, predictions, n=6):
     images = decode_grouped(table.image_path[rows])
     out = []
     for img, r in zip(images, rows):
-        x1, y1, x2, y2 = table.bbox[r].astype(int)
-        img = draw_skeleton(img.copy(), kpts[r], scores[r], UNION21)
-        pad = 20
-        crop = img[max(y1 - pad, 0):y2 + pad, max(x1 - pad, 0):x2 + pad]
+        # Crop around the person, upscale, then draw, so lines keep a readable width.
+        x1, y1, x2, y2 = table.bbox[r]
+        pad = 0.15 * max(x2 - x1, y2 - y1)
+        x1, y1 = int(max(x1 - pad, 0)), int(max(y1 - pad, 0))
+        x2, y2 = int(min(x2 + pad, img.shape[1])), int(min(y2 + pad, img.shape[0]))
+        crop = img[y1:y2, x1:x2]
         if crop.size == 0:
-            crop = img
-        scale = 220 / max(crop.shape[0], 1)
-        crop = cv2.resize(crop, (max(int(crop.shape[1] * scale), 1), 220))
+            crop, x1, y1 = img, 0, 0
+        scale = 240 / max(crop.shape[0], 1)
+        crop = cv2.resize(crop, (max(int(crop.shape[1] * scale), 1), 240))
+        kp = (kpts[r] - np.array([x1, y1], np.float32)) * scale
+        crop = draw_skeleton(crop, kp, scores[r], UNION21)
         out.append((f'{table.dataset[r]} {Path(table.image_path[r]).name}', cv2.imencode('.png', crop)[1].tobytes()))
     return out
 
@@ -175,6 +177,19 @@ def _atomic_text(path: Path, text: str) -> Path:
     tmp.write_text(text)
     tmp.replace(path)
     return path
+
+
+def _finite(o):
+    """NaN/inf -> None (null), recursively: metrics.json stays strict JSON."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    if isinstance(o, (float, np.floating)) and not np.isfinite(o):
+        return None
+    return o
 
 
 def _json_default(o):

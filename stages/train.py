@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 from pathlib import Path
@@ -23,10 +22,11 @@ from cache.manifest import diff_manifest
 from cache.store import open_cache, reconstruct_rows
 from data.images import read_image
 from data.photometric import photometric_augment
-from data.skeletons import UNION21, get_skeleton, union_indices, union_mask
+from data.skeletons import union_indices
 from data.views import replay_view, view_keypoints
+from outputs.export import dataset_meta_from_skeleton
 from pipeline.config import resolve, seed_everything, to_plain
-from stages.common import cache_path, dist_info, model_geometry, pick_device, split_instances, split_views
+from stages.common import cache_path, dist_info, pick_device, split_instances, split_views
 from stages.dump import MATCH_KEYS, expected_manifest, run_teacher, to_student_bins
 from stages.ema import ModelEMA
 from stages.evaluation import evaluate_model
@@ -161,14 +161,6 @@ def json_default(o):
     raise TypeError(f'{type(o).__name__} is not JSON serializable')
 
 
-def dataset_meta(skeleton_name: str) -> dict:
-    sk = get_skeleton(skeleton_name)
-    return dict(dataset_name=sk.name, num_keypoints=sk.num_joints,
-                keypoint_id2name={i: n for i, n in enumerate(sk.joint_names)},
-                flip_indices=sk.flip_indices.tolist(), sigmas=sk.sigmas.tolist(),
-                skeleton_links=[list(p) for p in sk.links])
-
-
 def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume=False, work_dir=None,
           as_teacher=None, num_workers=None):
     tc = dict(to_plain(cfg.train))
@@ -287,7 +279,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     def save(epoch):
         if rank != 0:
             return
-        meta = dict(dataset_meta=dataset_meta(skeleton), epoch=epoch, iter=step,
+        meta = dict(dataset_meta=dataset_meta_from_skeleton(skeleton), epoch=epoch, iter=step,
                     mode=mode, model_config=str(model_cfg_path))
         save_checkpoint(ckpt_path, ema.module.state_dict(), meta,
                         train_state=dict(model=model.state_dict(), optimizer=optimizer.state_dict(),

@@ -1,0 +1,74 @@
+"""Which combination of the two teachers on the joints both cover? Measured on the synthetic twins.
+
+Trains the demo student offline from the demo's cache once per overlap mode (separate, mean,
+product, confidence) with the same seed, epochs and batches, two runs side by side (one thread
+each), and prints the val metrics of each. Needs a finished `make demo` (teachers + cache).
+Last stdout line: one JSON object.
+
+    python benchmarks/overlap_modes.py [--epochs 16] [--modes separate,product,confidence]
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import load_config, resolve  # noqa: E402
+
+
+def summary(log_path: Path) -> dict:
+    last = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()][-1]
+    out = {}
+    for ds, m in last.get('val', {}).items():
+        t = m.get('pck_truth', {})
+        out[ds] = dict(pck_all=t.get('all'), pck_own=t.get('annotated'), pck_missing=t.get('lacking'))
+        if 'coco' in m:
+            out[ds]['AP'] = m['coco']['AP']
+        if 'pckh@0.5' in m:
+            out[ds]['PCKh'] = m['pckh@0.5']['mean']
+    return out
+
+
+@click.command()
+@click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py')
+@click.option('--epochs', default=None, type=int)
+@click.option('--modes', default='separate,mean,product,confidence')
+@click.option('--out', default='outputs/demo/overlap_modes')
+def main(config_path, epochs, modes, out):
+    cfg = load_config(resolve(config_path))
+    modes = modes.split(',')
+    out = resolve(out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    results = {}
+    for i in range(0, len(modes), 2):  # two runs at a time: one per core
+        procs = []
+        for mode in modes[i:i + 2]:
+            cfg_path = out / f'config_{mode}.py'
+            cfg.train.overlap = mode
+            cfg.dump(str(cfg_path))
+            cmd = [sys.executable, str(ROOT / 'cli.py'), 'train-student', '--config', str(cfg_path),
+                   '--mode', 'offline', '--work-dir', str(out / mode)]
+            if epochs:
+                cmd += ['--epochs', str(epochs)]
+            procs.append((mode, subprocess.Popen(cmd, env=env, stdout=open(out / f'{mode}.log', 'w'),
+                                                 stderr=subprocess.STDOUT)))
+        for mode, p in procs:
+            if p.wait() != 0:
+                raise SystemExit(f'{mode} failed, see {out / (mode + ".log")}')
+            results[mode] = summary(out / mode / 'log.jsonl')
+    for mode, r in results.items():
+        print(mode, json.dumps(r))
+    print(json.dumps(dict(benchmark='overlap_modes', config=config_path, epochs=epochs or int(cfg.train.epochs),
+                          results=results)))
+
+
+if __name__ == '__main__':
+    main()
