@@ -1,3 +1,4 @@
+import os
 import contextlib
 import io
 import json
@@ -270,7 +271,10 @@ def test_oks_nms_and_pckh_match_mmpose(tmp_path):
     """Same kept indices as mmpose's oks_nms, same MPII table as MpiiPCKAccuracy (reference env)."""
     if not MMPOSE_PYTHON.exists() or subprocess.run([str(MMPOSE_PYTHON), '-c', 'import mmpose'],
                                                     capture_output=True, timeout=120).returncode:
-        pytest.skip(f'mmpose reference environment not available at {MMPOSE_PYTHON}')
+        reason = f'mmpose reference environment not available at {MMPOSE_PYTHON}'
+        if os.environ.get('PARITY_REQUIRED') == '1':
+            pytest.fail(f'PARITY_REQUIRED=1 but {reason}')
+        pytest.skip(reason)
     script = tmp_path / 'parity.py'
     script.write_text(MMPOSE_PARITY)
     run = subprocess.run([str(MMPOSE_PYTHON), str(script)], capture_output=True, text=True, cwd=ROOT, timeout=300,

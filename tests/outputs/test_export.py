@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import textwrap
@@ -95,13 +96,9 @@ def _demo_student_config():
 
 
 def test_onnx_rtmpose_demo_config(tmp_path):
+    from teachers.rtmpose import build_model
     config = _demo_student_config()
-    if config is None:
-        pytest.skip('no demo student config (pipeline/configs/demo_synthetic.py student.config) yet')
-    try:
-        from teachers.rtmpose import build_model
-    except ImportError as e:
-        pytest.skip(f'teachers/rtmpose.py not importable yet: {e}')
+    assert config is not None, 'no demo student config'
     torch.manual_seed(0)
     model = build_model(config).eval()
     path = export_onnx(model, model.input_size, tmp_path / 'student.onnx')
@@ -157,8 +154,7 @@ def test_export_mmpose_demo_config_drops_mmdet_scope(tmp_path):
     from mmengine.config import Config
 
     config = _demo_student_config()
-    if config is None:
-        pytest.skip('no demo student config yet')
+    assert config is not None, 'no demo student config'
     src = Config.fromfile(str(config))
     k = src.model.head.out_channels
     sd = _fake_state_dict(k)
@@ -264,7 +260,10 @@ MMPOSE_CHECK = textwrap.dedent('''
 def test_export_mmpose_loads_in_mmpose(tmp_path):
     """The exported pair builds and loads strictly in the mmpose reference environment."""
     if not _mmpose_available():
-        pytest.skip(f'mmpose reference environment not available at {MMPOSE_PYTHON}')
+        reason = f'mmpose reference environment not available at {MMPOSE_PYTHON}'
+        if os.environ.get('PARITY_REQUIRED') == '1':
+            pytest.fail(f'PARITY_REQUIRED=1 but {reason}')
+        pytest.skip(reason)
     cfg_path = tmp_path / 'tiny_rtmpose.py'
     cfg_path.write_text(TINY_RTMPOSE_CONFIG)
     script = tmp_path / 'check.py'
