@@ -21,7 +21,10 @@ def pick_device(device: str | None) -> torch.device:
         raise RuntimeError(f'--device {device}: no CUDA device is available here')
     if device == 'cuda' and 'LOCAL_RANK' in os.environ:
         device = f'cuda:{os.environ["LOCAL_RANK"]}'
-    return torch.device(device)
+    device = torch.device(device)
+    if device.type == 'cuda' and device.index is not None:
+        torch.cuda.set_device(device)  # NCCL and DDP use the current device
+    return device
 
 
 def dist_info() -> tuple[int, int]:

@@ -137,22 +137,21 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
             models[name] = model
 
     path = cache_path(cfg, split)
-    if path.exists() and resume:
-        cache = open_cache(path, mode='r+')
-        diffs = diff_manifest(manifest, cache.manifest, keys=MATCH_KEYS)
-        if diffs:
-            raise RuntimeError(f'{path}: existing cache was built from another config; '
-                               'use --no-resume to start over. Differences:\n  ' + '\n  '.join(diffs))
-    else:
-        if rank == 0:
-            cache = create_cache(path, manifest=dict(manifest, code_version=code_version()),
-                                 instances=table, views=views, view_fields=list(VIEW_FIELDS), teachers=specs,
-                                 window=int(cfg.cache.window), lossless=bool(cfg.cache.get('lossless', False)),
-                                 chunk_size=int(cfg.cache.chunk_size), overwrite=not resume)
-        if world > 1:
-            torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
-            torch.distributed.barrier()
-        cache = open_cache(path, mode='r+')
+    # Every rank takes the same branch: rank 0 creates (or keeps) the store, the others wait for it.
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    if rank == 0 and not (path.exists() and resume):
+        create_cache(path, manifest=dict(manifest, code_version=code_version()), instances=table, views=views,
+                     view_fields=list(VIEW_FIELDS), teachers=specs, window=int(cfg.cache.window),
+                     lossless=bool(cfg.cache.get('lossless', False)), chunk_size=int(cfg.cache.chunk_size),
+                     overwrite=not resume)
+    if world > 1:
+        torch.distributed.barrier()
+    cache = open_cache(path, mode='r+')
+    diffs = diff_manifest(manifest, cache.manifest, keys=MATCH_KEYS)
+    if diffs:
+        raise RuntimeError(f'{path}: existing cache was built from another config; '
+                           'use --no-resume to start over. Differences:\n  ' + '\n  '.join(diffs))
 
     pending = {name: set(map(tuple, cache.pending_units(name))) for name in models}
     units = sorted(set().union(*pending.values()))[rank::world]
