@@ -84,6 +84,7 @@ def render_markdown(metrics: dict) -> str:
     out = [f"# Distillation report — {metrics['config']}", '',
            f"Run: `{metrics['run']}` (mode {metrics['mode']}). Metrics in percent on the val split; "
            '– = not applicable (the model lacks those joints).', '',
+           f'**Verdict:** {_verdict(metrics)[0]}', '',
            '## Results', '',
            '| ' + ' | '.join(t['columns']) + ' |', '|' + '---|' * len(t['columns'])]
     for row in t['rows']:
@@ -123,7 +124,7 @@ def figure_curves(logs: dict) -> bytes | None:
         val = [(r['epoch'], _val_score(r['val'])) for r in log if 'val' in r]
         if val:
             axes[1].plot(*zip(*val), marker='o', label=name)
-    axes[0].set(title='training loss', xlabel='epoch')
+    axes[0].set(title='training loss (total; its terms differ by mode)', xlabel='epoch')
     axes[1].set(title='val PCK@0.5 (all 21 joints, mean over datasets)', xlabel='epoch')
     for a in axes:
         a.grid(alpha=.3)
@@ -217,7 +218,14 @@ def _verdict(metrics) -> tuple[str, bool]:
     miss = [g for c, g in gains if 'missing' in c]
     text = (f'Distilled student vs no-distillation baseline: better on {better} of {len(gains)} metrics'
             + (f'; on the joints each dataset lacks, {np.mean(miss):+.1f} points on average' if miss else '') + '.')
-    return text, better * 2 >= len(gains)
+    # A student can only gain what its teachers know: say so when they are weak on their own joints.
+    own = [(n, r[i]) for n, r in rows.items() if n.startswith('teacher')
+           for i, c in enumerate(cols) if c.startswith(n.split()[-1] + ' ') and 'own joints' in c and r[i] is not None]
+    weak = [(n, v) for n, v in own if v < 50]
+    if weak:
+        text += (' The teachers are weak on their own joints (' + ', '.join(f'{n}: PCK {v:.0f}%' for n, v in weak)
+                 + '), so there is little for the student to gain from them.')
+    return text, better * 2 >= len(gains) and not weak
 
 
 def render_html(metrics: dict, figures: dict) -> str:
