@@ -262,13 +262,13 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     # The resolved pipeline config travels with the run, so export-report sees exactly what trained.
     if rank == 0:
         cfg.dump(str(work_dir / 'pipeline_config.py'))
-    with open(work_dir / 'run.json', 'w') as f:
-        json.dump(dict(mode=mode, as_teacher=as_teacher, config=str(work_dir / 'pipeline_config.py'),
-                       source_config=str(getattr(cfg, 'config_path', '')),
-                       model_config=str(model_cfg_path), skeleton=skeleton, epochs=epochs,
-                       batch_size=batch_size, world=world, lr=lr, datasets=datasets,
-                       cache=str(cache_path(cfg, 'train')) if cache else None,
-                       train=tc), f, indent=1)
+        with open(work_dir / 'run.json', 'w') as f:
+            json.dump(dict(mode=mode, as_teacher=as_teacher, config=str(work_dir / 'pipeline_config.py'),
+                           source_config=str(getattr(cfg, 'config_path', '')),
+                           model_config=str(model_cfg_path), skeleton=skeleton, epochs=epochs,
+                           batch_size=batch_size, world=world, lr=lr, datasets=datasets,
+                           cache=str(cache_path(cfg, 'train')) if cache else None,
+                           train=tc), f, indent=1)
 
     prefetch = PlanePrefetch(cache, list(teacher_specs)) if cache else None
     weights = dict(tc['loss_weights'])
@@ -333,10 +333,12 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             step += 1
             n = len(imgs)
             n_seen += n
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * n  # one sync per step, for the log
-            bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
+            for k, v in parts.items():  # summed on the device: no host sync in the step
+                sums[k] = sums.get(k, 0.0) + v.detach() * n
+            if step % 20 == 0:
+                bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
         secs = time.perf_counter() - t_epoch
+        sums = {k: float(v) for k, v in sums.items()}
         record = dict(epoch=epoch + 1, step=step, lr=optimizer.param_groups[0]['lr'],
                       images_per_s=n_seen * world / secs, seconds=secs,
                       loss_total=sum(sums.values()) / max(n_seen, 1),
