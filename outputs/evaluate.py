@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from data.skeletons import COCO17_SIGMAS, MPII16_NAMES
+from outputs.files import atomic_write_text
 
 COCO_STAT_NAMES = ('AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl')
 OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # the COCO keypoint AP thresholds
@@ -102,21 +101,10 @@ def coco_keypoint_eval(gt_ann_file: str | Path | dict, results: list[dict],
 
 def write_coco_results(path: str | Path, results: list[dict]) -> Path:
     """Write COCO results json (list of {image_id, category_id, keypoints, score}) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     clean = [{'image_id': int(r['image_id']), 'category_id': int(r.get('category_id', 1)),
               'keypoints': [float(v) for v in r['keypoints']], 'score': float(r['score'])}
              for r in results]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(clean, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(clean))
 
 
 def build_coco_gt(image_ids: np.ndarray, keypoints: np.ndarray, visible: np.ndarray,

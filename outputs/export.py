@@ -12,9 +12,7 @@ torch 2.6 and what mmengine's loader ends up calling, can read it.
 from __future__ import annotations
 
 import copy
-import os
 import pprint
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,27 +21,10 @@ import torch
 from torch import nn
 
 from data.skeletons import Skeleton, get_skeleton
+from outputs.files import atomic_write
 
 ONNX_INPUT = 'input'
 ONNX_OUTPUTS = ('simcc_x', 'simcc_y')
-
-
-def _atomic_target(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp' + path.suffix)
-    os.close(fd)
-    return tmp
-
-
-def _commit(tmp: str, path: Path, write) -> Path:
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,7 +54,7 @@ def export_onnx(model: nn.Module, input_size: tuple[int, int], path: str | Path,
                               dynamo=False)
 
     try:
-        return _commit(_atomic_target(path), path, write)
+        return atomic_write(path, write)
     finally:
         model.train(was_training)
 
@@ -316,7 +297,7 @@ def write_mmpose_config(model_config_path: str | Path, out_path: str | Path,
             f.write(tail)
 
     out_path = Path(out_path)
-    return _commit(_atomic_target(out_path), out_path, write)
+    return atomic_write(out_path, write)
 
 
 def export_mmpose(state_dict: dict, model_config_path: str | Path, out_dir: str | Path, dataset_meta: dict,
@@ -344,7 +325,7 @@ def export_mmpose(state_dict: dict, model_config_path: str | Path, out_dir: str 
     out_dir = Path(out_dir)
     checkpoint = {'meta': {**_plain(extra_meta or {}), 'dataset_meta': dataset_meta},
                   'state_dict': {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}}
-    pth = _commit(_atomic_target(out_dir / 'student.pth'), out_dir / 'student.pth',
-                  lambda tmp: torch.save(checkpoint, tmp))
+    pth = atomic_write(out_dir / 'student.pth',
+                       lambda tmp: torch.save(checkpoint, tmp))
     py = write_mmpose_config(model_config_path, out_dir / 'student_config.py', dataset_meta)
     return {'checkpoint': pth, 'config': py}

@@ -12,14 +12,13 @@ format_version. Written to a temporary file and renamed, so a reader never sees 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from data.skeletons import UNION21
+from outputs.files import atomic_write
 
 UNITS = 'pixels, image coordinates, x right y down'
 FORMAT_VERSION = 1
@@ -50,10 +49,8 @@ def write_predictions_h5(path: str | Path, dataset: np.ndarray, image_id: np.nda
         same = tuple(joint_names) == UNION21.joint_names
         skeleton_links = UNION21.links if same else ()
         skeleton_name = skeleton_name or (UNION21.name if same else 'unknown')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    os.close(fd)
-    try:
+
+    def write(tmp):
         with h5py.File(tmp, 'w') as f:
             for name, col in columns.items():
                 if name == 'dataset':
@@ -67,12 +64,7 @@ def write_predictions_h5(path: str | Path, dataset: np.ndarray, image_id: np.nda
             f.attrs['format_version'] = FORMAT_VERSION
             for key, value in (attrs or {}).items():
                 f.attrs[key] = value
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, write)
 
 
 def read_predictions_h5(path: str | Path) -> dict:

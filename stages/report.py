@@ -13,6 +13,7 @@ import numpy as np
 from cache.store import open_cache, reconstruct_rows
 from data.images import decode_grouped
 from data.skeletons import UNION21, union_mask
+from outputs.files import atomic_write_text, finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import load_config, resolve
 from stages.common import cache_path, model_geometry, pick_device, split_instances
@@ -133,12 +134,12 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
                    cost=cost, exports=exports, training=dict(epochs=run['epochs'], batch_size=run['batch_size']))
     written = {}
     if 'json' in formats:
-        written['json'] = _atomic_text(out / 'metrics.json', json.dumps(_finite(metrics), indent=1,
-                                                                        default=_json_default, allow_nan=False))
+        written['json'] = atomic_write_text(out / 'metrics.json',
+                                            json.dumps(finite(metrics), indent=1, allow_nan=False))
     if 'md' in formats:
-        written['md'] = _atomic_text(out / 'report.md', render_markdown(metrics))
+        written['md'] = atomic_write_text(out / 'report.md', render_markdown(metrics))
     if 'html' in formats:
-        written['html'] = _atomic_text(out / 'report.html', render_html(metrics, figures))
+        written['html'] = atomic_write_text(out / 'report.html', render_html(metrics, figures))
     if 'h5' in formats:
         k, s = predictions
         write_predictions_h5(out / 'predictions.h5', dataset=table.dataset, image_id=table.image_id,
@@ -170,33 +171,3 @@ def example_images(table, predictions, n=6):
         crop = draw_skeleton(crop, kp, scores[r], UNION21)
         out.append((f'{table.dataset[r]} {Path(table.image_path[r]).name}', cv2.imencode('.png', crop)[1].tobytes()))
     return out
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-
-def _finite(o):
-    """NaN/inf -> None (null), recursively: metrics.json stays strict JSON."""
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _finite(o.tolist())
-    if isinstance(o, (float, np.floating)) and not np.isfinite(o):
-        return None
-    return o
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o))

@@ -25,6 +25,7 @@ from data.photometric import photometric_augment
 from data.skeletons import union_indices
 from data.views import replay_view, view_keypoints
 from outputs.export import dataset_meta_from_skeleton
+from outputs.files import finite
 from pipeline.config import resolve, seed_everything, to_plain
 from stages.common import cache_path, dist_info, pick_device, split_instances, split_views
 from stages.dump import MATCH_KEYS, expected_manifest, run_teacher, to_student_bins
@@ -150,15 +151,6 @@ def teacher_targets_online(models, bin_maps, batch, student_bins, num_joints, de
         sx, sy, ox, oy = to_student_bins(x, y, bin_maps[name], student_bins)
         out[name] = teacher_target(sx, sy, ox, oy, union_indices(model.skeleton_name).tolist(), num_joints)
     return out
-
-
-def json_default(o):
-    """numpy values in metrics -> JSON."""
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    raise TypeError(f'{type(o).__name__} is not JSON serializable')
 
 
 def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume=False, work_dir=None,
@@ -350,7 +342,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             record['val'] = metrics
         if rank == 0:
             with open(log_path, 'a') as f:
-                f.write(json.dumps(record, default=json_default) + '\n')
+                f.write(json.dumps(finite(record)) + '\n')
             print(f'[{mode}] epoch {epoch + 1}/{epochs} ' + ' '.join(
                 f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
         if last or (epoch + 1) % int(tc.get('checkpoint_interval', 1)) == 0:
