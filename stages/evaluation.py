@@ -19,6 +19,7 @@ from outputs.evaluate import (coco_keypoint_eval, pck_union, pckh, predictions_t
 from pipeline.config import resolve
 from stages.common import model_geometry, split_instances
 
+
 def crop_to_image(keypoints_crop: np.ndarray, M: np.ndarray) -> np.ndarray:
     """Crop pixels -> image pixels with the inverse of the crop's warp matrix."""
     A = np.vstack([M, [0, 0, 1]])
