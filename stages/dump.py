@@ -22,6 +22,7 @@ from cache.manifest import build_manifest, code_version, diff_manifest, sha256_f
 from cache.store import create_cache, open_cache, reconstruct_rows
 from data.geometry import teacher_to_student_bins
 from data.images import decode_grouped
+from data.skeletons import union_indices
 from data.views import VIEW_FIELDS, replay_view
 from pipeline.config import resolve
 from stages.common import cache_path, dist_info, model_geometry, pick_device, split_instances, split_views
@@ -126,7 +127,6 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         if device.type == 'cuda':
             model = model.to(memory_format=torch.channels_last)
-        from data.skeletons import union_indices
         bin_maps[name] = teacher_to_student_bins(student_size, model.input_size, student['split'],
                                                  model.codec.simcc_split_ratio)
         specs[name] = dict(union_joints=union_indices(model.skeleton_name).tolist(),
