@@ -40,8 +40,8 @@ def run_demo(config_path: str) -> None:
     out = resolve(syn.out)
     step('make-synthetic', lambda: make_synthetic(out, n_images=int(syn.images), seed=int(syn.seed)),
          (out / 'mpii' / 'annotations' / 'mpii_val.json').exists())
-    # Independent trainings run side by side, one process and one thread each: on a 2-core machine
-    # that is faster than one after the other with 2 threads each (measured in the README).
+    # Independent trainings run side by side, one process and one thread each: on a shared 2-core
+    # machine a 2-thread torch process next to other work was seen to slow down many-fold per step.
     todo = [name for name, t in cfg.teachers.items() if not resolve(t.checkpoint).exists()]
     step('train teachers ' + ','.join(todo),
          lambda: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
