@@ -1,4 +1,3 @@
-import os
 import contextlib
 import io
 import json
@@ -12,7 +11,7 @@ from data.skeletons import COCO17_SIGMAS, MPII16_NAMES, UNION21, union_mask
 from outputs.evaluate import (OKS_THRESHOLDS, build_coco_gt, coco_keypoint_eval, mpii_pckh_table, oks_matrix,
                               oks_nms, pck_union, pckh, predictions_to_coco_results, topdown_instance_areas,
                               topdown_rescore, write_coco_results)
-from tests.conftest import REAL_SAMPLES, ROOT
+from tests.conftest import MMPOSE_PYTHON, REAL_SAMPLES, ROOT, require_mmpose_reference
 
 COCO_SAMPLE = REAL_SAMPLES / 'coco' / 'annotations' / 'person_keypoints_sample.json'
 
@@ -231,7 +230,6 @@ def test_topdown_instance_areas_pad_then_fix_aspect():
     np.testing.assert_allclose(areas, [93.75 * 125, 125 * (125 / 0.75)])
 
 
-MMPOSE_PYTHON = ROOT / '.venv-mmpose' / 'bin' / 'python'
 MMPOSE_PARITY = textwrap.dedent('''
     import numpy as np
     from mmengine.registry import init_default_scope
@@ -269,12 +267,7 @@ MMPOSE_PARITY = textwrap.dedent('''
 
 def test_oks_nms_and_pckh_match_mmpose(tmp_path):
     """Same kept indices as mmpose's oks_nms, same MPII table as MpiiPCKAccuracy (reference env)."""
-    if not MMPOSE_PYTHON.exists() or subprocess.run([str(MMPOSE_PYTHON), '-c', 'import mmpose'],
-                                                    capture_output=True, timeout=120).returncode:
-        reason = f'mmpose reference environment not available at {MMPOSE_PYTHON}'
-        if os.environ.get('PARITY_REQUIRED') == '1':
-            pytest.fail(f'PARITY_REQUIRED=1 but {reason}')
-        pytest.skip(reason)
+    require_mmpose_reference()
     script = tmp_path / 'parity.py'
     script.write_text(MMPOSE_PARITY)
     run = subprocess.run([str(MMPOSE_PYTHON), str(script)], capture_output=True, text=True, cwd=ROOT, timeout=300,

@@ -1,8 +1,5 @@
-import os
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +9,8 @@ from torch import nn
 from data.skeletons import UNION21
 from outputs.export import (ONNX_INPUT, ONNX_OUTPUTS, check_onnx, complete_dataset_meta,
                             dataset_meta_from_skeleton, export_mmpose, export_onnx, write_mmpose_config)
-from tests.conftest import ROOT
+from tests.conftest import MMPOSE_PYTHON, ROOT, require_mmpose_reference
 
-MMPOSE_PYTHON = ROOT / '.venv-mmpose' / 'bin' / 'python'
 
 # A tiny RTMPose in mmpose's config format (mmpose's own CSPNeXt: no _scope_='mmdet' needed).
 TINY_RTMPOSE_CONFIG = textwrap.dedent('''
@@ -203,13 +199,6 @@ def test_write_mmpose_config_takes_the_skeleton_from_the_config(tmp_path):
     assert 'metainfo' not in cfg.test_dataloader.dataset and cfg.default_scope == 'mmpose'
 
 
-def _mmpose_available():
-    if not MMPOSE_PYTHON.exists():
-        return False
-    probe = subprocess.run([str(MMPOSE_PYTHON), '-c', 'import mmpose, mmcv'], capture_output=True, timeout=120)
-    return probe.returncode == 0
-
-
 MMPOSE_CHECK = textwrap.dedent('''
     import sys, torch
     from mmengine.config import Config
@@ -259,11 +248,7 @@ MMPOSE_CHECK = textwrap.dedent('''
 
 def test_export_mmpose_loads_in_mmpose(tmp_path):
     """The exported pair builds and loads strictly in the mmpose reference environment."""
-    if not _mmpose_available():
-        reason = f'mmpose reference environment not available at {MMPOSE_PYTHON}'
-        if os.environ.get('PARITY_REQUIRED') == '1':
-            pytest.fail(f'PARITY_REQUIRED=1 but {reason}')
-        pytest.skip(reason)
+    require_mmpose_reference()
     cfg_path = tmp_path / 'tiny_rtmpose.py'
     cfg_path.write_text(TINY_RTMPOSE_CONFIG)
     script = tmp_path / 'check.py'
