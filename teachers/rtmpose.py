@@ -173,11 +173,18 @@ class CSPNeXt(nn.Module):
                  out_indices: Sequence[int] = (4,), expand_ratio: float = 0.5,
                  spp_kernel_sizes: Sequence[int] = (5, 9, 13), channel_attention: bool = True,
                  norm: Mapping[str, float] | None = None,
-                 act_cfg: Mapping[str, Any] | None = None):
+                 act_cfg: Mapping[str, Any] | None = None,
+                 arch_ovewrite: Sequence[Sequence] | None = None):
         super().__init__()
         if arch not in CSPNEXT_ARCH_SETTINGS:
             raise ConfigError(f'unknown CSPNeXt arch {arch!r} (P5 or P6)')
-        settings = CSPNEXT_ARCH_SETTINGS[arch]
+        # mmdet's arch_ovewrite (its spelling) replaces the stage table: rows of
+        # (in_channels, out_channels, num_blocks, add_identity, use_spp).
+        settings = [tuple(row) for row in arch_ovewrite] if arch_ovewrite else CSPNEXT_ARCH_SETTINGS[arch]
+        for row in settings:
+            if len(row) != 5:
+                raise ConfigError(f'CSPNeXt stage setting {row!r}: expected '
+                                  '(in_channels, out_channels, num_blocks, add_identity, use_spp)')
         if not set(out_indices) <= set(range(len(settings) + 1)):
             raise ConfigError(f'out_indices {tuple(out_indices)} outside 0..{len(settings)}')
         norm = dict(norm or CSPNEXT_DEFAULT_NORM)
@@ -201,6 +208,7 @@ class CSPNeXt(nn.Module):
             self.add_module(f'stage{i + 1}', nn.Sequential(*stage))
             self.layers.append(f'stage{i + 1}')
         self.out_channels = [stem_out] + [int(s[1] * widen_factor) for s in settings]
+        self.strides = [2 ** (i + 1) for i in range(len(settings) + 1)]  # stem /2, each stage /2 more
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         outs = []
@@ -397,8 +405,6 @@ def build_backbone(cfg: Mapping[str, Any], where: str = '<config>') -> CSPNeXt:
         raise ConfigError(f'{where}: model.backbone.type must be CSPNeXt, got {cfg.get("type")!r}')
     if cfg.get('use_depthwise', False):
         raise ConfigError(f'{where}: CSPNeXt use_depthwise=True is not supported')
-    if cfg.get('arch_ovewrite'):
-        raise ConfigError(f'{where}: CSPNeXt arch_ovewrite is not supported')
     if cfg.get('conv_cfg') is not None:
         raise ConfigError(f'{where}: CSPNeXt conv_cfg is not supported (plain Conv2d only)')
     return CSPNeXt(
@@ -410,7 +416,8 @@ def build_backbone(cfg: Mapping[str, Any], where: str = '<config>') -> CSPNeXt:
         spp_kernel_sizes=tuple(cfg.get('spp_kernal_sizes', (5, 9, 13))),  # mmdet's spelling
         channel_attention=bool(cfg.get('channel_attention', True)),
         norm=_norm_from_config(cfg.get('norm_cfg'), where),
-        act_cfg=cfg.get('act_cfg', {'type': 'SiLU'}))
+        act_cfg=cfg.get('act_cfg', {'type': 'SiLU'}),
+        arch_ovewrite=cfg.get('arch_ovewrite'))
 
 
 def build_head(cfg: Mapping[str, Any], where: str = '<config>') -> RTMCCHead:
@@ -464,9 +471,11 @@ def build_model(cfg: Any) -> RTMPose:
         raise ConfigError(f'{where}: head.input_size {head.input_size} != codec.input_size {codec.input_size}')
     if head.simcc_split_ratio != codec.simcc_split_ratio:
         raise ConfigError(f'{where}: head and codec simcc_split_ratio differ')
-    expected_fm = tuple(s // 32 for s in codec.input_size)
+    stride = backbone.strides[max(backbone.out_indices)]
+    expected_fm = tuple(s // stride for s in codec.input_size)
     if head.in_featuremap_size != expected_fm:
-        raise ConfigError(f'{where}: head.in_featuremap_size {head.in_featuremap_size} != input_size/32 {expected_fm}')
+        raise ConfigError(f'{where}: head.in_featuremap_size {head.in_featuremap_size} != '
+                          f'input_size/{stride} {expected_fm} (the backbone output used has stride {stride})')
     pre = model_cfg.get('data_preprocessor') or {}
     return RTMPose(backbone, head, codec,
                    mean=pre.get('mean', (0.0, 0.0, 0.0)), std=pre.get('std', (1.0, 1.0, 1.0)),

@@ -79,7 +79,8 @@ def test_norm_layers_follow_mmcv_defaults():
     assert (bn.eps, bn.momentum) == (1e-5, 0.1)
     no_norm = copy.deepcopy(cfg)
     del no_norm.model.backbone['norm_cfg']  # CSPNeXt's own default
-    bn = build_model(no_norm).backbone.stage4[2].final_conv.bn
+    backbone = build_model(no_norm).backbone
+    bn = getattr(backbone, backbone.layers[-1])[-1].final_conv.bn
     assert (bn.eps, bn.momentum) == (0.001, 0.03)
 
 
@@ -92,6 +93,21 @@ def test_unsupported_options_are_refused_naming_the_config():
     cfg = Config.fromfile(path)
     cfg.model.head.in_channels = 123
     with pytest.raises(ConfigError, match=r'rtmpose-demo_union21_128x96\.py.*in_channels'):
+        build_model(cfg)
+
+
+def test_arch_ovewrite_sets_the_stages_and_the_expected_feature_map():
+    # The demo configs use mmdet's arch_ovewrite: three stages, stride 16 at the output.
+    cfg = Config.fromfile(f'{CONFIGS}/rtmpose-demo_union21_128x96.py')
+    backbone = build_model(cfg).backbone
+    assert backbone.layers == ['stem', 'stage1', 'stage2', 'stage3']
+    assert backbone.strides[3] == 16 and backbone.out_channels[3] == 128
+    cfg.model.head.in_featuremap_size = (3, 4)  # what a stride-32 output would need
+    with pytest.raises(ConfigError, match=r'in_featuremap_size.*input_size/16 \(6, 8\)'):
+        build_model(cfg)
+    cfg = Config.fromfile(f'{CONFIGS}/rtmpose-demo_union21_128x96.py')
+    cfg.model.backbone.arch_ovewrite = [[64, 128, 3, True]]
+    with pytest.raises(ConfigError, match='use_spp'):
         build_model(cfg)
 
 
