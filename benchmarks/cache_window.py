@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cache.fidelity import fidelity_by_window  # noqa: E402
 from data.geometry import teacher_to_student_bins  # noqa: E402
 from data.images import decode_grouped  # noqa: E402
-from data.views import replay_view  # noqa: E402
+from data.views import replay_view, view_box_scales  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 from stages.common import model_geometry, pick_device, split_instances, split_views  # noqa: E402
 from stages.dump import run_teacher, to_student_bins  # noqa: E402
@@ -54,8 +54,9 @@ def main(config_path, rows, device):
           + f' {"argmax":>8} {"bytes/row":>10} {"vs full":>8}')
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
-        bm = teacher_to_student_bins(size, model.input_size, student['split'], model.codec.simcc_split_ratio)
-        crops = np.stack([replay_view(img, table.bbox[r], views[v, r], model.input_size, size)[0]
+        bm = teacher_to_student_bins(size, model.input_size, view_box_scales(table.bbox[idx], views[vidx, idx]),
+                                     student['split'], model.codec.simcc_split_ratio)
+        crops = np.stack([replay_view(img, table.bbox[r], views[v, r], model.input_size)[0]
                           for img, r, v in zip(images, idx, vidx)])
         x, y = run_teacher(model, crops, device, 64)
         sx, sy, _, _ = (a.cpu().numpy() for a in to_student_bins(x, y, bm, bins))

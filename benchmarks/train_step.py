@@ -13,7 +13,8 @@ distillation_loss, backward, AdamW step, EMA update, and the per-step read-back 
               (stages.train.teacher_targets_offline, the very function the train stage calls).
   online      + both teachers (RTMPose-m COCO 256x192, RTMPose-m MPII 256x256) run live on their own
               native crops of the batch (eval, no_grad, fp16 autocast on CUDA), mapped into the student's
-              bins by to_student_bins (stages.train.teacher_targets_online).
+              bins per row (random view boxes, tall to wide) by to_student_bins
+              (stages.train.teacher_targets_online).
 Same student, optimizer and batches for every mode. Weights are random (timing does not depend on them).
 Batches: NB batches of random uint8 crops (student 256x192, teachers at their sizes) and GT labels from
 the student's codec on random keypoints, generated once. The cache plane is built once: the teachers run
@@ -88,24 +89,29 @@ def make_batches(rng, nb: int, batch: int, student_size, codec, teacher_sizes: d
                  target_weight=torch.from_numpy(labels['keypoint_weights'].astype(np.float32)))
         for name, (tw, th) in teacher_sizes.items():
             b[f'crop_{name}'] = torch.from_numpy(rng.integers(0, 256, (batch, th, tw, 3), dtype=np.uint8))
+        # view boxes (w, h) before the aspect fix, tall to wide: they set each row's teacher->student bin map
+        b['box_scale'] = torch.from_numpy(rng.uniform([60, 120], [240, 320], (batch, 2)).astype(np.float32))
         if pin:
             b = {k: v.pin_memory() for k, v in b.items()}
         batches.append(b)
     return batches
 
 
-def build_planes(rng, teachers, bin_maps, batches, student_bins, plane_rows: int, device, batch: int):
+def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, device, batch: int):
     """One in-memory view plane per teacher (the dict read_view_plane returns), built by running the
     teachers on the batches' crops and windowing their student-bin log-probs; the N0 = NB * B encoded rows
     are tiled to >= plane_rows rows. Returns planes, specs, and each batch's plane rows (random tile)."""
     n0 = len(batches) * batch
+    student_bins = (int(student_size[0] * split), int(student_size[1] * split))
     tiles = max(1, -(-plane_rows // n0))
     planes, specs = {}, {}
     for name, model in teachers.items():
         parts = {f'{a}_{f}': [] for a in 'xy' for f in ('start', 'values', 'tail', 'outside')}
         for b in batches:
             x, y = run_teacher(model, b[f'crop_{name}'], device, batch)
-            sx, sy, ox, oy = (a.float().cpu().numpy() for a in to_student_bins(x, y, bin_maps[name], student_bins))
+            bin_map = teacher_to_student_bins(student_size, model.input_size, b['box_scale'].numpy(), split,
+                                              model.codec.simcc_split_ratio)
+            sx, sy, ox, oy = (a.float().cpu().numpy() for a in to_student_bins(x, y, bin_map, student_bins))
             for axis, logp, outside in (('x', sx, ox), ('y', sy, oy)):
                 if not np.isfinite(logp).all():  # random weights under fp16 may overflow; keep the plane valid
                     logp = np.nan_to_num(logp, nan=-30.0, posinf=0.0, neginf=-30.0)
@@ -127,7 +133,7 @@ def build_planes(rng, teachers, bin_maps, batches, student_bins, plane_rows: int
 class Trainer:
     """The per-batch body of stages/train.py's loop, for one student."""
 
-    def __init__(self, cfg_path, device, batch: int, teachers, bin_maps, planes, specs):
+    def __init__(self, cfg_path, device, batch: int, teachers, planes, specs):
         torch.manual_seed(0)
         self.device, self.batch = device, batch
         self.model = build_model(str(cfg_path)).to(device).train()
@@ -139,9 +145,8 @@ class Trainer:
         self.ema = ModelEMA(self.model, momentum=EMA_MOMENTUM)
         self.num_joints = len(union_indices(self.model.skeleton_name))
         w, h = self.model.input_size
-        split = self.model.codec.simcc_split_ratio
-        self.student_bins = (int(w * split), int(h * split))
-        self.teachers, self.bin_maps, self.planes, self.specs = teachers, bin_maps, planes, specs
+        self.student_size, self.split = (w, h), self.model.codec.simcc_split_ratio
+        self.teachers, self.planes, self.specs = teachers, planes, specs
 
     def step(self, mode: str, batch: dict, rows: np.ndarray) -> float:
         device = self.device
@@ -154,7 +159,7 @@ class Trainer:
         if mode == 'offline':
             targets.update(teacher_targets_offline(self.planes, rows, self.specs, self.num_joints, device))
         elif mode == 'online':
-            targets.update(teacher_targets_online(self.teachers, self.bin_maps, batch, self.student_bins,
+            targets.update(teacher_targets_online(self.teachers, batch, self.student_size, self.split,
                                                   self.num_joints, device, self.batch))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cuda):
             pred_x, pred_y = self.model(x)
@@ -227,17 +232,14 @@ def main(argv=None) -> dict:
         teachers[name] = m.to(memory_format=torch.channels_last) if cuda else m
     ref = build_model(str(MODELS / STUDENTS[students[0]]))  # geometry + codec (identical for s and t)
     student_size, split = tuple(ref.input_size), ref.codec.simcc_split_ratio
-    student_bins = (int(student_size[0] * split), int(student_size[1] * split))
     for s in students:
         m = build_model(str(MODELS / STUDENTS[s]))
         if tuple(m.input_size) != student_size or m.codec.simcc_split_ratio != split:
             raise SystemExit(f'student {s}: geometry differs from {students[0]}; run them separately')
-    bin_maps = {n: teacher_to_student_bins(student_size, m.input_size, split, m.codec.simcc_split_ratio)
-                for n, m in teachers.items()}
     rng = np.random.default_rng(0)
     batches = make_batches(rng, nb, batch, student_size, ref.codec,
                            {n: tuple(m.input_size) for n, m in teachers.items()}, pin=cuda)
-    planes, specs, rows, n_plane = build_planes(rng, teachers, bin_maps, batches, student_bins, plane_rows,
+    planes, specs, rows, n_plane = build_planes(rng, teachers, batches, student_size, split, plane_rows,
                                                 device, batch)
     plane_mb = sum(v.nbytes for p in planes.values() for v in p.values() if isinstance(v, np.ndarray)) / 2**20
     print(f'setup {time.perf_counter() - t_setup:.1f} s; cache plane {n_plane} rows x 2 teachers, '
@@ -250,7 +252,7 @@ def main(argv=None) -> dict:
                   amp=dict(student='bf16' if cuda else None, teachers='fp16' if cuda else None),
                   channels_last=cuda, quick=bool(args.quick), students={})
     for s in students:
-        trainer = Trainer(MODELS / STUDENTS[s], device, batch, teachers, bin_maps, planes, specs)
+        trainer = Trainer(MODELS / STUDENTS[s], device, batch, teachers, planes, specs)
         for mode in MODES:
             time_steps(trainer, mode, batches, rows, 0, warmup)
         samples = {mode: [] for mode in MODES}

@@ -123,33 +123,48 @@ def compose_affine(A: np.ndarray, M: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BinMap:
-    """teacher_bin = a * student_bin + b, per axis (x and y)."""
-    ax: float
-    bx: float
-    ay: float
-    by: float
+    """teacher_bin = a * student_bin + b, per axis (x and y): floats, or (N,) arrays (one per instance)."""
+    ax: float | np.ndarray
+    bx: float | np.ndarray
+    ay: float | np.ndarray
+    by: float | np.ndarray
+
+    def rows(self, index) -> 'BinMap':
+        """The maps of some instances (per-instance maps only)."""
+        return BinMap(*(np.asarray(v)[index] for v in (self.ax, self.bx, self.ay, self.by)))
 
 
-def teacher_to_student_bins(student_input_size, teacher_input_size, student_split: float = 2.0,
-                            teacher_split: float = 2.0) -> BinMap:
+def teacher_to_student_bins(student_input_size, teacher_input_size, box_scale,
+                            student_split: float = 2.0, teacher_split: float = 2.0) -> BinMap:
     """Affine relation between the SimCC bins of a student crop and a teacher crop of the same view.
 
-    The teacher crop has the student's centre and rotation and the box
-    fix_aspect_ratio(student_scale, teacher_aspect), i.e. the student box grown along one axis. So the
-    two crops differ by a uniform zoom k and a shift that keeps the centres together:
+    Both crops are native crops of one view box (data.views.view_box): same centre, rotation and
+    flip, each with the box's aspect fixed to its own input size. They differ by a uniform zoom k
+    (teacher pixels per student pixel) and a shift that keeps the centres together:
         u_t = k * (u_s - W_s / 2) + W_t / 2     (same for v with H)
-    where k = W_t / W_s if the student is wider than the teacher (teacher box grows in height),
-    else k = H_t / H_s. With bin = pixel * split, a = k * teacher_split / student_split and
-    b = teacher_split * (W_t / 2 - k * W_s / 2). The mirror u -> W - u maps this relation onto itself,
-    so it holds for flipped views too.
+    with k = (W_t / sw_t) / (W_s / sw_s), sw_* the fixed box widths. k depends on the box's aspect
+    (1 for a box taller than both aspects, W_t/W_s-like for a wide one), so `box_scale` (the view
+    box's (w, h) before the aspect fix, (2,) or (N, 2)) gives one map per instance. With
+    bin = pixel * split: a = k * teacher_split / student_split, b = teacher_split * (W_t/2 - k * W_s/2).
+    The mirror u -> W - u maps this relation onto itself, so it holds for flipped views too.
+    k within 1e-6 of 1 is snapped to 1 (float32 rounding of the aspect fix), so crops of equal
+    pixel density relate by an exact integer shift.
     """
     ws, hs = float(student_input_size[0]), float(student_input_size[1])
     wt, ht = float(teacher_input_size[0]), float(teacher_input_size[1])
     if min(ws, hs, wt, ht) <= 0 or student_split <= 0 or teacher_split <= 0:
         raise ValueError(f'teacher_to_student_bins: sizes and splits must be positive, got student '
                          f'{student_input_size}, teacher {teacher_input_size}, splits {student_split}, {teacher_split}')
-    # Same branch as fix_aspect_ratio(student_scale, wt/ht): the width is kept when w > h * aspect.
-    k = wt / ws if ws / hs > wt / ht else ht / hs
+    box = np.asarray(box_scale, np.float32)
+    if box.shape[-1:] != (2,) or box.ndim > 2 or not (box > 0).all():
+        raise ValueError(f'teacher_to_student_bins: box_scale must be positive (w, h) rows, got shape {box.shape}')
+    sw_s = fix_aspect_ratio(box.reshape(-1, 2), ws / hs)[:, 0].astype(np.float64)
+    sw_t = fix_aspect_ratio(box.reshape(-1, 2), wt / ht)[:, 0].astype(np.float64)
+    k = (wt * sw_s) / (ws * sw_t)
+    k = np.where(np.abs(k - 1.0) < 1e-6, 1.0, k)
     a = k * teacher_split / student_split
-    return BinMap(ax=a, bx=teacher_split * (wt / 2 - k * ws / 2),
-                  ay=a, by=teacher_split * (ht / 2 - k * hs / 2))
+    bx = teacher_split * (wt / 2 - k * ws / 2)
+    by = teacher_split * (ht / 2 - k * hs / 2)
+    if box.ndim == 1:
+        return BinMap(ax=float(a[0]), bx=float(bx[0]), ay=float(a[0]), by=float(by[0]))
+    return BinMap(ax=a, bx=bx, ay=a.copy(), by=by)

@@ -223,13 +223,12 @@ def draw_views(seed: int, dataset_index, instance_keys, n_views: int, keypoints2
 
 
 # ---------------------------------------------------------------- replay
-def view_geometry(bbox, view, input_size, student_input_size=None):
-    """(center (2,), scale (2,), rot (deg), flip (bool), M (2, 3) image -> crop) of a view at `input_size`.
+def view_box(bbox, view):
+    """(center (2,), scale (2,), rot (deg), flip (bool)) of a view's box before any aspect fix.
 
-    The student crop is the view's box with its aspect fixed to the student's input size (TopdownAffine).
-    A crop at another `input_size` (a teacher's) keeps that centre and rotation and grows the student box
-    to its own aspect, so it contains the student crop. Arithmetic follows mmpose's float32 flow, so the
-    matrix of a non-flipped view equals TopdownAffine's for the same numbers.
+    mmpose order: the box (padding 1.25, or the half-body box), then RandomBBoxTransform's shift
+    (in units of that box) and scale factor; the aspect ratio is fixed last, per input size
+    (TopdownAffine), so every model sees its own native crop of this one box.
     """
     view = np.asarray(view, np.float32)
     if view.shape != (NUM_VIEW_FIELDS,):
@@ -247,23 +246,39 @@ def view_geometry(bbox, view, input_size, student_input_size=None):
         rot = -rot
     center = center + offset * scale
     scale = scale * view[F['scale']]
+    return center, scale, rot, flip
 
+
+def view_box_scales(bboxes, views) -> np.ndarray:
+    """(N, 2) float32 box sizes (before the aspect fix) of rows of boxes (N, 4) and views (N, P)."""
+    bboxes = np.asarray(bboxes).reshape(-1, 4)
+    views = np.asarray(views).reshape(bboxes.shape[0], NUM_VIEW_FIELDS)
+    return np.stack([view_box(b, v)[1] for b, v in zip(bboxes, views)]) if len(bboxes) \
+        else np.zeros((0, 2), np.float32)
+
+
+def view_geometry(bbox, view, input_size):
+    """(center (2,), scale (2,), rot (deg), flip (bool), M (2, 3) image -> crop) of a view at `input_size`.
+
+    The crop is the view's box with its aspect fixed to `input_size` (TopdownAffine): a student and
+    a teacher with another input size share centre, rotation and flip, and each gets its native crop;
+    data.geometry.teacher_to_student_bins relates their bins. Arithmetic follows mmpose's float32
+    flow, so the matrix of a non-flipped view equals TopdownAffine's for the same numbers.
+    """
+    center, scale, rot, flip = view_box(bbox, view)
     w, h = int(input_size[0]), int(input_size[1])
-    sw, sh = (w, h) if student_input_size is None else (int(student_input_size[0]), int(student_input_size[1]))
-    scale = fix_aspect_ratio(scale, sw / sh)
-    if (sw, sh) != (w, h):
-        scale = fix_aspect_ratio(scale, w / h)
+    scale = fix_aspect_ratio(scale, w / h)
     M = get_warp_matrix(center, scale, rot, (w, h))
     if flip:
         M = compose_affine(flip_matrix(w), M)
     return center, scale, rot, flip, M
 
 
-def view_matrices(bboxes, views, input_size, student_input_size=None) -> np.ndarray:
+def view_matrices(bboxes, views, input_size) -> np.ndarray:
     """(N, 2, 3) image -> crop matrices for rows of boxes (N, 4) and views (N, P)."""
     bboxes = np.asarray(bboxes).reshape(-1, 4)
     views = np.asarray(views).reshape(bboxes.shape[0], NUM_VIEW_FIELDS)
-    return np.stack([view_geometry(b, v, input_size, student_input_size)[4] for b, v in zip(bboxes, views)]) \
+    return np.stack([view_geometry(b, v, input_size)[4] for b, v in zip(bboxes, views)]) \
         if len(bboxes) else np.zeros((0, 2, 3))
 
 
@@ -273,9 +288,9 @@ def warp_crop(image: np.ndarray, M: np.ndarray, input_size) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def replay_view(image: np.ndarray, bbox, view, input_size, student_input_size=None):
-    """(crop uint8 (h, w, 3), M (2, 3)) of one view of one instance."""
-    M = view_geometry(bbox, view, input_size, student_input_size)[4]
+def replay_view(image: np.ndarray, bbox, view, input_size):
+    """(crop uint8 (h, w, 3), M (2, 3)) of one view of one instance at a model's input size."""
+    M = view_geometry(bbox, view, input_size)[4]
     return warp_crop(image, M, input_size), M
 
 

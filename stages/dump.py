@@ -23,11 +23,17 @@ from cache.store import create_cache, open_cache, reconstruct_rows
 from data.geometry import teacher_to_student_bins
 from data.images import decode_grouped
 from data.skeletons import union_indices
-from data.views import VIEW_FIELDS, replay_view
+from data.views import VIEW_FIELDS, replay_view, view_box_scales
 from pipeline.config import resolve
 from stages.common import cache_path, dist_info, model_geometry, pick_device, split_instances, split_views
 from teachers.checkpoints import load_model
 from teachers.simcc import map_teacher_logits
+
+
+# How teachers see a view; a cache written under another rule is refused.
+TEACHER_CROPS = 'native'  # each teacher's own crop of the view box (its aspect, its input size)
+BIN_MAP_RULE = ('teacher_bin = a * student_bin + b per instance, from the view box: '
+                'data.geometry.teacher_to_student_bins')
 
 
 def expected_manifest(cfg, split: str, num_views: int, table) -> dict:
@@ -49,7 +55,7 @@ def expected_manifest(cfg, split: str, num_views: int, table) -> dict:
         views=dict(num_views=num_views, policy=cfg.views.get('policy', 'main'), seed=int(cfg.seed),
                    fields=list(VIEW_FIELDS)),
         storage=dict(window=int(cfg.cache.window), lossless=bool(cfg.cache.get('lossless', False)),
-                     chunk_size=int(cfg.cache.chunk_size)),
+                     chunk_size=int(cfg.cache.chunk_size), teacher_crops=TEACHER_CROPS),
         counts=dict(instances=len(table), **{f'instances.{n}': int((table.dataset == n).sum())
                                              for n in cfg.datasets}),
     )
@@ -61,9 +67,9 @@ MATCH_KEYS = ('split', 'student', 'teachers', 'annotations', 'views', 'storage',
 class UnitCrops(torch.utils.data.Dataset):
     """One item = the crops of one unit (a view, a chunk of instances) for every teacher input size."""
 
-    def __init__(self, table, views, units, chunk_size, input_sizes: dict, student_size):
+    def __init__(self, table, views, units, chunk_size, input_sizes: dict):
         self.table, self.views, self.units, self.chunk = table, views, units, chunk_size
-        self.input_sizes, self.student_size = input_sizes, student_size
+        self.input_sizes = input_sizes
 
     def __len__(self):
         return len(self.units)
@@ -73,11 +79,11 @@ class UnitCrops(torch.utils.data.Dataset):
         rows = np.arange(chunk * self.chunk, min((chunk + 1) * self.chunk, len(self.table)))
         images = decode_grouped(self.table.image_path[rows])
         crops = {}
-        for name, size in self.input_sizes.items():
-            crops[name] = np.stack([
-                replay_view(img, self.table.bbox[r], self.views[view, r], size, self.student_size)[0]
-                for img, r in zip(images, rows)])
-        return dict(view=view, chunk=chunk, rows=rows, crops=crops)
+        for name, size in self.input_sizes.items():  # each teacher's native crop of the view box
+            crops[name] = np.stack([replay_view(img, self.table.bbox[r], self.views[view, r], size)[0]
+                                    for img, r in zip(images, rows)])
+        box_scales = view_box_scales(self.table.bbox[rows], self.views[view, rows])
+        return dict(view=view, chunk=chunk, rows=rows, crops=crops, box_scales=box_scales)
 
 
 @torch.no_grad()
@@ -95,7 +101,8 @@ def run_teacher(model, crops: np.ndarray, device, batch_size: int):
 
 
 def to_student_bins(x, y, bin_map, student_bins):
-    """Teacher logits -> student-bin log-probs + the mass outside the student crop, per axis."""
+    """Teacher logits -> student-bin log-probs + the mass outside the student crop, per axis.
+    `bin_map`: one BinMap for all rows, or per-row arrays (data.geometry.teacher_to_student_bins)."""
     sx, ox = map_teacher_logits(x, bin_map.ax, bin_map.bx, student_bins[0])
     sy, oy = map_teacher_logits(y, bin_map.ay, bin_map.by, student_bins[1])
     return sx, sy, ox, oy
@@ -121,18 +128,17 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     unknown = set(names) - set(cfg.teachers)
     if unknown:
         raise ValueError(f'--teachers: {sorted(unknown)} not in the config (has {list(cfg.teachers)})')
-    models, bin_maps, specs = {}, {}, {}
+    models, specs = {}, {}
     for name in cfg.teachers:
         t = cfg.teachers[name]
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         if device.type == 'cuda':
             model = model.to(memory_format=torch.channels_last)
-        bin_maps[name] = teacher_to_student_bins(student_size, model.input_size, student['split'],
-                                                 model.codec.simcc_split_ratio)
         specs[name] = dict(union_joints=union_indices(model.skeleton_name).tolist(),
                            bins_x=student_bins[0], bins_y=student_bins[1],
-                           bin_map=dict(ax=bin_maps[name].ax, bx=bin_maps[name].bx,
-                                        ay=bin_maps[name].ay, by=bin_maps[name].by))
+                           bin_map=dict(per_instance=True, rule=BIN_MAP_RULE,
+                                        teacher_input_size=list(model.input_size),
+                                        teacher_split=model.codec.simcc_split_ratio))
         if name in names:
             models[name] = model
 
@@ -157,7 +163,7 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     units = sorted(set().union(*pending.values()))[rank::world]
     input_sizes = {name: tuple(models[name].input_size) for name in models}
     loader = torch.utils.data.DataLoader(
-        UnitCrops(table, views, units, cache.chunk_size, input_sizes, student_size),
+        UnitCrops(table, views, units, cache.chunk_size, input_sizes),
         batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=device.type == 'cuda',
         persistent_workers=False, prefetch_factor=4 if num_workers else None)
 
@@ -190,7 +196,9 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
             x, y = run_teacher(model, item['crops'][name], device, batch_size)
-            sx, sy, ox, oy = to_student_bins(x, y, bin_maps[name], student_bins)
+            bin_map = teacher_to_student_bins(student_size, model.input_size, item['box_scales'],
+                                              student['split'], model.codec.simcc_split_ratio)
+            sx, sy, ox, oy = to_student_bins(x, y, bin_map, student_bins)
             sx, sy, ox, oy = (a.cpu().numpy() for a in (sx, sy, ox, oy))  # the sync ends the timing
             forward_s[name] += time.perf_counter() - t0
             rows_done[name] += len(sx)
@@ -247,12 +255,13 @@ def cache_fidelity(cfg, split='train', samples=256, device=None):
     out = {}
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
-        bm = teacher_to_student_bins(student_size, model.input_size, student['split'],
-                                     model.codec.simcc_split_ratio)
         view = int(rng.integers(cache.n_views))
         rows = np.sort(rng.choice(len(table), size=min(samples, len(table)), replace=False))
+        bm = teacher_to_student_bins(student_size, model.input_size,
+                                     view_box_scales(table.bbox[rows], cache.views[view, rows]),
+                                     student['split'], model.codec.simcc_split_ratio)
         images = decode_grouped(table.image_path[rows])
-        crops = np.stack([replay_view(img, table.bbox[r], cache.views[view, r], model.input_size, student_size)[0]
+        crops = np.stack([replay_view(img, table.bbox[r], cache.views[view, r], model.input_size)[0]
                           for img, r in zip(images, rows)])
         x, y = run_teacher(model, crops, device, 64)
         sx, sy, _, _ = (a.cpu().numpy() for a in to_student_bins(x, y, bm, student_bins))

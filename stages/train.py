@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from cache.manifest import diff_manifest
 from cache.store import open_cache, reconstruct_rows
+from data.geometry import teacher_to_student_bins
 from data.images import read_image
 from data.photometric import photometric_augment
 from data.skeletons import union_indices
-from data.views import replay_view, view_keypoints
+from data.views import replay_view, view_box, view_keypoints
 from outputs.export import dataset_meta_from_skeleton
 from outputs.files import finite
 from pipeline.config import resolve, seed_everything, to_plain
@@ -87,8 +88,10 @@ class TrainCrops(torch.utils.data.Dataset):
         item = dict(index=i, img=crop, target_x=labels['keypoint_x_labels'][0].astype(np.float32),
                     target_y=labels['keypoint_y_labels'][0].astype(np.float32),
                     target_weight=labels['keypoint_weights'][0].astype(np.float32))
-        for name, size in self.teacher_sizes.items():
-            item[f'crop_{name}'] = replay_view(img, t.bbox[i], view, size, self.student_size)[0]
+        for name, size in self.teacher_sizes.items():  # each teacher's native crop of the view box
+            item[f'crop_{name}'] = replay_view(img, t.bbox[i], view, size)[0]
+        if self.teacher_sizes:  # relates the teachers' bins to the student's (per instance)
+            item['box_scale'] = view_box(t.bbox[i], view)[1]
         return item
 
 
@@ -143,12 +146,15 @@ def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device):
     return out
 
 
-def teacher_targets_online(models, bin_maps, batch, student_bins, num_joints, device, batch_size):
+def teacher_targets_online(models, batch, student_size, student_split, num_joints, device, batch_size):
     """The same targets from the live teachers on their own crops of the batch's views."""
     out = {}
+    student_bins = (int(student_size[0] * student_split), int(student_size[1] * student_split))
     for name, model in models.items():
         x, y = run_teacher(model, batch[f'crop_{name}'], device, batch_size)
-        sx, sy, ox, oy = to_student_bins(x, y, bin_maps[name], student_bins)
+        bin_map = teacher_to_student_bins(student_size, model.input_size, np.asarray(batch['box_scale']),
+                                          student_split, model.codec.simcc_split_ratio)
+        sx, sy, ox, oy = to_student_bins(x, y, bin_map, student_bins)
         out[name] = teacher_target(sx, sy, ox, oy, union_indices(model.skeleton_name).tolist(), num_joints)
     return out
 
@@ -186,14 +192,13 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     model_joints = union_indices(skeleton)
     student_size = tuple(model.input_size)
     split = model.codec.simcc_split_ratio
-    student_bins = (int(student_size[0] * split), int(student_size[1] * split))
 
     table = split_instances(cfg, 'train')
     keep = np.isin(table.dataset, datasets)
     index_of_row = np.flatnonzero(keep)  # rows of the full table (= cache rows) used here
 
     # -- views and targets ---------------------------------------------------------------------
-    cache, models, bin_maps, teacher_specs = None, {}, {}, {}
+    cache, models, teacher_specs = None, {}, {}
     if mode == 'offline':
         path = cache_path(cfg, 'train')
         cache = open_cache(path)
@@ -210,12 +215,8 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     else:
         views = split_views(cfg, table, int(cfg.views.num_views))
         if mode == 'online':
-            from data.geometry import teacher_to_student_bins
             for name, t in cfg.teachers.items():
-                m = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
-                models[name] = m
-                bin_maps[name] = teacher_to_student_bins(student_size, m.input_size, split,
-                                                         m.codec.simcc_split_ratio)
+                models[name] = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
     num_views = views.shape[0]
     sub_table = table.select(index_of_row)
     dataset = TrainCrops(sub_table, views[:, index_of_row], student_size, model.codec, model_joints,
@@ -307,7 +308,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                 rows = index_of_row[batch['index'].numpy()]
                 targets.update(teacher_targets_offline(planes, rows, teacher_specs, num_joints, device))
             elif mode == 'online':
-                targets.update(teacher_targets_online(models, bin_maps, batch, student_bins, num_joints,
+                targets.update(teacher_targets_online(models, batch, student_size, split, num_joints,
                                                       device, batch_size))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 pred_x, pred_y = train_model(x)

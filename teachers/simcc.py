@@ -135,19 +135,21 @@ def simcc_to_keypoints(simcc_x: Tensor, simcc_y: Tensor,
     return locs / simcc_split_ratio, scores
 
 
-def map_teacher_logits(logits: Tensor, a: float, b: float, n_student: int) -> tuple[Tensor, Tensor]:
+def map_teacher_logits(logits: Tensor, a, b, n_student: int) -> tuple[Tensor, Tensor]:
     """Express a teacher's SimCC distribution on one axis in a student's bins.
 
-    ``teacher_bin = a * student_bin + b`` (see data.geometry.teacher_to_student_bins; a > 0).
+    ``teacher_bin = a * student_bin + b`` (see data.geometry.teacher_to_student_bins; a > 0). a and b
+    are numbers, or (N,) arrays/tensors with one map per row of ``logits`` (N, ..., bins).
 
     Returns
       student_logits (..., n_student) float32: the teacher's log-softmax sampled at the teacher
         positions ``a*i + b``. With ``a == 1`` and integer ``b`` this is an exact gather; otherwise
         the log-probabilities of the two neighbouring teacher bins are linearly interpolated.
-        Positions up to one teacher bin beyond the teacher's range take the edge value; a map that
-        reaches further (the teacher crop does not contain the student crop) is refused. The values
-        are log-densities per teacher bin, not renormalised: apply a softmax over the last axis to
-        get the teacher's distribution restricted to the student's crop.
+        Positions within half a bin of the teacher's range take the edge value; student bins the
+        teacher crop does not reach (its native crop is smaller along that axis) get -inf: the
+        teacher puts no mass where it cannot see. The values are log-densities per teacher bin, not
+        renormalised: apply a softmax over the last axis to get the teacher's distribution
+        restricted to the student's crop.
       outside_mass (...,) float32: the teacher probability mass that lies outside the student's bins.
         Student bin i covers teacher positions [a*(i-1/2)+b, a*(i+1/2)+b]; teacher bin j covers
         [j-1/2, j+1/2]; each teacher bin contributes its probability times the fraction of it outside
@@ -156,37 +158,38 @@ def map_teacher_logits(logits: Tensor, a: float, b: float, n_student: int) -> tu
 
     The computation is differentiable but is meant for targets (no_grad in the callers).
     """
-    if not a > 0:
-        raise ValueError(f'bin map scale a must be > 0, got {a}')
     if n_student < 1:
         raise ValueError(f'n_student must be >= 1, got {n_student}')
+    device = logits.device
+    a = torch.as_tensor(a, dtype=torch.float64, device=device)
+    b = torch.as_tensor(b, dtype=torch.float64, device=device)
+    if a.shape != b.shape or a.dim() > 1 or (a.dim() == 1 and a.shape[0] != logits.shape[0]):
+        raise ValueError(f'bin map a, b: numbers or ({logits.shape[0]},) per row, got shapes '
+                         f'{tuple(a.shape)}, {tuple(b.shape)}')
+    if not bool((a > 0).all()):
+        raise ValueError(f'bin map scale a must be > 0, got {a.min().item()}')
+    lead = (-1,) + (1,) * (logits.dim() - 1) if a.dim() == 1 else (1,) * logits.dim()
+    a, b = a.reshape(lead), b.reshape(lead)  # broadcast over (N, ..., bins)
     n_teacher = logits.shape[-1]
     log_probs = torch.log_softmax(logits.to(torch.float32), dim=-1)
-    first, last = b, a * (n_student - 1) + b
-    if first < -1 or last > n_teacher:
-        raise ValueError(
-            f'student bins map to teacher positions [{first:g}, {last:g}] but the teacher has bins '
-            f'0..{n_teacher - 1}: the teacher crop must contain the student crop')
-
-    if a == 1 and float(b).is_integer():
-        b_int = int(b)
-        idx = torch.arange(n_student, device=logits.device) + b_int
-        idx = idx.clamp(0, n_teacher - 1)
-        student = log_probs.index_select(-1, idx)
-    else:
-        pos = (torch.arange(n_student, device=logits.device, dtype=torch.float64) * a + b)
-        pos = pos.clamp(0, n_teacher - 1)
-        lo = pos.floor().to(torch.long).clamp(max=n_teacher - 1)
-        hi = (lo + 1).clamp(max=n_teacher - 1)
-        frac = (pos - lo.to(torch.float64)).to(torch.float32)
-        student = torch.lerp(log_probs.index_select(-1, lo), log_probs.index_select(-1, hi), frac)
+    pos = torch.arange(n_student, device=device, dtype=torch.float64) * a + b
+    seen = (pos >= -0.5) & (pos <= n_teacher - 0.5)
+    pos = pos.clamp(0, n_teacher - 1)
+    lo = pos.floor().to(torch.long)
+    hi = (lo + 1).clamp(max=n_teacher - 1)
+    frac = (pos - lo.to(torch.float64)).to(torch.float32)
+    shape = log_probs.shape[:-1] + (n_student,)
+    at_lo = log_probs.gather(-1, lo.expand(shape))
+    at_hi = log_probs.gather(-1, hi.expand(shape))
+    # frac == 0 (integer shifts) keeps the gathered value bit-exact
+    student = torch.where(frac == 0, at_lo, torch.lerp(at_lo, at_hi, frac))
+    student = torch.where(seen, student, torch.tensor(float('-inf'), device=device))
 
     # Fraction of each teacher bin inside the student's span, in float64 for exact edges.
     span_lo, span_hi = b - a / 2, b + a * (n_student - 0.5)
-    centres = torch.arange(n_teacher, device=logits.device, dtype=torch.float64)
-    inside = (torch.clamp(torch.minimum(centres + 0.5, torch.tensor(span_hi, dtype=torch.float64))
-                          - torch.maximum(centres - 0.5, torch.tensor(span_lo, dtype=torch.float64)),
-                          min=0.0, max=1.0))
+    centres = torch.arange(n_teacher, device=device, dtype=torch.float64)
+    inside = torch.clamp(torch.minimum(centres + 0.5, span_hi) - torch.maximum(centres - 0.5, span_lo),
+                         min=0.0, max=1.0)
     outside_frac = (1.0 - inside).to(torch.float32)
     outside_mass = (log_probs.exp() * outside_frac).sum(-1)
     return student, outside_mass

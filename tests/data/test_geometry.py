@@ -95,16 +95,19 @@ def _crop_matrix(center, student_scale, rot, size, flip):
     ((192, 256), (256, 256), 2.0, 3.0),   # different split ratios
 ])
 def test_teacher_to_student_bins_matches_transformed_points(student, teacher, ss, ts):
+    """Native crops of one box (each aspect fixed to its own size): per-instance maps, tall, square and
+    wide boxes, rotated and flipped."""
     rng = np.random.default_rng(1)
-    bm = teacher_to_student_bins(student, teacher, ss, ts)
-    for trial in range(6):
+    for trial in range(8):
         center = rng.uniform(50, 400, 2)
-        raw = rng.uniform(40, 300, 2)
-        s_scale = fix_aspect_ratio(raw, student[0] / student[1])
+        box = rng.uniform(40, 300, 2).astype(np.float32)
         rot = rng.uniform(-80, 80) if trial % 2 else 0.0
-        flip = trial >= 3
-        Ms = _crop_matrix(center, s_scale, rot, student, flip)
-        Mt = _crop_matrix(center, s_scale, rot, teacher, flip)
+        flip = trial >= 4
+        Ms = _crop_matrix(center, box, rot, student, flip)
+        Mt = _crop_matrix(center, box, rot, teacher, flip)
+        bm = teacher_to_student_bins(student, teacher, box, ss, ts)
+        rows = teacher_to_student_bins(student, teacher, np.stack([box, box[::-1]]), ss, ts)
+        assert (float(rows.ax[0]), float(rows.bx[0]), float(rows.by[0])) == (bm.ax, bm.bx, bm.by)
         pts = center + rng.normal(0, 100, (20, 2))
         s_bins = transform_points(pts, Ms) * ss
         t_bins = transform_points(pts, Mt) * ts
@@ -113,9 +116,16 @@ def test_teacher_to_student_bins_matches_transformed_points(student, teacher, ss
 
 
 def test_teacher_to_student_bins_known_values():
-    assert teacher_to_student_bins((192, 256), (256, 256), 2, 2) == BinMap(ax=1.0, bx=64.0, ay=1.0, by=0.0)
-    bm = teacher_to_student_bins((192, 256), (288, 384), 2, 2)
+    tall, square = np.array([60., 200.], np.float32), np.array([150., 150.], np.float32)
+    # a tall box: both crops have the box height, equal density -> an exact shift of 64 x-bins
+    assert teacher_to_student_bins((192, 256), (256, 256), tall, 2, 2) == BinMap(ax=1.0, bx=64.0, ay=1.0, by=0.0)
+    # a square box: the MPII teacher's crop is the box itself, the student's is 4/3 taller
+    bm = teacher_to_student_bins((192, 256), (256, 256), square, 2, 2)
+    np.testing.assert_allclose((bm.ax, bm.bx, bm.ay, bm.by), (4 / 3, 0.0, 4 / 3, -256 / 3), rtol=1e-12)
+    bm = teacher_to_student_bins((192, 256), (288, 384), square, 2, 2)
     assert (bm.ax, bm.bx, bm.ay, bm.by) == (1.5, 0.0, 1.5, 0.0)
-    assert teacher_to_student_bins((192, 256), (192, 256)) == BinMap(1.0, 0.0, 1.0, 0.0)
+    assert teacher_to_student_bins((192, 256), (192, 256), square) == BinMap(1.0, 0.0, 1.0, 0.0)
     with pytest.raises(ValueError):
-        teacher_to_student_bins((0, 256), (192, 256))
+        teacher_to_student_bins((0, 256), (192, 256), square)
+    with pytest.raises(ValueError, match='box_scale'):
+        teacher_to_student_bins((192, 256), (256, 256), np.zeros(2))

@@ -2,10 +2,12 @@ import cv2
 import numpy as np
 import pytest
 
-from data.geometry import bbox_xyxy2cs, fix_aspect_ratio, get_warp_matrix, transform_points
+from data.geometry import (bbox_xyxy2cs, compose_affine, fix_aspect_ratio, flip_matrix, get_warp_matrix,
+                           teacher_to_student_bins, transform_points)
 from data.skeletons import UNION21
 from data.views import (F, LOWER_BODY_IDS, NUM_VIEW_FIELDS, POLICIES, UPPER_BODY_IDS, VIEW_FIELDS, _philox_raw,
-                        draw_views, identity_view, replay_view, view_geometry, view_keypoints, view_matrices)
+                        draw_views, identity_view, replay_view, view_box, view_box_scales, view_geometry,
+                        view_keypoints, view_matrices)
 
 STUDENT = (192, 256)
 TEACHER = (256, 256)
@@ -148,21 +150,28 @@ def test_flipped_view_equals_mmpose_flip_then_warp():
     assert diff.max() <= 2 and (diff > 0).mean() < 0.02
 
 
-def test_teacher_crop_contains_student_crop():
+@pytest.mark.parametrize('bbox', [[200., 80., 330., 400.],    # tall: same density as the student
+                                  [150., 100., 420., 330.]])  # wide: the teacher zooms in
+def test_teacher_sees_its_native_crop_of_the_view_box(bbox):
     img = _image(seed=4)
-    bbox = np.array([200., 80., 330., 400.], np.float32)
+    bbox = np.array(bbox, np.float32)
     view = _view(flip=1, rotation=-30.0, scale=0.9, shift_x=0.05)
     s_crop, Ms = replay_view(img, bbox, view, STUDENT)
-    t_crop, Mt = replay_view(img, bbox, view, TEACHER, student_input_size=STUDENT)
+    t_crop, Mt = replay_view(img, bbox, view, TEACHER)
     assert t_crop.shape == (256, 256, 3)
-    # same pixel density, offset 32 px in x: the teacher crop's middle columns are the student crop
-    inner = t_crop[:, 32:32 + 192].astype(int)
-    diff = np.abs(inner - s_crop.astype(int))
-    assert diff.mean() < 0.05 and diff.max() <= 2
-    p = np.array([[260., 200.], [210., 390.]])
-    ps, pt = transform_points(p, Ms), transform_points(p, Mt)
-    np.testing.assert_allclose(pt[:, 0], ps[:, 0] + 32, atol=1e-3)
-    np.testing.assert_allclose(pt[:, 1], ps[:, 1], atol=1e-3)
+    # the teacher's crop is what the view would give a model of its size alone: the box's aspect
+    # fixed to the teacher's, not the student's crop grown
+    center, box, rot, flip = view_box(bbox, view)
+    M = get_warp_matrix(center, fix_aspect_ratio(box, 1.0), rot, TEACHER)
+    np.testing.assert_allclose(Mt, compose_affine(flip_matrix(TEACHER[0]), M), atol=1e-6)
+    # and its bins relate to the student's by the per-instance map
+    bm = teacher_to_student_bins(STUDENT, TEACHER, view_box_scales(bbox[None], view[None]), 2.0, 2.0)
+    p = np.array([[260., 200.], [210., 390.], [300., 120.]])
+    ps, pt = transform_points(p, Ms) * 2, transform_points(p, Mt) * 2
+    np.testing.assert_allclose(pt[:, 0], bm.ax[0] * ps[:, 0] + bm.bx[0], atol=2e-3)
+    np.testing.assert_allclose(pt[:, 1], bm.ay[0] * ps[:, 1] + bm.by[0], atol=2e-3)
+    tall = (bbox[2] - bbox[0]) < 0.75 * (bbox[3] - bbox[1])
+    assert (bm.ax[0] == 1.0) == tall  # equal density exactly when the box is taller than both aspects
 
 
 @pytest.mark.parametrize('flip', [0, 1])

@@ -208,27 +208,26 @@ def student_geometry(cfg):
 
 
 def load_teachers(cfg) -> dict:
-    """name -> (model, bin map into the student's bins), on CPU."""
-    from data.geometry import teacher_to_student_bins
+    """name -> teacher model, on CPU."""
     from pipeline.config import resolve
     from teachers.checkpoints import load_model
-    size, _, split = student_geometry(cfg)
-    out = {}
-    for name, t in cfg.teachers.items():
-        m = load_model(resolve(t.config), resolve(t.checkpoint), device='cpu').eval()
-        out[name] = (m, teacher_to_student_bins(size, m.input_size, split, m.codec.simcc_split_ratio))
-    return out
+    return {name: load_model(resolve(t.config), resolve(t.checkpoint), device='cpu').eval()
+            for name, t in cfg.teachers.items()}
 
 
-def live_rows(cfg, model, bin_map, table, views, view: int, rows) -> tuple:
+def live_rows(cfg, model, table, views, view: int, rows) -> tuple:
     """The live teacher on its own replayed crops of (view, rows), mapped into the student's bins:
     (x log-probs, y log-probs, x outside mass, y outside mass) as numpy. Built here from the public
-    pieces (image read, replay_view, run_teacher, to_student_bins), not through the dump's loader."""
+    pieces (image read, replay_view, view_box_scales, teacher_to_student_bins, run_teacher,
+    to_student_bins), not through the dump's loader."""
+    from data.geometry import teacher_to_student_bins
     from data.images import read_image
-    from data.views import replay_view
+    from data.views import replay_view, view_box_scales
     from stages.dump import run_teacher, to_student_bins
-    size, bins, _ = student_geometry(cfg)
+    size, bins, split = student_geometry(cfg)
     crops = np.stack([replay_view(read_image(table.image_path[r]), table.bbox[r], views[view, r],
-                                  model.input_size, size)[0] for r in rows])
+                                  model.input_size)[0] for r in rows])
+    bin_map = teacher_to_student_bins(size, model.input_size, view_box_scales(table.bbox[rows], views[view, rows]),
+                                      split, model.codec.simcc_split_ratio)
     x, y = run_teacher(model, crops, torch.device('cpu'), 64)
     return tuple(a.cpu().numpy() for a in to_student_bins(x, y, bin_map, bins))

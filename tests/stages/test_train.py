@@ -52,10 +52,8 @@ def _kd_terms(cfg, student, batch, targets, overlap):
 def _parity_gaps(cfg):
     """Relative gap |offline - online| / online of every loss term, per view and overlap mode."""
     cache = open_cache(cache_path(cfg, 'train'))
-    teachers = load_teachers(cfg)
-    models = {n: m for n, (m, _) in teachers.items()}
-    bin_maps = {n: bm for n, (_, bm) in teachers.items()}
-    _, bins, _ = student_geometry(cfg)
+    models = load_teachers(cfg)
+    size, _, split = student_geometry(cfg)
     student = _student(cfg).eval()
     specs = {t: cache.teacher_spec(t) for t in cache.teacher_names}
     gaps = {}
@@ -64,7 +62,7 @@ def _parity_gaps(cfg):
         planes = {t: cache.read_view_plane(t, view) for t in cache.teacher_names}
         with torch.no_grad():
             off = teacher_targets_offline(planes, rows, specs, 21, torch.device('cpu'))
-            on = teacher_targets_online(models, bin_maps, batch, bins, 21, torch.device('cpu'), 64)
+            on = teacher_targets_online(models, batch, size, split, 21, torch.device('cpu'), 64)
             assert set(off) == set(on) == set(cfg.teachers)
             for overlap in OVERLAP_MODES:
                 t_off, p_off = _kd_terms(cfg, student, batch, off, overlap)
@@ -97,13 +95,11 @@ def test_offline_kd_loss_near_online_kd_loss_windowed(dumped):
 def test_online_gradients_reach_only_the_student(dumped):
     cfg = dumped['cfg']
     cache = open_cache(cache_path(cfg, 'train'))
-    teachers = load_teachers(cfg)
-    models = {n: m for n, (m, _) in teachers.items()}
-    _, bins, _ = student_geometry(cfg)
+    models = load_teachers(cfg)
+    size, _, split = student_geometry(cfg)
     student = _student(cfg).train()
     batch, _ = _batch(cfg, cache, student, 1, {n: tuple(m.input_size) for n, m in models.items()})
-    targets = teacher_targets_online(models, {n: bm for n, (_, bm) in teachers.items()}, batch, bins, 21,
-                                     torch.device('cpu'), 64)
+    targets = teacher_targets_online(models, batch, size, split, 21, torch.device('cpu'), 64)
     for entry in targets.values():
         assert not entry['logp_x'].requires_grad and not entry['logp_y'].requires_grad
     total, parts = _kd_terms(cfg, student, batch, targets, cfg.train.overlap)

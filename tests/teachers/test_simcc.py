@@ -118,6 +118,25 @@ def test_outside_mass_counts_partial_bins():
     torch.testing.assert_close(outside.double(), expected, atol=1e-4, rtol=0)
 
 
-def test_map_teacher_logits_refuses_student_span_beyond_teacher():
-    with pytest.raises(ValueError, match='contain the student crop'):
-        map_teacher_logits(torch.zeros(1, 256), 1, 64, 384)
+def test_student_bins_the_teacher_cannot_see_get_no_mass():
+    torch.manual_seed(4)
+    logits = torch.randn(3, 2, 256)
+    student, outside = map_teacher_logits(logits, 1, -40, 300)  # student bins 0..39, 296..299 unseen
+    assert torch.isneginf(student[..., :40]).all() and torch.isneginf(student[..., 296:]).all()
+    torch.testing.assert_close(student[..., 40:296], torch.log_softmax(logits, -1))
+    assert outside.abs().max() < 1e-6  # the whole teacher crop lies inside the student's
+    with pytest.raises(ValueError, match='> 0'):
+        map_teacher_logits(logits, 0.0, 0.0, 10)
+
+
+def test_per_row_maps_equal_row_by_row_maps():
+    torch.manual_seed(5)
+    logits = torch.randn(4, 3, 256)
+    a = np.array([1.0, 1.3333333, 0.75, 1.0])
+    b = np.array([32.0, 0.0, 10.25, -20.0])
+    student, outside = map_teacher_logits(logits, a, b, 192)
+    for i in range(4):
+        s_i, o_i = map_teacher_logits(logits[i:i + 1], float(a[i]), float(b[i]), 192)
+        assert torch.equal(student[i:i + 1], s_i) and torch.equal(outside[i:i + 1], o_i)
+    with pytest.raises(ValueError, match='per row'):
+        map_teacher_logits(logits, a[:3], b[:3], 192)
