@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -23,12 +24,22 @@ sys.path.insert(0, str(ROOT))
 from pipeline.config import load_config, resolve  # noqa: E402
 
 
+def shared_pck(t: dict) -> float | None:
+    """PCK over the joints both teachers cover (the only ones the overlap mode changes)."""
+    from data.skeletons import COCO17, MPII16, union_indices
+    shared = sorted(set(union_indices(COCO17).tolist()) & set(union_indices(MPII16).tolist()))
+    pj, n = np.asarray(t.get('per_joint', []), float)[shared], np.asarray(t.get('counts', []), float)[shared]
+    ok = n > 0
+    return float((pj[ok] * n[ok]).sum() / n[ok].sum()) if ok.any() else None
+
+
 def summary(log_path: Path) -> dict:
     last = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()][-1]
     out = {}
     for ds, m in last.get('val', {}).items():
         t = m.get('pck_truth', {})
-        out[ds] = dict(pck_all=t.get('all'), pck_own=t.get('annotated'), pck_missing=t.get('lacking'))
+        out[ds] = dict(pck_all=t.get('all'), pck_own=t.get('annotated'), pck_missing=t.get('lacking'),
+                       pck_shared=shared_pck(t))
         if 'coco' in m:
             out[ds]['AP'] = m['coco']['AP']
         if 'pckh@0.5' in m:

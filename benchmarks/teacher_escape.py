@@ -1,7 +1,7 @@
 """Does a demo teacher leave the mean pose, and when? Backbone output stride and learning rate, side by side.
 
     .venv/bin/python benchmarks/teacher_escape.py [--dataset coco|mpii] [--steps 1200]
-                                                   [--variants stride16:2e-3,stride16:1e-3,stride32:2e-3]
+                                                   [--variants stride16:2e-3,stride16:1e-3,stride32:2e-3] [--jobs 2]
 
 Why: trained from scratch on the synthetic twins for the demo's ~1500 steps, a teacher can sit at
 the mean pose (it predicts every joint at its average crop position) for the whole run. This measures
@@ -14,7 +14,7 @@ with its photometric augmentation (fixed per view here), then held in memory so 
 comparison times the model, not JPEG decoding. Val: view 0 of the val split, no augmentation.
 Training: AdamW (norm/bias without decay), 50 warm-up steps then a constant lr, batch 32, the
 ground-truth SimCC KL loss of the train stage (gt_reduction='batch_mean'), grad clip 1.0, fixed seed.
-Each variant runs in its own process with one thread, two at a time.
+Each variant runs in its own process with one thread, --jobs (2) at a time.
 Every 200 steps: training loss (mean of the last 100 steps) and the val error = mean distance
 between argmax-decoded and true joints (visible ones) / crop height; the mean-pose error (every
 joint at its train-set mean crop position) is the reference. `left_mean_pose_at` = first evaluated
@@ -145,6 +145,7 @@ def main() -> None:
     p.add_argument('--steps', type=int, default=1200)
     p.add_argument('--variants', default='stride16:2e-3,stride16:1e-3,stride32:2e-3')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--jobs', type=int, default=2, help='variants trained at a time (one thread each)')
     a = p.parse_args()
     from pipeline.config import load_config, resolve
     cfg = load_config(resolve(a.config))
@@ -155,7 +156,7 @@ def main() -> None:
     print(f'rendered {len(data["train"]["img"])} train / {len(data["val"]["img"])} val crops '
           f'in {time.perf_counter() - t:.0f} s', flush=True)
     jobs = [(copy.deepcopy(configs[arch]), data, lr, a.steps, a.seed) for arch, lr in variants]
-    with mp.get_context('spawn').Pool(2) as pool:
+    with mp.get_context('spawn').Pool(a.jobs) as pool:
         results = pool.map(run_variant, jobs, chunksize=1)
     figures = {}
     for (arch, lr), r in zip(variants, results):

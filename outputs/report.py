@@ -225,6 +225,17 @@ def _verdict(metrics) -> tuple[str, bool]:
     if weak:
         text += (' The teachers are weak on their own joints (' + ', '.join(f'{n}: PCK {v:.0f}%' for n, v in weak)
                  + '), so there is little for the student to gain from them.')
+    # A dataset's missing joints are taught only by the other dataset's teacher, on images unlike its
+    # own: when that teacher scores below what the baseline learns from the other dataset's labels,
+    # distillation pulls those joints down. Name the numbers.
+    for i, c in enumerate(cols):
+        if 'missing' not in c or base[i] is None or student[i] is None or student[i] >= base[i]:
+            continue
+        teach = [(n, r[i]) for n, r in rows.items() if n.startswith('teacher') and r[i] is not None]
+        if teach and max(v for _, v in teach) < base[i]:
+            text += (f' On {c} the student ({student[i]:.1f}) learns from ' + ', '.join(f'{n} ({v:.1f})' for n, v in teach)
+                     + f', which is below the baseline ({base[i]:.1f}): its teacher is weaker there than '
+                     'ground truth from the other dataset.')
     return text, better * 2 >= len(gains) and not weak
 
 
