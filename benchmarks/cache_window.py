@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cache.fidelity import fidelity_by_window  # noqa: E402
+from cache.window import encode_window, kl_at_temperature, log_softmax, reconstruct  # noqa: E402
 from data.geometry import teacher_to_student_bins  # noqa: E402
 from data.images import decode_grouped  # noqa: E402
 from data.views import replay_view, view_box_scales  # noqa: E402
@@ -74,10 +75,21 @@ def main(config_path, rows, device):
                      argmax_agreement=float((fx['argmax_agreement'] + fy['argmax_agreement']) / 2),
                      bytes_per_row=row_bytes, full_fp16_bytes_per_row=full_bytes,
                      size_ratio=row_bytes / full_bytes)
+            # Rows with student bins the teacher's native crop does not reach (-inf) vs the others,
+            # at the training temperature: the tail spreads mass over those bins too.
+            t0 = temperature
+            kl_rows = np.concatenate([kl_at_temperature(log_softmax(r), reconstruct(
+                *encode_window(log_softmax(r), min(w, r.shape[-1])), r.shape[-1]), t0).ravel() for r in (sx, sy)])
+            unseen = np.concatenate([np.isneginf(r).any(-1).ravel() for r in (sx, sy)])
+            e['rows_with_unseen_bins'] = float(unseen.mean())
+            e['kl_rows_with_unseen_bins'] = float(kl_rows[unseen].mean()) if unseen.any() else None
+            e['kl_rows_without_unseen_bins'] = float(kl_rows[~unseen].mean()) if (~unseen).any() else None
             entries.append(e)
             label = 'full' if w == max(bins) else str(w)
             print(f'{name:8} {label:>5} ' + ' '.join(f'{e["kl"][str(tt)]:12.2e}' for tt in temps)
-                  + f' {e["argmax_agreement"]:8.4f} {row_bytes:10d} {e["size_ratio"]:8.3f}')
+                  + f' {e["argmax_agreement"]:8.4f} {row_bytes:10d} {e["size_ratio"]:8.3f}'
+                  + f'  unseen-bin rows {e["rows_with_unseen_bins"]:.2f}: KL {e["kl_rows_with_unseen_bins"] or 0:.2e}'
+                  + f' vs {e["kl_rows_without_unseen_bins"] or 0:.2e}')
         result['teachers'][name] = entries
     print(json.dumps(result))
 

@@ -1,37 +1,31 @@
-"""Does a demo teacher leave the mean pose, and when? Backbone output stride and learning rate, side by side.
+"""Does a demo teacher leave the mean pose? The demo teacher as configured (stride 16) vs with RTMPose's
+usual fourth CSPNeXt stage (stride 32), trained side by side through the train stage itself.
 
-    .venv/bin/python benchmarks/teacher_escape.py [--dataset coco|mpii] [--steps 1200]
-                                                   [--variants stride16:2e-3,stride16:1e-3,stride32:2e-3] [--jobs 2]
+    .venv/bin/python benchmarks/teacher_escape.py [--teacher coco] [--epochs E] [--out outputs/teacher_escape]
 
-Why: trained from scratch on the synthetic twins for the demo's ~1500 steps, a teacher can sit at
-the mean pose (it predicts every joint at its average crop position) for the whole run. This measures
-the time to leave it for the demo model config as it is (`stride16`: three CSPNeXt stages, an 8x6
-map at 128x96) and for the same model with the usual fourth stage (`stride32`: a 4x3 map).
+Why: trained from scratch for the demo's ~1500 CPU steps, a tiny RTMPose can sit at the mean pose
+(every joint at its average crop position) for the whole run. The demo models keep three CSPNeXt
+stages (mmdet's arch_ovewrite) so that the head reads a stride-16 map; this measures that choice.
 
-Data: the demo config's synthetic twins (run `make demo` or `cli.py make-synthetic` first). The
-dataset's train instances are rendered once through the train stage's own TrainCrops, every view
-with its photometric augmentation (fixed per view here), then held in memory so that the
-comparison times the model, not JPEG decoding. Val: view 0 of the val split, no augmentation.
-Training: AdamW (norm/bias without decay), 50 warm-up steps then a constant lr, batch 32, the
-ground-truth SimCC KL loss of the train stage (gt_reduction='batch_mean'), grad clip 1.0, fixed seed.
-Each variant runs in its own process with one thread, --jobs (2) at a time.
-Every 200 steps: training loss (mean of the last 100 steps) and the val error = mean distance
-between argmax-decoded and true joints (visible ones) / crop height; the mean-pose error (every
-joint at its train-set mean crop position) is the reference. `left_mean_pose_at` = first evaluated
-step whose error is below 0.9 x the mean-pose error (None if none).
+What runs: `cli.py train-student --mode supervised --as-teacher NAME` (ground truth only, the demo
+config's teacher_train schedule, its lr, seed and data) twice, one process and one thread each:
+  stride16  the demo config unchanged;
+  stride32  the same config whose teacher model drops arch_ovewrite, reads stage 4 (out_indices (4,),
+            in_channels 256 at widen 0.25) with in_featuremap_size = input / 32.
+Data: the demo config's synthetic twins (run `make demo` or `cli.py make-synthetic` first).
+Reported per variant, from each run's log.jsonl: val PCK@0.5 (head-normalised, the teacher's own
+joints, against the twins' truth) at every validation epoch; the first step at which it exceeds the
+first validation's PCK by 10 points (`left_mean_pose_at`, None if never).
 The last stdout line is one JSON object with every figure.
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import multiprocessing as mp
+import os
+import subprocess
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,134 +33,71 @@ sys.path.insert(0, str(ROOT))
 DEMO_CONFIG = 'pipeline/configs/demo_synthetic.py'
 
 
-def model_config(cfg, dataset: str, variant: str) -> dict:
-    """The demo teacher's model config as a dict; `stride32` puts P5's fourth stage back."""
+def stride32_model_config(path: Path, out: Path) -> Path:
+    """The model config at `path` with P5's fourth stage back (head on the stride-32 map)."""
     from mmengine.config import Config
-    from pipeline.config import resolve
-    name = next(n for n, t in cfg.teachers.items() if t.dataset == dataset)
-    md = Config.fromfile(str(resolve(cfg.teachers[name].config))).to_dict()
-    if variant == 'stride32':
-        bb, head = md['model']['backbone'], md['model']['head']
-        bb.pop('arch_ovewrite', None)
-        bb['out_indices'] = (4,)
-        head['in_channels'] = int(1024 * bb['widen_factor'])
-        head['in_featuremap_size'] = tuple(s // 32 for s in md['codec']['input_size'])
-    elif variant != 'stride16':
-        raise ValueError(f'unknown variant {variant!r} (stride16 or stride32)')
-    return md
-
-
-def render(cfg, dataset: str, md: dict) -> dict:
-    """Train crops (all views) and val crops (view 0) with their crop-pixel keypoints."""
-    from data.images import read_image
-    from data.skeletons import union_indices
-    from data.views import replay_view, view_keypoints
-    from stages.common import split_instances, split_views
-    from stages.train import TrainCrops, photometric_policy
-    from teachers.rtmpose import build_model
-    model = build_model(md)
-    joints = union_indices(model.skeleton_name)
-    out = {}
-    for split in ('train', 'val'):
-        table = split_instances(cfg, split)
-        keep = np.flatnonzero(table.dataset == dataset)
-        sub = table.select(keep)
-        views = split_views(cfg, table, int(cfg.views.num_views))[:, keep]
-        photometric = photometric_policy(cfg.train.get('photometric', 'main')) if split == 'train' else False
-        crops = TrainCrops(sub, views, model.input_size, model.codec, joints, photometric=photometric,
-                           seed=int(cfg.seed))
-        imgs, kpts, vis = [], [], []
-        for v in range(views.shape[0] if split == 'train' else 1):
-            crops.set_epoch(0, v)
-            for i in range(len(sub)):
-                imgs.append(crops[i]['img'])
-                _, M = replay_view(read_image(sub.image_path[i]), sub.bbox[i], views[v, i], model.input_size)
-                k, w = view_keypoints(sub.keypoints[i], sub.keypoints_visible[i] * sub.annotated[i], views[v, i], M)
-                kpts.append(k[joints])
-                vis.append(w[joints])
-        out[split] = dict(img=np.stack(imgs), kpts=np.stack(kpts), vis=np.stack(vis))
+    cfg = Config.fromfile(str(path))
+    bb, head = cfg.model.backbone, cfg.model.head
+    bb.pop('arch_ovewrite', None)
+    bb.out_indices = (4,)
+    head.in_channels = int(1024 * bb.widen_factor)
+    head.in_featuremap_size = tuple(s // 32 for s in cfg.codec.input_size)
+    cfg.dump(str(out))
     return out
 
 
-def run_variant(args) -> dict:
-    md, data, lr, steps, seed = args
-    import torch
-    torch.set_num_threads(1)
-    from stages.losses import simcc_kl_loss
-    from stages.schedule import param_groups
-    from teachers.rtmpose import build_model
-    torch.manual_seed(seed)
-    model = build_model(md).train()
-    codec, (_, h) = model.codec, model.input_size
-    tr, va = data['train'], data['val']
-    labels = codec.encode(tr['kpts'], tr['vis'])
-    imgs = torch.from_numpy(tr['img'])
-    tx, ty, tw = (torch.from_numpy(labels[k]).float() for k in
-                  ('keypoint_x_labels', 'keypoint_y_labels', 'keypoint_weights'))
-    mean_pose = (tr['kpts'] * tr['vis'][..., None]).sum(0) / np.maximum(tr['vis'].sum(0), 1)[:, None]
-    seen = va['vis'] > 0
-    mean_pose_error = float((np.linalg.norm(mean_pose[None] - va['kpts'], axis=-1) / h)[seen].mean())
-
-    def val_error() -> float:
-        model.eval()
-        with torch.no_grad():
-            sx, sy = model(model.normalize(torch.from_numpy(va['img'])))
-        model.train()
-        pred = np.stack([sx.argmax(-1).numpy(), sy.argmax(-1).numpy()], -1) / codec.simcc_split_ratio
-        return float((np.linalg.norm(pred - va['kpts'], axis=-1) / h)[seen].mean())
-
-    optimizer = torch.optim.AdamW(param_groups(model, 0.05), lr=lr)
-    rng = np.random.default_rng(seed)
-    losses, curve, t0 = [], [], time.perf_counter()
-    for step in range(1, steps + 1):
-        for g in optimizer.param_groups:
-            g['lr'] = lr * min(1.0, step / 50)
-        idx = torch.from_numpy(rng.integers(0, len(imgs), 32))
-        sx, sy = model(model.normalize(imgs[idx]))
-        loss = simcc_kl_loss(sx, sy, tx[idx], ty[idx], tw[idx], reduction='batch_mean')
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
-        if step % 200 == 0 or step == steps:
-            curve.append(dict(step=step, loss=round(float(np.mean(losses[-100:])), 4),
-                              val_error=round(val_error(), 4)))
-    escaped = [c['step'] for c in curve if c['val_error'] < 0.9 * mean_pose_error]
-    return dict(mean_pose_error=round(mean_pose_error, 4), curve=curve,
-                left_mean_pose_at=escaped[0] if escaped else None,
-                final_val_error=curve[-1]['val_error'], seconds=round(time.perf_counter() - t0, 1))
+def curve(log_path: Path, dataset: str) -> list[dict]:
+    out = []
+    for line in log_path.read_text().splitlines():
+        r = json.loads(line)
+        if 'val' in r:
+            out.append(dict(epoch=r['epoch'], step=r['step'], loss=round(r['loss_total'], 4),
+                            pck=round(100 * r['val'][dataset]['pck_truth']['all'], 1)))
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', default=DEMO_CONFIG)
-    p.add_argument('--dataset', default='coco')
-    p.add_argument('--steps', type=int, default=1200)
-    p.add_argument('--variants', default='stride16:2e-3,stride16:1e-3,stride32:2e-3')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--jobs', type=int, default=2, help='variants trained at a time (one thread each)')
+    p.add_argument('--teacher', default='coco')
+    p.add_argument('--epochs', type=int, default=None, help='default: the config\'s teacher_train.epochs')
+    p.add_argument('--out', default='outputs/teacher_escape')
     a = p.parse_args()
     from pipeline.config import load_config, resolve
     cfg = load_config(resolve(a.config))
-    variants = [(v.split(':')[0], float(v.split(':')[1])) for v in a.variants.split(',')]
-    configs = {arch: model_config(cfg, a.dataset, arch) for arch, _ in variants}
-    t = time.perf_counter()
-    data = render(cfg, a.dataset, configs[variants[0][0]])  # same input size for every variant
-    print(f'rendered {len(data["train"]["img"])} train / {len(data["val"]["img"])} val crops '
-          f'in {time.perf_counter() - t:.0f} s', flush=True)
-    jobs = [(copy.deepcopy(configs[arch]), data, lr, a.steps, a.seed) for arch, lr in variants]
-    with mp.get_context('spawn').Pool(a.jobs) as pool:
-        results = pool.map(run_variant, jobs, chunksize=1)
+    out = resolve(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    teacher = cfg.teachers[a.teacher]
+    dataset = teacher.dataset
+    configs = {}
+    for variant in ('stride16', 'stride32'):
+        c = load_config(resolve(a.config))
+        if variant == 'stride32':
+            c.teachers[a.teacher].config = str(stride32_model_config(resolve(teacher.config),
+                                                                     out / 'model_stride32.py'))
+        c.teachers[a.teacher].checkpoint = str(out / variant / 'last.pth')
+        configs[variant] = out / f'config_{variant}.py'
+        c.dump(str(configs[variant]))
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    procs = {}
+    for variant, path in configs.items():
+        cmd = [sys.executable, str(ROOT / 'cli.py'), 'train-student', '--config', str(path), '--mode',
+               'supervised', '--as-teacher', a.teacher, '--work-dir', str(out / variant)]
+        if a.epochs:
+            cmd += ['--epochs', str(a.epochs)]
+        print(' '.join(cmd), flush=True)
+        procs[variant] = subprocess.Popen(cmd, env=env, stdout=open(out / f'{variant}.log', 'w'),
+                                          stderr=subprocess.STDOUT)
     figures = {}
-    for (arch, lr), r in zip(variants, results):
-        key = f'{arch}:{lr:g}'
-        figures[key] = r
-        print(f'{key:16s} mean pose {r["mean_pose_error"]:.4f}  ' +
-              '  '.join(f'{c["step"]}:{c["val_error"]:.4f}' for c in r['curve']) +
-              f'  left mean pose at {r["left_mean_pose_at"]}  ({r["seconds"]} s)')
-    print(json.dumps(dict(benchmark='teacher_escape', dataset=a.dataset, steps=a.steps, seed=a.seed,
-                          variants=figures)))
+    for variant, proc in procs.items():
+        if proc.wait() != 0:
+            raise SystemExit(f'{variant} failed: see {out / (variant + ".log")}')
+        c = curve(out / variant / 'log.jsonl', dataset)
+        left = [e['step'] for e in c if e['pck'] >= c[0]['pck'] + 10]
+        figures[variant] = dict(curve=c, final_pck=c[-1]['pck'], left_mean_pose_at=left[0] if left else None)
+        print(f'{variant}: val PCK@0.5 by step ' + '  '.join(f'{e["step"]}:{e["pck"]}' for e in c)
+              + f'  (left the mean pose at step {figures[variant]["left_mean_pose_at"]})')
+    print(json.dumps(dict(benchmark='teacher_escape', config=a.config, teacher=a.teacher, variants=figures)))
 
 
 if __name__ == '__main__':

@@ -129,10 +129,6 @@ class BinMap:
     ay: float | np.ndarray
     by: float | np.ndarray
 
-    def rows(self, index) -> 'BinMap':
-        """The maps of some instances (per-instance maps only)."""
-        return BinMap(*(np.asarray(v)[index] for v in (self.ax, self.bx, self.ay, self.by)))
-
 
 def teacher_to_student_bins(student_input_size, teacher_input_size, box_scale,
                             student_split: float = 2.0, teacher_split: float = 2.0) -> BinMap:

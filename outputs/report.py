@@ -224,7 +224,7 @@ def _verdict(metrics) -> tuple[str, bool]:
     weak = [(n, v) for n, v in own if v < 50]
     if weak:
         text += (' The teachers are weak on their own joints (' + ', '.join(f'{n}: PCK {v:.0f}%' for n, v in weak)
-                 + '), so there is little for the student to gain from them.')
+                 + '), which caps what the student can gain from them.')
     # A dataset's missing joints are taught only by the other dataset's teacher, on images unlike its
     # own: when that teacher scores below what the baseline learns from the other dataset's labels,
     # distillation pulls those joints down. Name the numbers.

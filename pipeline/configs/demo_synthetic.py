@@ -52,8 +52,8 @@ train = dict(
     epochs=24,
     batch_size=32,
     # RTMPose: AdamW lr 4e-3 at batch 1024, scaled linearly. The demo's ~1500 steps from scratch
-    # need a larger step: 2e-3 at batch 32. Measured on the COCO-style twin (demo teacher, stride
-    # 16): 1e-3 and 2e-3 leave the mean pose after ~1000 and ~800 steps, 4e-3 not within 1200.
+    # take a larger step: 2e-3 at batch 32 (the demo teachers leave the mean pose after ~500 steps
+    # with it: outputs/demo/teachers/*/log.jsonl; README, 'The demo').
     base_lr=8e-3, base_batch_size=128,
     weight_decay=0.05,
     warmup_steps=50,

@@ -2,7 +2,8 @@
 # mmpose 1.x format: `model` builds with mmpose.models.build_pose_estimator and with
 # teachers.rtmpose.build_model (same state-dict keys). Not an mmpose release: CSPNeXt
 # deepen 0.167 / widen 0.25, three CSPNeXt stages (stride 16: an 8x6-cell map at 128x96, as
-# RTMPose has at 256x192; measured: the stride-32 4x3 map stays at the mean pose on the twins),
+# RTMPose has at 256x192; with the stride-32 4x3 map the demo teacher stays at the mean pose:
+# benchmarks/teacher_escape.py),
 # GAU hidden 128, s 64; sigma scaled from 256x192 by 0.5.
 skeleton = 'union21'
 input_size = (96, 128)  # (w, h) pixels
