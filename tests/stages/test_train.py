@@ -80,13 +80,15 @@ def test_offline_kd_loss_equals_online_kd_loss_lossless(lossless_dumped):
     gaps = _parity_gaps(lossless_dumped['cfg'])
     worst = max(gaps, key=gaps.get)
     assert gaps[worst] <= 1e-3, f'offline vs online KD loss: worst relative gap {gaps[worst]:.2e} at {worst}'
+    print(f'lossless cache: worst offline/online KD gap {gaps[worst]:.2e} at {worst}')
 
 
 def test_offline_kd_loss_near_online_kd_loss_windowed(dumped):
     gaps = _parity_gaps(dumped['cfg'])
     worst = max(gaps, key=gaps.get)
     # The window keeps 32 of 192/256 bins; beta = 10 sharpening shrinks what the tails carry. These
-    # random teachers are far flatter than trained ones (the worst case for a window): ~2% here.
+    # random teachers are far flatter than trained ones (the worst case for a window): ~4% here
+    # (worst on the MPII teacher, whose rows include student bins its native crop does not reach).
     assert gaps[worst] <= 5e-2, (f'windowed cache: offline vs online KD loss gap {gaps[worst]:.2e} at {worst}; '
                                  f'mean {np.mean(list(gaps.values())):.2e}')
     print(f'windowed cache: worst offline/online KD gap {gaps[worst]:.2e} at {worst}')
