@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_CFG := pipeline/configs/demo_synthetic.py
 
-.PHONY: venv reference test test-fast test-parity demo bench clean-demo
+.PHONY: venv reference test test-fast test-parity demo demo-teachers bench clean-demo
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,14 @@ test-fast: venv
 test-parity: venv reference
 	PARITY_REQUIRED=1 $(PY) -m pytest -q -m parity tests
 
-# The whole pipeline on the embedded synthetic default, ending with a report.
+# The whole pipeline on the embedded synthetic default, ending with a report. It uses the shipped
+# teachers in teachers/demo/ (checked against their manifest) and never trains a teacher.
 demo: venv
 	$(PY) cli.py demo --config $(DEMO_CFG)
+
+# Rebuild the shipped demo teachers from scratch (about 40 min on 2 CPU cores; docs/results.md).
+demo-teachers: venv
+	$(PY) cli.py demo-teachers --config pipeline/configs/demo_teachers.py --eval-config $(DEMO_CFG) --out teachers/demo
 
 bench: venv reference
 	$(PY) benchmarks/model_forward.py

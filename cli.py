@@ -12,10 +12,46 @@ import click
 CONFIG = click.option('--config', 'config_path', required=True, type=click.Path(exists=True, dir_okay=False),
                       help='pipeline config (mmengine.Config file), e.g. pipeline/configs/demo_synthetic.py')
 DEVICE = click.option('--device', default=None, help='cuda | cpu | cuda:1 (default: cuda if available)')
+CFG_OPTIONS = click.option('--cfg-options', 'cfg_options', multiple=True, metavar='KEY=VALUE',
+                           help='override a config key, mmengine style: train.epochs=3 teachers.coco.checkpoint=x.pth '
+                                '(repeatable; values are Python literals, else strings)')
 
 
-@click.group(context_settings={'help_option_names': ['-h', '--help']})
-def cli():
+def read_config(config_path, cfg_options=()):
+    """The pipeline config with --cfg-options applied, validated like the file itself."""
+    from pipeline.config import load_config, parse_cfg_options
+    return load_config(config_path, parse_cfg_options(cfg_options))
+
+
+class PipelineCli(click.Group):
+    """Expected failures (bad input, a stale cache, a full disk) end in one line naming the file or
+    key and the problem, exit code 1; the traceback only with --debug."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:  # noqa: BLE001 - every error gets its one line; --debug shows the rest
+            if ctx.params.get('debug'):
+                raise
+            click.echo(f'Error: {error_line(err)}', err=True)
+            ctx.exit(1)
+
+
+def error_line(err: Exception) -> str:
+    import errno
+    text = ' '.join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES):
+        return f'{err.filename or ""}: {err.strerror}'.lstrip(': ')
+    if isinstance(err, (OSError, ValueError, RuntimeError, KeyError, LookupError)):
+        return text
+    return f'{type(err).__name__}: {text} (unexpected; run with --debug for the traceback)'
+
+
+@click.group(cls=PipelineCli, context_settings={'help_option_names': ['-h', '--help']})
+@click.option('--debug', is_flag=True, help='show the full traceback of an error')
+def cli(debug):
     """Offline two-stage distillation of two RTMPose teachers (COCO-17, MPII-16) into one union-21 student."""
 
 
@@ -32,6 +68,7 @@ def make_synthetic_cmd(out, n_images, seed):
 
 @cli.command('dump-teachers')
 @CONFIG
+@CFG_OPTIONS
 @click.option('--split', type=click.Choice(['train', 'val']), default='train', show_default=True)
 @click.option('--views', 'num_views', type=int, default=None, help='views per instance (default: config; val: 1)')
 @click.option('--teachers', 'teacher_names', default=None, help='comma-separated subset, e.g. coco,mpii')
@@ -40,11 +77,12 @@ def make_synthetic_cmd(out, n_images, seed):
 @click.option('--num-workers', type=int, default=None)
 @click.option('--resume/--no-resume', default=True, show_default=True,
               help='continue an existing cache whose manifest matches (else refuse); --no-resume starts over')
-def dump_teachers_cmd(config_path, split, num_views, teacher_names, device, batch_size, num_workers, resume):
+@click.option('--strict', is_flag=True, help='a bad annotation record is an error (default: skipped and counted)')
+def dump_teachers_cmd(config_path, cfg_options, split, num_views, teacher_names, device, batch_size, num_workers,
+                      resume, strict):
     """Stage one: run every teacher on every crop and view; store SimCC targets in Zarr."""
-    from pipeline.config import load_config
     from stages.dump import dump_teachers
-    cfg = load_config(config_path)
+    cfg = read_config(config_path, cfg_options + (('strict_input=True',) if strict else ()))
     dump_teachers(cfg, split=split, num_views=num_views,
                   teacher_names=teacher_names.split(',') if teacher_names else None,
                   device=device, batch_size=batch_size, num_workers=num_workers, resume=resume)
@@ -52,18 +90,19 @@ def dump_teachers_cmd(config_path, split, num_views, teacher_names, device, batc
 
 @cli.command('cache-fidelity')
 @CONFIG
+@CFG_OPTIONS
 @click.option('--split', type=click.Choice(['train', 'val']), default='train', show_default=True)
 @click.option('--samples', type=int, default=256, show_default=True)
 @DEVICE
-def cache_fidelity_cmd(config_path, split, samples, device):
+def cache_fidelity_cmd(config_path, cfg_options, split, samples, device):
     """Recompute the fidelity of a cache: reconstructed rows vs the live teachers on the same views."""
-    from pipeline.config import load_config
     from stages.dump import cache_fidelity
-    click.echo(cache_fidelity(load_config(config_path), split=split, samples=samples, device=device))
+    click.echo(cache_fidelity(read_config(config_path, cfg_options), split=split, samples=samples, device=device))
 
 
 @cli.command('train-student')
 @CONFIG
+@CFG_OPTIONS
 @click.option('--mode', type=click.Choice(['offline', 'online', 'supervised']), default='offline', show_default=True)
 @click.option('--epochs', type=int, default=None)
 @click.option('--batch-size', type=int, default=None)
@@ -73,13 +112,14 @@ def cache_fidelity_cmd(config_path, split, samples, device):
 @click.option('--as-teacher', default=None,
               help='train teacher NAME (its own model and dataset, ground truth only) instead of the student')
 @click.option('--num-workers', type=int, default=None)
-def train_student_cmd(config_path, mode, epochs, batch_size, device, resume, work_dir, as_teacher, num_workers):
+@click.option('--overwrite', is_flag=True, help='replace a run already in the work dir (else refused)')
+def train_student_cmd(config_path, cfg_options, mode, epochs, batch_size, device, resume, work_dir, as_teacher,
+                      num_workers, overwrite):
     """Stage two: train the union-21 student from the cache (no teacher runs)."""
-    from pipeline.config import load_config
     from stages.train import train
-    cfg = load_config(config_path)
+    cfg = read_config(config_path, cfg_options)
     train(cfg, mode=mode, epochs=epochs, batch_size=batch_size, device=device, resume=resume,
-          work_dir=work_dir, as_teacher=as_teacher, num_workers=num_workers)
+          work_dir=work_dir, as_teacher=as_teacher, num_workers=num_workers, overwrite=overwrite)
 
 
 @cli.command('export-report')
@@ -98,10 +138,27 @@ def export_report_cmd(run_dir, out, formats, onnx, device):
 
 @cli.command('demo')
 @CONFIG
-def demo_cmd(config_path):
-    """The whole pipeline on the synthetic default: data, small teachers, dump, students, report."""
+@CFG_OPTIONS
+def demo_cmd(config_path, cfg_options):
+    """The whole pipeline on the synthetic default: data, dump of the shipped teachers, students, report."""
     from stages.demo import run_demo
-    run_demo(config_path)
+    run_demo(config_path, cfg_options)
+
+
+@cli.command('demo-teachers')
+@CONFIG
+@CFG_OPTIONS
+@click.option('--eval-config', required=True, type=click.Path(exists=True, dir_okay=False),
+              help='the demo config whose val split scores the teachers (both twins)')
+@click.option('--out', default='teachers/demo', show_default=True, help='where the shipped files go')
+@click.option('--seed', type=int, default=None,
+              help="another seed than the config's: its runs go under <work_dir>/seed<S> (robustness checks)")
+def demo_teachers_cmd(config_path, cfg_options, eval_config, out, seed):
+    """Train the demo teachers from scratch (ground truth, own twin) and package them for shipping."""
+    from stages.demo import build_demo_teachers, reseeded
+    if seed is not None:
+        cfg_options = tuple(cfg_options) + reseeded(read_config(config_path, cfg_options), seed)
+    build_demo_teachers(config_path, cfg_options, eval_config, out)
 
 
 if __name__ == '__main__':

@@ -1,10 +1,18 @@
-"""Choose the cache window w: fidelity and size of windowed rows vs full rows, on real teacher outputs.
+"""Choose the cache row encoding: fidelity, size and speed of each candidate against the full rows,
+on real teacher outputs.
 
-Runs each teacher of a pipeline config (default: the demo's, trained by `make demo`) on replayed views
-of the train split, maps the logits into the student's bins exactly as the dump does, then encodes /
-reconstructs them at several window widths: KL(full || reconstructed) at the training temperature and
-at T=1, argmax agreement, and bytes per row (one instance-view-teacher row, x and y, all joints),
-uncompressed. Last stdout line: one JSON object.
+Runs each teacher of a pipeline config (default: the demo's shipped teachers) on replayed views of
+the train split, maps the logits into the student's bins exactly as the dump does, then encodes /
+reconstructs the rows with each candidate:
+  wW/bB   a window of W bins around the peak + B tail blocks + the seen range (the cache's encoding;
+          B = 1 is one tail number for the whole outside)
+  q8      log-probabilities of the whole row quantised to 8 bits in [-Q8_RANGE, 0] (an alternative)
+  full    fp16 log-probabilities of the whole row (cache.lossless=True)
+Columns: KL(full || reconstructed) mean and p99 at the training temperature (and mean at T=1),
+argmax agreement, bytes per instance·view·teacher row (all joints, x and y) as stored (blosc-lz4 with
+byte shuffle, the cache's codec, over the sampled rows) and uncompressed, encode and decode rows/s.
+Also the KL of rows with student bins the teacher's crop does not reach, against the other rows.
+Last stdout line: one JSON object.
 
     python benchmarks/cache_window.py [--config pipeline/configs/demo_synthetic.py] [--rows 512]
 """
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -19,25 +28,58 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cache.fidelity import fidelity_by_window  # noqa: E402
-from cache.window import encode_window, kl_at_temperature, log_softmax, reconstruct  # noqa: E402
-from data.geometry import teacher_to_student_bins  # noqa: E402
+from cache.window import FP16_LOWEST, encode_window, kl_at_temperature, log_softmax, reconstruct  # noqa: E402
 from data.images import decode_grouped  # noqa: E402
 from data.views import replay_view, view_box_scales  # noqa: E402
-from pipeline.config import load_config, resolve  # noqa: E402
+from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
 from stages.common import model_geometry, pick_device, split_instances, split_views  # noqa: E402
-from stages.dump import run_teacher, to_student_bins  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
+from teachers.targets import teacher_rows  # noqa: E402
 
-WIDTHS = (8, 16, 24, 32, 48, 64)
+CANDIDATES = [(16, 1), (32, 1), (64, 1), (16, 16), (32, 8), (32, 16), (32, 32), (48, 16), (64, 16)]
+Q8_RANGE = 24.0  # log-probability floor of the 8-bit rows: e^-24 ~ 4e-11
+
+
+def compressed_bytes(arrays: list[np.ndarray]) -> int:
+    from numcodecs import Blosc
+    codec = Blosc(cname='lz4', clevel=5, shuffle=Blosc.SHUFFLE)
+    return sum(len(codec.encode(np.ascontiguousarray(a))) for a in arrays)
+
+
+def windowed(rows: np.ndarray, w: int, blocks: int):
+    t = time.perf_counter()
+    enc = encode_window(rows, w, blocks)
+    t_enc = time.perf_counter() - t
+    t = time.perf_counter()
+    rec = reconstruct(*enc, rows.shape[-1])
+    return rec, list(enc), t_enc, time.perf_counter() - t
+
+
+def quantised8(rows: np.ndarray):
+    t = time.perf_counter()
+    logp = log_softmax(rows)
+    q = np.clip(np.round(-logp * (255 / Q8_RANGE)), 0, 255).astype(np.uint8)
+    t_enc = time.perf_counter() - t
+    t = time.perf_counter()
+    rec = np.where(q == 255, FP16_LOWEST, -q.astype(np.float32) * (Q8_RANGE / 255))
+    return rec, [q], t_enc, time.perf_counter() - t
+
+
+def full_fp16(rows: np.ndarray):
+    t = time.perf_counter()
+    v = np.maximum(log_softmax(rows), FP16_LOWEST).astype(np.float16)
+    t_enc = time.perf_counter() - t
+    t = time.perf_counter()
+    return v.astype(np.float32), [v], t_enc, time.perf_counter() - t
 
 
 @click.command()
 @click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py')
+@click.option('--cfg-options', 'cfg_options', multiple=True, help='KEY=VALUE overrides of the config')
 @click.option('--rows', default=512, help='instance-views sampled per teacher')
 @click.option('--device', default=None)
-def main(config_path, rows, device):
-    cfg = load_config(resolve(config_path))
+def main(config_path, cfg_options, rows, device):
+    cfg = load_config(resolve(config_path), parse_cfg_options(cfg_options))
     device = pick_device(device)
     table = split_instances(cfg, 'train')
     views = split_views(cfg, table, int(cfg.views.num_views))
@@ -47,50 +89,51 @@ def main(config_path, rows, device):
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(table), size=min(rows, len(table)), replace=False))
     vidx = rng.integers(views.shape[0], size=len(idx))
-    temperature = float(cfg.train.get('temperature', 1.0))
-    temps = sorted({temperature, 1.0})
+    temperature = float(cfg.train.temperature)
     images = decode_grouped(table.image_path[idx])
-    result = dict(config=str(config_path), rows=int(len(idx)), temperatures=temps, teachers={})
-    print(f'{"teacher":8} {"w":>5} ' + ' '.join(f'{"KL@T=" + str(t):>12}' for t in temps)
-          + f' {"argmax":>8} {"bytes/row":>10} {"vs full":>8}')
+    result = dict(config=str(config_path), rows=int(len(idx)), temperature=temperature, teachers={})
+    print(f'{"teacher":8} {"encoding":>8} {"KL mean":>9} {"KL p99":>9} {"KL@T=1":>9} {"argmax":>7} '
+          f'{"B/row":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
-        bm = teacher_to_student_bins(size, model.input_size, view_box_scales(table.bbox[idx], views[vidx, idx]),
-                                     student['split'], model.codec.simcc_split_ratio)
         crops = np.stack([replay_view(img, table.bbox[r], views[v, r], model.input_size)[0]
                           for img, r, v in zip(images, idx, vidx)])
-        x, y = run_teacher(model, crops, device, 64)
-        sx, sy, _, _ = (a.cpu().numpy() for a in to_student_bins(x, y, bm, bins))
+        box_scales = view_box_scales(table.bbox[idx], views[vidx, idx])
+        sx, sy, ox, oy = (a.cpu().numpy() for a in teacher_rows(model, crops, box_scales, size, student['split'],
+                                                                device, batch_size=64))
         k = sx.shape[1]
-        full_bytes = k * (bins[0] + bins[1]) * 2
+        unseen = np.concatenate([np.isneginf(r).any(-1).ravel() for r in (sx, sy)])
+        outside = [ox.astype(np.float16), oy.astype(np.float16)]
+        encodings = [(f'w{w}/b{b}', lambda r, w=w, b=b: windowed(r, min(w, r.shape[-1]), b)) for w, b in CANDIDATES]
+        encodings += [('q8', quantised8), ('full', full_fp16)]
         entries = []
-        for w in WIDTHS + (max(bins),):
-            wx, wy = min(w, bins[0]), min(w, bins[1])
-            fx = fidelity_by_window(sx, [wx], temps)[0]
-            fy = fidelity_by_window(sy, [wy], temps)[0]
-            row_bytes = k * ((2 + 2 * wx + 2 + 2) + (2 + 2 * wy + 2 + 2))  # start, values, tail, outside
-            e = dict(window=w, kl={str(tt): float(np.mean([fx['kl'][str(tt)]['mean'], fy['kl'][str(tt)]['mean']]))
-                                   for tt in temps},
-                     kl_max={str(tt): float(max(fx['kl'][str(tt)]['max'], fy['kl'][str(tt)]['max'])) for tt in temps},
-                     argmax_agreement=float((fx['argmax_agreement'] + fy['argmax_agreement']) / 2),
-                     bytes_per_row=row_bytes, full_fp16_bytes_per_row=full_bytes,
-                     size_ratio=row_bytes / full_bytes)
-            # Rows with student bins the teacher's native crop does not reach (-inf) vs the others,
-            # at the training temperature: the tail spreads mass over those bins too.
-            t0 = temperature
-            kl_rows = np.concatenate([kl_at_temperature(log_softmax(r), reconstruct(
-                *encode_window(log_softmax(r), min(w, r.shape[-1])), r.shape[-1]), t0).ravel() for r in (sx, sy)])
-            unseen = np.concatenate([np.isneginf(r).any(-1).ravel() for r in (sx, sy)])
-            e['rows_with_unseen_bins'] = float(unseen.mean())
-            e['kl_rows_with_unseen_bins'] = float(kl_rows[unseen].mean()) if unseen.any() else None
-            e['kl_rows_without_unseen_bins'] = float(kl_rows[~unseen].mean()) if (~unseen).any() else None
+        for label, encode in encodings:
+            kl, kl1, agree, stored, t_enc, t_dec = [], [], [], [], 0.0, 0.0
+            for r in (sx, sy):
+                rec, arrays, te, td = encode(r)
+                t_enc, t_dec = t_enc + te, t_dec + td
+                kl.append(kl_at_temperature(r, rec, temperature).ravel())
+                kl1.append(kl_at_temperature(r, rec, 1.0).ravel())
+                agree.append((np.argmax(r, -1) == np.argmax(rec, -1)).ravel())
+                stored += arrays
+            kl, kl1, agree = np.concatenate(kl), np.concatenate(kl1), np.concatenate(agree)
+            n = len(idx)
+            e = dict(encoding=label, kl_mean=float(kl.mean()), kl_p99=float(np.quantile(kl, 0.99)),
+                     kl_mean_t1=float(kl1.mean()), argmax_agreement=float(agree.mean()),
+                     bytes_per_row=compressed_bytes(stored + outside) / n,
+                     raw_bytes_per_row=sum(a.nbytes for a in stored + outside) / n,
+                     encode_rows_per_s=n / t_enc, decode_rows_per_s=n / t_dec,
+                     rows_with_unseen_bins=float(unseen.mean()),
+                     kl_rows_with_unseen_bins=float(kl[unseen].mean()) if unseen.any() else None,
+                     kl_rows_without_unseen_bins=float(kl[~unseen].mean()) if (~unseen).any() else None)
             entries.append(e)
-            label = 'full' if w == max(bins) else str(w)
-            print(f'{name:8} {label:>5} ' + ' '.join(f'{e["kl"][str(tt)]:12.2e}' for tt in temps)
-                  + f' {e["argmax_agreement"]:8.4f} {row_bytes:10d} {e["size_ratio"]:8.3f}'
-                  + f'  unseen-bin rows {e["rows_with_unseen_bins"]:.2f}: KL {e["kl_rows_with_unseen_bins"] or 0:.2e}'
-                  + f' vs {e["kl_rows_without_unseen_bins"] or 0:.2e}')
-        result['teachers'][name] = entries
+            print(f'{name:8} {label:>8} {e["kl_mean"]:9.2e} {e["kl_p99"]:9.2e} {e["kl_mean_t1"]:9.2e} '
+                  f'{e["argmax_agreement"]:7.4f} {e["bytes_per_row"]:7.0f} {e["raw_bytes_per_row"]:7.0f} '
+                  f'{e["encode_rows_per_s"]:9.0f} {e["decode_rows_per_s"]:9.0f}  '
+                  f'{e["rows_with_unseen_bins"]:.2f} of rows: {e["kl_rows_with_unseen_bins"] or 0:.1e} vs '
+                  f'{e["kl_rows_without_unseen_bins"] or 0:.1e}')
+        result['teachers'][name] = dict(joints=k, bins=list(bins), full_fp16_bytes_per_row=k * sum(bins) * 2,
+                                        entries=entries)
     print(json.dumps(result))
 
 

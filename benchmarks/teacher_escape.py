@@ -12,7 +12,7 @@ config's teacher_train schedule, its lr, seed and data) twice, one process and o
   stride16  the demo config unchanged;
   stride32  the same config whose teacher model drops arch_ovewrite, reads stage 4 (out_indices (4,),
             in_channels 256 at widen 0.25) with in_featuremap_size = input / 32.
-Data: the demo config's synthetic twins (run `make demo` or `cli.py make-synthetic` first).
+Data: the teacher config's synthetic twins (`make demo-teachers` makes them).
 Reported per variant, from each run's log.jsonl: val PCK@0.5 (head-normalised, the teacher's own
 joints, against the twins' truth) at every validation epoch; the first step at which it exceeds the
 first validation's PCK by 10 points (`left_mean_pose_at`, None if never).
@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEMO_CONFIG = 'pipeline/configs/demo_synthetic.py'
+DEMO_CONFIG = 'pipeline/configs/demo_teachers.py'  # the config that trains the demo teachers
 
 
 def stride32_model_config(path: Path, out: Path) -> Path:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from cache.window import encode_window  # noqa: E402
 from data.geometry import teacher_to_student_bins  # noqa: E402
 from data.skeletons import union_indices  # noqa: E402
-from stages.dump import run_teacher, to_student_bins  # noqa: E402
+from teachers.targets import run_teacher, to_student_bins  # noqa: E402
 from stages.ema import ModelEMA  # noqa: E402
 from stages.losses import distillation_loss  # noqa: E402
 from stages.schedule import param_groups, scaled_lr  # noqa: E402
@@ -62,7 +62,7 @@ GOALS = {'offline_over_supervised': {'s': 0.95, 't': 0.95},
          'offline_over_online': {'s': 2.8, 't': 4.0}}
 # The full-scale config's training settings (pipeline/configs/coco_mpii_rtmpose-s.py).
 LOSS_WEIGHTS = dict(gt=0.3, coco=0.25, mpii=0.45)
-WINDOW = 32
+WINDOW, TAIL_BLOCKS = 32, 16  # the configs' cache.window and cache.tail_blocks
 BASE_LR, BASE_BATCH, WEIGHT_DECAY, EMA_MOMENTUM = 4e-3, 1024, 0.05, 0.0002
 
 
@@ -106,19 +106,20 @@ def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, d
     tiles = max(1, -(-plane_rows // n0))
     planes, specs = {}, {}
     for name, model in teachers.items():
-        parts = {f'{a}_{f}': [] for a in 'xy' for f in ('start', 'values', 'tail', 'outside')}
+        parts = {f'{a}_{f}': [] for a in 'xy' for f in ('start', 'values', 'tail', 'seen', 'outside')}
         for b in batches:
             x, y = run_teacher(model, b[f'crop_{name}'], device, batch)
             bin_map = teacher_to_student_bins(student_size, model.input_size, b['box_scale'].numpy(), split,
                                               model.codec.simcc_split_ratio)
             sx, sy, ox, oy = (a.float().cpu().numpy() for a in to_student_bins(x, y, bin_map, student_bins))
             for axis, logp, outside in (('x', sx, ox), ('y', sy, oy)):
-                if not np.isfinite(logp).all():  # random weights under fp16 may overflow; keep the plane valid
-                    logp = np.nan_to_num(logp, nan=-30.0, posinf=0.0, neginf=-30.0)
-                start, values, tail = encode_window(logp, WINDOW)
+                # random weights under fp16 may overflow; keep the plane valid (-inf = unseen bins stay)
+                logp = np.nan_to_num(logp, nan=-30.0, posinf=0.0, neginf=-np.inf)
+                start, values, tail, seen = encode_window(logp, WINDOW, TAIL_BLOCKS)
                 parts[f'{axis}_start'].append(start)
                 parts[f'{axis}_values'].append(values)
                 parts[f'{axis}_tail'].append(tail)
+                parts[f'{axis}_seen'].append(seen)
                 parts[f'{axis}_outside'].append(np.nan_to_num(outside).astype(np.float16))
         plane = {k: np.tile(np.concatenate(v), (tiles,) + (1,) * (np.concatenate(v).ndim - 1))
                  for k, v in parts.items()}

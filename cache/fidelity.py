@@ -10,9 +10,9 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from cache.window import argmax_agreement, encode_window, kl_at_temperature, reconstruct
+from cache.window import argmax_agreement, kl_at_temperature
 
-FP16_BYTES, INT16_BYTES = 2, 2
+FP16_BYTES = 2
 
 
 def _summarise(pairs: Iterable[tuple[np.ndarray, np.ndarray]], temperatures: Sequence[float]) -> dict:
@@ -51,25 +51,10 @@ def fidelity_report(cache, samples: Mapping[str, Iterable | Callable[[], Iterabl
         entry = {'written_rows': rows,
                  'bytes_per_row': cache.stored_nbytes(name) / rows if rows else float('nan'),
                  'raw_fp16_bytes_per_row': spec['num_joints'] * (spec['bins_x'] + spec['bins_y']) * FP16_BYTES,
-                 'window_x': spec['window_x'], 'window_y': spec['window_y'], 'lossless': spec['lossless']}
+                 'window_x': spec['window_x'], 'window_y': spec['window_y'], 'lossless': spec['lossless'],
+                 'tail_blocks_x': spec.get('tail_blocks_x'), 'tail_blocks_y': spec.get('tail_blocks_y')}
         if name in samples:
             pairs = samples[name]() if callable(samples[name]) else samples[name]
             entry.update(_summarise(pairs, temperatures))
         report['teachers'][name] = entry
     return report
-
-
-def fidelity_by_window(full_logits: np.ndarray, widths: Sequence[int], temperatures: Sequence[float]) -> list[dict]:
-    """Encode/reconstruct `full_logits` (..., B) at each window width; KL and agreement per width.
-
-    uncompressed_bytes_per_axis_row: int16 start + w fp16 values + fp16 tail (outside mass excluded).
-    """
-    full_logits = np.asarray(full_logits)
-    bins = full_logits.shape[-1]
-    out = []
-    for w in widths:
-        recon = reconstruct(*encode_window(full_logits, int(w)), bins)
-        entry = _summarise([(full_logits, recon)], temperatures)
-        entry.update(window=int(w), uncompressed_bytes_per_axis_row=INT16_BYTES + FP16_BYTES * (int(w) + 1))
-        out.append(entry)
-    return out

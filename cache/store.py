@@ -1,6 +1,6 @@
 """The teacher-target cache: one Zarr v3 group per (config, split), written unit by unit, read plane by plane.
 
-On-disk layout (layout 'pose-distill-cache', version 1)
+On-disk layout (layout 'pose-distill-cache', version 2)
 -------------------------------------------------------
 <cache.root>/<split>.zarr/                      Zarr v3 group
   attrs: layout, layout_version, complete=True, manifest {...}, n_views V, n_instances N,
@@ -9,11 +9,17 @@ On-disk layout (layout 'pose-distill-cache', version 1)
                             variable-length UTF-8 (dtype str), numbers in their table dtype
   views                     (V, N, P) float32, chunks (1, C, P): the view records replayed by dump and train
   teachers/<name>/          attrs: union_joints [K], bins_x Bx, bins_y By, bin_map {...},
-                            window_x wx, window_y wy, lossless (wx = Bx, wy = By when lossless)
+                            window_x wx, window_y wy, tail_blocks_x bx, tail_blocks_y by, lossless
+                            (wx = Bx, wy = By, bx = by = 1 when lossless)
     x_start, y_start        (V, N, K) int16     first bin of the window
     x_values, y_values      (V, N, K, wx|wy) float16  log-probabilities inside the window
-    x_tail, y_tail          (V, N, K) float16   log mean probability of the bins outside the window
+    x_tail, y_tail          (V, N, K, bx|by) float16  per block: log mean probability of its seen bins
+                                                outside the window (cache/window.py)
+    x_seen, y_seen          (V, N, K, 2) int16  [lo, hi) of the student bins the teacher's crop reaches
     x_outside, y_outside    (V, N, K) float16   teacher probability mass outside the student crop
+    unit_seconds            (V, n_chunks) float32, chunks (1, 1): the teacher's measured forward time
+                            for the unit, written with it (totals are sums over done units, so a resumed
+                            or sharded dump adds up to what one uninterrupted run would report)
     done                    (V, n_chunks) bool, chunks (1, 1)
   Every teacher array is chunked (1, C, K[, w]): a unit = (view, instance chunk) is exactly one
   chunk of each array, so a unit is written with whole-chunk writes and a view plane is read with
@@ -48,9 +54,9 @@ from cache.window import encode_window, reconstruct
 from data.instances import InstanceTable
 
 LAYOUT = 'pose-distill-cache'
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 AXES = ('x', 'y')
-ROW_FIELDS = ('start', 'values', 'tail', 'outside')  # per axis: what one cache row is made of
+ROW_FIELDS = ('start', 'values', 'tail', 'seen', 'outside')  # per axis: what one cache row is made of
 
 # Fast codecs only: training decodes a whole view plane per epoch per teacher. blosc-lz4 (byte
 # shuffle) and zstd-1 store windowed rows in the same ~25% fewer bytes than no compression; lz4
@@ -78,7 +84,7 @@ def _column_dtype(values: np.ndarray):
     return str if values.dtype.kind in 'UOT' else values.dtype
 
 
-def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool) -> dict:
+def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_blocks: int) -> dict:
     missing = {'union_joints', 'bins_x', 'bins_y', 'bin_map'} - set(spec)
     if missing:
         raise ValueError(f'teacher {name!r} spec lacks {sorted(missing)}')
@@ -88,13 +94,16 @@ def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool) -> dict:
         for axis, bins in (('x', bins_x), ('y', bins_y)):
             if not 1 <= window <= bins:
                 raise ValueError(f'teacher {name!r}: window {window} must be in [1, {bins}] ({axis} bins)')
+            if not 1 <= tail_blocks <= bins:
+                raise ValueError(f'teacher {name!r}: tail_blocks {tail_blocks} must be in [1, {bins}] ({axis} bins)')
     return dict(union_joints=union_joints, num_joints=len(union_joints), bins_x=bins_x, bins_y=bins_y,
                 bin_map=spec['bin_map'], lossless=bool(lossless),
-                window_x=bins_x if lossless else int(window), window_y=bins_y if lossless else int(window))
+                window_x=bins_x if lossless else int(window), window_y=bins_y if lossless else int(window),
+                tail_blocks_x=1 if lossless else int(tail_blocks), tail_blocks_y=1 if lossless else int(tail_blocks))
 
 
 def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarray, view_fields: list[str],
-                 teachers: dict, window: int, lossless: bool, chunk_size: int, *,
+                 teachers: dict, window: int, lossless: bool, chunk_size: int, *, tail_blocks: int = 1,
                  codec: str = DEFAULT_CODEC, overwrite: bool = False) -> 'Cache':
     """Create an empty cache (no teacher rows yet) at `path`; returns it opened for writing."""
     path = Path(path)
@@ -108,7 +117,7 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
         raise FileExistsError(f'a cache already exists at {path}; open it to resume or remove it')
     n_views = views.shape[0]
     n_chunks = math.ceil(n / chunk_size)
-    specs = {name: _teacher_attrs(name, spec, window, lossless) for name, spec in teachers.items()}
+    specs = {name: _teacher_attrs(name, spec, window, lossless, tail_blocks) for name, spec in teachers.items()}
     compressors = _compressors(codec)
     rows = max(1, min(chunk_size, n))
 
@@ -135,11 +144,17 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
                                 chunks=(1, rows, k), compressors=compressors, fill_value=0)
                 tg.create_array(f'{axis}_values', shape=(n_views, n, k, w), dtype=np.float16,
                                 chunks=(1, rows, k, w), compressors=compressors, fill_value=0)
-                for field in ('tail', 'outside'):
-                    tg.create_array(f'{axis}_{field}', shape=(n_views, n, k), dtype=np.float16,
-                                    chunks=(1, rows, k), compressors=compressors, fill_value=0)
+                b = spec[f'tail_blocks_{axis}']
+                tg.create_array(f'{axis}_tail', shape=(n_views, n, k, b), dtype=np.float16,
+                                chunks=(1, rows, k, b), compressors=compressors, fill_value=0)
+                tg.create_array(f'{axis}_seen', shape=(n_views, n, k, 2), dtype=np.int16,
+                                chunks=(1, rows, k, 2), compressors=compressors, fill_value=0)
+                tg.create_array(f'{axis}_outside', shape=(n_views, n, k), dtype=np.float16,
+                                chunks=(1, rows, k), compressors=compressors, fill_value=0)
             tg.create_array('done', shape=(n_views, max(n_chunks, 0)), dtype=bool, chunks=(1, 1),
                             compressors=None, fill_value=False)
+            tg.create_array('unit_seconds', shape=(n_views, max(n_chunks, 0)), dtype=np.float32, chunks=(1, 1),
+                            compressors=None, fill_value=0)
         root.attrs.update(dict(layout=LAYOUT, layout_version=LAYOUT_VERSION, manifest=manifest,
                                n_views=n_views, n_instances=n, chunk_size=int(chunk_size), n_chunks=n_chunks,
                                view_fields=list(view_fields), teacher_names=list(specs), codec=codec))
@@ -257,8 +272,8 @@ class Cache:
         self._root.attrs['manifest'] = self.manifest
 
     def write_unit(self, teacher: str, view: int, chunk: int, x_logits: np.ndarray, y_logits: np.ndarray,
-                   x_outside: np.ndarray, y_outside: np.ndarray) -> None:
-        """Encode and write one unit's rows (whole chunks), then mark the unit done."""
+                   x_outside: np.ndarray, y_outside: np.ndarray, forward_seconds: float = 0.0) -> None:
+        """Encode and write one unit's rows (whole chunks) and its forward time, then mark the unit done."""
         if self.mode != 'r+':
             raise CacheError(f'{self.path} is open read-only; open_cache(path, mode="r+") to write')
         if not 0 <= view < self.n_views:
@@ -278,11 +293,12 @@ class Cache:
             if np.isnan(logits).any():
                 raise ValueError(f'{self.path}: teacher {teacher!r} unit (view {view}, chunk {chunk}) has NaN '
                                  f'{axis} logits')
-            start, values, tail = encode_window(logits, spec[f'window_{axis}'])
-            encoded[axis] = dict(start=start, values=values, tail=tail, outside=outside.astype(np.float16))
+            start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'])
+            encoded[axis] = dict(start=start, values=values, tail=tail, seen=seen, outside=outside.astype(np.float16))
         for axis in AXES:
             for field in ROW_FIELDS:
                 self._array(teacher, f'{axis}_{field}')[view, rows] = encoded[axis][field]
+        self._array(teacher, 'unit_seconds')[view, chunk] = forward_seconds
         self._array(teacher, 'done')[view, chunk] = True  # last: an interrupted unit stays pending
 
     # ---- reading --------------------------------------------------------------------------
@@ -322,6 +338,10 @@ class Cache:
         return sum(self._array(teacher, f'{axis}_{field}').nbytes_stored()
                    for axis in AXES for field in ROW_FIELDS)
 
+    def forward_seconds(self, teacher: str) -> float:
+        """The teacher's forward time summed over its done units (every run and rank that wrote them)."""
+        return float(self._array(teacher, 'unit_seconds')[...][self.done(teacher)].sum())
+
     def written_rows(self, teacher: str) -> int:
         """Instance-view rows whose unit is done."""
         done = self.done(teacher)
@@ -336,6 +356,6 @@ def reconstruct_rows(plane: dict, idx=slice(None)) -> tuple[np.ndarray, np.ndarr
     out = []
     for axis in AXES:
         out.append(reconstruct(plane[f'{axis}_start'][idx], plane[f'{axis}_values'][idx],
-                               plane[f'{axis}_tail'][idx], plane[f'bins_{axis}']))
+                               plane[f'{axis}_tail'][idx], plane[f'{axis}_seen'][idx], plane[f'bins_{axis}']))
     return (out[0], out[1], plane['x_outside'][idx].astype(np.float32),
             plane['y_outside'][idx].astype(np.float32))

@@ -18,6 +18,7 @@ import numpy as np
 
 from data.instances import K21, InstanceTable
 from data.skeletons import COCO17, to_union, union_mask
+from data.validation import RecordCheck, image_inside_root
 
 _K = COCO17.num_joints
 
@@ -65,7 +66,7 @@ def _images_by_id(data, ann_file) -> dict:
     return images
 
 
-def _gt_instances(data, ann_file, image_root) -> InstanceTable:
+def _gt_instances(data, ann_file, image_root, check: RecordCheck) -> InstanceTable:
     images = _images_by_id(data, ann_file)
     anns = data.get('annotations')
     if not isinstance(anns, list):
@@ -74,12 +75,15 @@ def _gt_instances(data, ann_file, image_root) -> InstanceTable:
     for j, ann in enumerate(anns):
         try:
             by_image[int(ann['image_id'])].append((j, ann))
-        except KeyError:
-            raise CocoFormatError(f'{ann_file}: annotations[{j}] has no image_id or refers to an unknown image '
-                                  f'{ann.get("image_id")!r}') from None
+        except (KeyError, TypeError, ValueError):
+            check.skip(f'annotations[{j}] (id {ann.get("id")!r})', 'unknown image_id')
     rows = {k: [] for k in ('image_path', 'image_id', 'instance_key', 'bbox', 'bbox_score', 'keypoints',
                             'keypoints_visible', 'area')}
     for img_id, (file_name, img_w, img_h) in images.items():
+        if by_image[img_id] and image_inside_root(image_root, file_name) is None:
+            for j, ann in by_image[img_id]:
+                check.skip(f'annotations[{j}] (id {ann.get("id")!r}, {file_name})', 'image path outside the image root')
+            continue
         for j, ann in by_image[img_id]:
             if 'bbox' not in ann or 'keypoints' not in ann:
                 continue  # mmpose skips these
@@ -95,8 +99,19 @@ def _gt_instances(data, ann_file, image_root) -> InstanceTable:
                             np.clip(x + w, 0, img_w - 1), np.clip(y + h, 0, img_h - 1)], dtype=np.float32)
             num_keypoints = ann['num_keypoints'] if 'num_keypoints' in ann else np.count_nonzero(kps[:, :2].max(1))
             if ann.get('iscrowd', 0) or num_keypoints == 0:
+                continue  # mmpose's own filter: not a keypoint instance, nothing wrong with the record
+            labelled = kps[:, 2] > 0
+            reason = ('non-finite box' if not np.isfinite([x, y, w, h]).all() else
+                      'zero-area or negative box' if w <= 0 or h <= 0 else
+                      'box outside the image' if box[2] - box[0] <= 0 or box[3] - box[1] <= 0 else
+                      'non-finite keypoint' if not np.isfinite(kps[labelled]).all() else
+                      'labelled keypoint outside the image' if (
+                          (kps[labelled, :2] < 0).any() or (kps[labelled, 0] > img_w).any()
+                          or (kps[labelled, 1] > img_h).any()) else None)
+            if reason:
+                check.skip(f'annotations[{j}] (id {ann_id})', reason)
                 continue
-            if box[2] - box[0] <= 0 or box[3] - box[1] <= 0 or kps[:, :2].max() <= 0:
+            if kps[:, :2].max() <= 0:
                 continue
             area = ann['area'] if 'area' in ann else max((box[2] - box[0]) * (box[3] - box[1]) * 0.53, 1.0)
             rows['image_path'].append(os.path.join(image_root, file_name))
@@ -107,6 +122,7 @@ def _gt_instances(data, ann_file, image_root) -> InstanceTable:
             rows['keypoints'].append(to_union(kps[None, :, :2], COCO17)[0])
             rows['keypoints_visible'].append(to_union((kps[None, :, 2] > 0).astype(np.float32), COCO17)[0])
             rows['area'].append(area)
+    check.kept = len(rows['image_id'])
     return _table(rows, len(rows['image_id']))
 
 
@@ -146,14 +162,19 @@ def _det_instances(data, ann_file, image_root, det_file, det_score_thr) -> Insta
 
 
 def load_coco(ann_file, image_root, split_mode: str = 'train', det_file=None,
-              det_score_thr: float = 0.0) -> InstanceTable:
+              det_score_thr: float = 0.0, check: RecordCheck | None = None) -> InstanceTable:
     """Instances of a COCO person-keypoints file (split_mode 'train' or 'val'). A det_file (val only)
-    replaces the ground-truth boxes with person detections."""
+    replaces the ground-truth boxes with person detections. Bad records (unknown image, image outside
+    `image_root`, non-finite / empty / off-image box, non-finite or off-image labelled keypoints) are
+    skipped and counted in `check`, or raise in strict mode."""
+    check = check if check is not None else RecordCheck(ann_file)
     if split_mode not in ('train', 'val'):
         raise ValueError(f"load_coco: split_mode must be 'train' or 'val', got {split_mode!r}")
     if det_file is not None and split_mode != 'val':
         raise ValueError(f'load_coco: detections ({det_file}) are only used for the val split')
     data = _load_json(ann_file, 'COCO annotation file')
     if det_file is not None:
-        return _det_instances(data, ann_file, str(image_root), det_file, det_score_thr)
-    return _gt_instances(data, ann_file, str(image_root))
+        table = _det_instances(data, ann_file, str(image_root), det_file, det_score_thr)
+        check.kept = len(table)
+        return table
+    return _gt_instances(data, ann_file, str(image_root), check)

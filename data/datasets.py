@@ -9,12 +9,16 @@ import numpy as np
 from data.instances import InstanceTable
 
 
-def load_split(datasets: dict, split: str, resolve: Callable[[str], Path] = Path) -> InstanceTable:
+def load_split(datasets: dict, split: str, resolve: Callable[[str], Path] = Path, strict: bool = False,
+               checks: list | None = None) -> InstanceTable:
     """`datasets` is the pipeline config's `datasets` dict; `resolve` turns config paths into files.
 
     Datasets are concatenated in config order; the instance order inside each follows its file, so
-    the table (and every cache row index) is the same on every machine.
+    the table (and every cache row index) is the same on every machine. Bad records are skipped and
+    counted per file (data.validation.RecordCheck, appended to `checks`), or raise when `strict`; a
+    file that yields no usable instance is an error.
     """
+    from data.validation import RecordCheck
     from data.coco import load_coco
     from data.mpii import load_mpii
 
@@ -23,16 +27,21 @@ def load_split(datasets: dict, split: str, resolve: Callable[[str], Path] = Path
         if split not in ds:
             continue
         s = ds[split]
+        check = RecordCheck(resolve(s['ann_file']), strict=strict)
         if ds['type'] == 'coco':
             det = s.get('det_file')
             t = load_coco(resolve(s['ann_file']), resolve(s['image_root']),
                           split_mode='train' if split == 'train' else 'val',
                           det_file=resolve(det) if det else None,
-                          det_score_thr=float(s.get('det_score_thr', 0.0)))
+                          det_score_thr=float(s.get('det_score_thr', 0.0)), check=check)
         else:
             heads = s.get('head_boxes_file')
             t = load_mpii(resolve(s['ann_file']), resolve(s['image_root']),
-                          head_boxes_file=resolve(heads) if heads else None)
+                          head_boxes_file=resolve(heads) if heads else None, check=check)
+        if len(t) == 0:
+            raise ValueError(f'{check.path}: no usable instance ({check.summary()})')
+        if checks is not None:
+            checks.append(check)
         t.dataset = np.full(len(t), name)
         tables.append(t)
     if not tables:

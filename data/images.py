@@ -108,3 +108,29 @@ def decode_grouped(image_paths, skip_errors: bool = False) -> DecodedImages:
             errors[p] = e.reason
             images.append(None)
     return DecodedImages(paths=paths, images=images, index=index, errors=errors)
+
+
+def check_image_files(image_paths) -> None:
+    """Pre-flight before a long job: every distinct file exists and starts like an image (JPEG, PNG,
+    BMP, WebP, TIFF header; its first bytes only, nothing decoded). Raises ImageError naming the first
+    bad file and how many others are bad."""
+    bad = []
+    for p in dict.fromkeys(str(p) for p in image_paths):
+        try:
+            with open(p, 'rb') as f:
+                head = f.read(12)
+        except FileNotFoundError:
+            bad.append((p, 'file not found'))
+            continue
+        except OSError as e:
+            bad.append((p, f'cannot read: {e.strerror or e}'))
+            continue
+        if not head:
+            bad.append((p, 'empty file'))
+        elif not (head.startswith((_JPEG_SOI, b'\x89PNG', b'BM', b'II*\x00', b'MM\x00*'))
+                  or (head[:4] == b'RIFF' and head[8:12] == b'WEBP')):
+            bad.append((p, 'not an image file (unknown header)'))
+    if bad:
+        path, reason = bad[0]
+        more = f' ({len(bad) - 1} more bad image files)' if len(bad) > 1 else ''
+        raise ImageError(path, reason + more)

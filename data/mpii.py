@@ -27,6 +27,7 @@ import numpy as np
 from data.geometry import bbox_cs2xyxy
 from data.instances import InstanceTable
 from data.skeletons import MPII16, to_union, union_mask
+from data.validation import RecordCheck, image_inside_root
 
 PIXEL_STD = 200.0
 HEAD_SIZE_FACTOR = 0.6  # SC_BIAS of the MPII PCKh evaluation
@@ -84,8 +85,12 @@ def _image_ids(names: list[str]) -> np.ndarray:
     return np.array([first.setdefault(n, len(first)) for n in names], np.int64)
 
 
-def load_mpii(ann_file, image_root, head_boxes_file=None) -> InstanceTable:
+def load_mpii(ann_file, image_root, head_boxes_file=None, check: RecordCheck | None = None) -> InstanceTable:
+    """Entries with a non-finite centre, a scale <= 0, non-finite visible joints or an image outside
+    `image_root` are skipped and counted in `check` (or raise, in strict mode); head boxes stay
+    aligned with the kept entries."""
     ann_file = Path(ann_file)
+    check = check if check is not None else RecordCheck(ann_file)
     if not ann_file.is_file():
         raise FileNotFoundError(f'MPII annotation file not found: {ann_file}')
     try:
@@ -101,7 +106,7 @@ def load_mpii(ann_file, image_root, head_boxes_file=None) -> InstanceTable:
     scale = np.zeros((n, 2), np.float32)
     joints = np.zeros((n, _K, 2), np.float32)
     vis = np.zeros((n, _K), np.float32)
-    names = []
+    names, keep = [], np.ones(n, bool)
     for i, ann in enumerate(anns):
         try:
             c = np.array(ann['center'], dtype=np.float32).reshape(2)
@@ -112,30 +117,43 @@ def load_mpii(ann_file, image_root, head_boxes_file=None) -> InstanceTable:
         except (KeyError, TypeError, ValueError) as e:
             raise MpiiFormatError(f'{ann_file}: entry [{i}] lacks a valid image/center/scale/joints (16x2)/'
                                   f'joints_vis (16) ({e!r})') from None
+        reason = ('non-finite centre' if not np.isfinite(c).all() else
+                  'scale <= 0 or not finite' if not (np.isfinite(s).all() and s[0] > 0) else
+                  'non-finite visible joint' if not np.isfinite(j[v > 0]).all() else
+                  'image path outside the image root' if image_inside_root(image_root, names[-1]) is None else None)
+        if reason:
+            check.skip(f'entry [{i}] ({names[-1]})', reason)
+            keep[i] = False
+            continue
         if c[0] != -1:  # mmpose: move the centre down to avoid cutting the feet
             c[1] = c[1] + np.float32(15. / PIXEL_STD) * s[1]
         center[i] = c - 1  # MATLAB 1-based -> 0-based
         scale[i] = s
         joints[i] = j - 1
         vis[i] = v > 0
+    order = np.flatnonzero(keep)  # instance_key stays the entry's index in the file
+    center, scale, joints, vis = center[keep], scale[keep], joints[keep], vis[keep]
+    names = [names[i] for i in order]
     bbox = bbox_cs2xyxy(center, scale).astype(np.float32)
     joints = np.where(vis[..., None] > 0, joints, 0).astype(np.float32)
     area = np.clip((bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1]) * 0.53, 1.0, None).astype(np.float32)
 
-    head = np.full(n, np.nan, np.float32)
+    head = np.full(len(order), np.nan, np.float32)
     if head_boxes_file is not None:
         boxes = load_head_boxes(head_boxes_file)
         if len(boxes) != n:
             raise MpiiFormatError(f'{head_boxes_file}: {len(boxes)} head boxes but {ann_file} has {n} entries '
                                   f'(they are aligned by order)')
-        head = head_sizes(boxes)
+        head = head_sizes(boxes)[keep]
+    n = len(order)
+    check.kept = n
 
     image_root = str(image_root)
     return InstanceTable(
         dataset=np.full(n, 'mpii', dtype='<U8'),
         image_path=np.array([os.path.join(image_root, nm) for nm in names], dtype=str) if n else np.zeros(0, '<U1'),
         image_id=_image_ids(names),
-        instance_key=np.arange(n, dtype=np.int64),
+        instance_key=order.astype(np.int64),
         bbox=bbox,
         bbox_score=np.ones(n, np.float32),
         keypoints=to_union(joints, MPII16),

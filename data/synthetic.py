@@ -66,7 +66,10 @@ JOINT_PARTS = {
 
 
 # ------------------------------------------------------------------------------------------------
-# Styles: the two twins share the figure model and differ in poses, crowding, palette and lighting.
+# Styles: the two twins share the figure model, the people's looks and the rendering world (scenes,
+# lighting, camera), as COCO and MPII are both photographs of people. They differ where the real
+# datasets differ: what they annotate, framing and person scale, poses and activities, crowding,
+# and which kind of scene is more common (street and room vs sports venue).
 @dataclass(frozen=True)
 class Style:
     name: str
@@ -76,18 +79,19 @@ class Style:
     occluder_p: float  # chance of a foreground shape per image
     activities: dict  # pose activity -> probability
     large_roll_p: float  # chance of a lying / upside-down figure
-    clothes_saturation: tuple[float, float]
-    clothes_value: tuple[float, float]
-    noise_sigma: float
+    venue_p: float  # chance the scene is a sports venue (else a street / room / park)
 
 
-COCO_STYLE = Style('coco', people_p=(0.45, 0.35, 0.20), height_px=(40, 200), truncate_p=0.25, occluder_p=0.4,
-                   activities={'stand': 0.35, 'walk': 0.3, 'sit': 0.12, 'gesture': 0.13, 'bend': 0.1},
-                   large_roll_p=0.02, clothes_saturation=(0.1, 0.7), clothes_value=(0.25, 0.9), noise_sigma=6.0)
-MPII_STYLE = Style('mpii', people_p=(0.6, 0.3, 0.1), height_px=(70, 200), truncate_p=0.08, occluder_p=0.15,
-                   activities={'stand': 0.1, 'run': 0.2, 'star': 0.15, 'squat': 0.15, 'lunge': 0.15,
-                               'kick': 0.1, 'reach': 0.15},
-                   large_roll_p=0.12, clothes_saturation=(0.6, 1.0), clothes_value=(0.6, 1.0), noise_sigma=4.0)
+COCO_STYLE = Style('coco', people_p=(0.45, 0.35, 0.20), height_px=(60, 200), truncate_p=0.2, occluder_p=0.35,
+                   activities={'stand': 0.3, 'walk': 0.25, 'sit': 0.12, 'gesture': 0.13, 'bend': 0.1,
+                               'run': 0.05, 'reach': 0.05},
+                   large_roll_p=0.03, venue_p=0.3)
+MPII_STYLE = Style('mpii', people_p=(0.6, 0.3, 0.1), height_px=(80, 210), truncate_p=0.08, occluder_p=0.15,
+                   activities={'stand': 0.1, 'walk': 0.05, 'run': 0.15, 'star': 0.12, 'squat': 0.15,
+                               'lunge': 0.13, 'kick': 0.1, 'reach': 0.1, 'gesture': 0.1},
+                   large_roll_p=0.08, venue_p=0.7)
+CLOTHES_SATURATION, CLOTHES_VALUE = (0.1, 1.0), (0.25, 1.0)
+NOISE_SIGMA = 5.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,12 +263,11 @@ HAIR_COLOURS = np.array([(20, 20, 25), (30, 45, 80), (40, 80, 130), (110, 170, 2
 
 def sample_appearance(rng: np.random.Generator, style: Style) -> dict:
     skin = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.92, 1.08)
-    shirt = _hsv_colour(rng, style.clothes_saturation, style.clothes_value)
-    pants = _hsv_colour(rng, style.clothes_saturation, (0.15, 0.7))
+    shirt = _hsv_colour(rng, CLOTHES_SATURATION, CLOTHES_VALUE)
+    pants = _hsv_colour(rng, CLOTHES_SATURATION, (0.15, 0.7))
     return {'skin': skin, 'hair': HAIR_COLOURS[rng.integers(len(HAIR_COLOURS))], 'shirt': shirt, 'pants': pants,
             'shoes': _hsv_colour(rng, (0, 0.5), (0.05, 0.4)),
-            'long_sleeves': rng.uniform() < (0.5 if style.name == 'coco' else 0.2),
-            'long_pants': rng.uniform() < (0.7 if style.name == 'coco' else 0.3)}
+            'long_sleeves': rng.uniform() < 0.4, 'long_pants': rng.uniform() < 0.55}
 
 
 def side_shade(colour: np.ndarray, left: bool) -> np.ndarray:
@@ -484,7 +487,7 @@ def fill_polygon(img: np.ndarray, polygon: np.ndarray, colour, antialias: bool) 
 
 
 # ------------------------------------------------------------------------------------------------
-# Backgrounds, occluders and lighting per style.
+# Backgrounds (two kinds of scene, both twins), occluders and lighting.
 def texture(rng, h: int, w: int, coarse: tuple[int, float], fine: tuple[int, float], chroma: float) -> np.ndarray:
     """Smooth blotches (cell size, amplitude) plus finer grain, mostly in brightness: one full-size resize."""
     gh, gw = h // fine[0] + 2, w // fine[0] + 2
@@ -554,21 +557,21 @@ def mpii_background(rng, h: int, w: int) -> np.ndarray:
     return img
 
 
-def grade(img: np.ndarray, rng, style: Style) -> np.ndarray:
-    """Lighting and camera: a warm, contrasty, vignetted grade for the MPII twin; neutral for COCO."""
+def grade(img: np.ndarray, rng) -> np.ndarray:
+    """Lighting and camera, the same for both twins: exposure, sometimes a warm contrasty grade with a
+    vignette, sometimes a little blur, then sensor noise."""
     h, w = img.shape[:2]
-    if style.name == 'mpii':
+    img = img * rng.uniform(0.85, 1.15) + rng.uniform(-10, 10)
+    if rng.uniform() < 0.4:
         img = img * np.array([0.85, 1.0, 1.12], np.float32) * rng.uniform(0.9, 1.1, 3).astype(np.float32)
-        img = (img - 128) * rng.uniform(1.05, 1.25) + 128
+        img = (img - 128) * rng.uniform(1.0, 1.2) + 128
         yy, xx = np.ogrid[0:h, 0:w]
         r2 = (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2).astype(np.float32)
-        img = img * (1 - rng.uniform(0.3, 0.6) * r2)[..., None]
-    else:
-        img = img * rng.uniform(0.85, 1.15) + rng.uniform(-10, 10)
-        if rng.uniform() < 0.3:
-            img = cv2.GaussianBlur(img, (3, 3), 0.8)
-    # sensor noise: uniform integers with the style's standard deviation (much cheaper than normals)
-    half = int(round(style.noise_sigma * np.sqrt(3)))
+        img = img * (1 - rng.uniform(0.2, 0.5) * r2)[..., None]
+    if rng.uniform() < 0.3:
+        img = cv2.GaussianBlur(img, (3, 3), 0.8)
+    # sensor noise: uniform integers with the given standard deviation (much cheaper than normals)
+    half = int(round(NOISE_SIGMA * np.sqrt(3)))
     img = img + rng.integers(-half, half + 1, img.shape, dtype=np.int16)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
@@ -612,7 +615,7 @@ def sample_people(rng, style: Style, w: int, h: int) -> list[Person]:
 
 
 def render_scene(rng, style: Style, w: int, h: int) -> Scene:
-    img = (coco_background if style.name == 'coco' else mpii_background)(rng, h, w)
+    img = (mpii_background if rng.uniform() < style.venue_p else coco_background)(rng, h, w)
     people = sample_people(rng, style, w, h)
     owner, part = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
     n_occ = int(rng.uniform() < style.occluder_p) * int(rng.integers(1, 3))
@@ -630,7 +633,7 @@ def render_scene(rng, style: Style, w: int, h: int) -> Scene:
             fill_polygon(img, pt.polygon, pt.colour, True)
             fill_polygon(owner, pt.polygon, i + 1, False)
             fill_polygon(part, pt.polygon, pt.part_id, False)
-    return Scene(grade(img, rng, style), people, owner, part)
+    return Scene(grade(img, rng), people, owner, part)
 
 
 # ------------------------------------------------------------------------------------------------

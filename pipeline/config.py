@@ -30,6 +30,33 @@ REQUIRED = {
 }
 DATASET_TYPES = ('coco', 'mpii')
 
+REQUIRED_VALUE = object()
+# The training recipe (`train`; `teacher_train` overrides some of it for --as-teacher): every key, its
+# type and its default, written once. Unknown keys are refused with the closest valid name.
+TRAIN_SCHEMA = {
+    'epochs': (int, REQUIRED_VALUE),
+    'batch_size': (int, REQUIRED_VALUE),
+    'base_lr': (float, REQUIRED_VALUE),  # AdamW lr at base_batch_size, scaled linearly to the real batch
+    'base_batch_size': (int, REQUIRED_VALUE),
+    'weight_decay': (float, 0.05),  # none on norms and biases
+    'warmup_steps': (int, 0),
+    'grad_clip': ((float, type(None)), None),  # max total grad norm; None: no clipping
+    'ema_momentum': (float, 0.0002),
+    'temperature': (float, 1.0),
+    'loss_weights': (dict, REQUIRED_VALUE),  # gt and one per teacher
+    'overlap': (str, 'confidence'),  # joints several teachers cover: separate | mean | product | confidence
+    'kd_decay': (bool, False),
+    'photometric': ((str, bool, type(None)), 'final'),  # data.photometric policy; False/None: off
+    'gt_reduction': (str, 'batch_mean'),  # batch_mean | mmpose
+    'val_interval': (int, 1),
+    'checkpoint_interval': (int, 1),
+    'num_workers': (int, 0),
+    'amp': (bool, True),  # bf16 autocast on CUDA
+    'channels_last': (bool, True),  # on CUDA
+}
+CHOICES = {'overlap': ('separate', 'mean', 'product', 'confidence'), 'gt_reduction': ('batch_mean', 'mmpose')}
+POSITIVE = ('epochs', 'batch_size', 'base_lr', 'base_batch_size', 'val_interval', 'checkpoint_interval')
+
 
 class ConfigError(ValueError):
     pass
@@ -46,6 +73,23 @@ def load_config(path: str | os.PathLike, overrides: dict | None = None) -> Confi
     cfg.config_path = str(path)
     validate_config(cfg, str(path))
     return cfg
+
+
+def parse_cfg_options(options) -> dict:
+    """['train.epochs=3', 'name=x'] -> {'train.epochs': 3, 'name': 'x'} (mmengine's --cfg-options).
+    A value is read as a Python literal (numbers, True, None, lists, dicts, quoted strings), else kept
+    as the string it is."""
+    import ast
+    out = {}
+    for item in options or ():
+        key, sep, value = str(item).partition('=')
+        if not sep or not key:
+            raise ConfigError(f'--cfg-options {item!r}: expected KEY=VALUE')
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
 
 
 def validate_config(cfg: Config, where: str = 'config') -> None:
@@ -67,6 +111,48 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
     v = cfg.views
     if int(v.get('num_views', 0)) < 1:
         raise ConfigError(f'{where}: views.num_views must be >= 1')
+    cfg.train = check_train(cfg.train, 'train', where, required=True)
+    if 'teacher_train' in cfg:
+        cfg.teacher_train = check_train(cfg.teacher_train, 'teacher_train', where, required=False)
+    weights = set(cfg.train.loss_weights)
+    expected = {'gt'} | set(cfg.teachers)
+    if weights != expected:
+        raise ConfigError(f'{where}: train.loss_weights must have gt and one weight per teacher '
+                          f'{sorted(cfg.teachers)}: ' + '; '.join(
+                              [f'no weight for {sorted(expected - weights)}'] * bool(expected - weights)
+                              + [f'{sorted(weights - expected)} name no teacher'] * bool(weights - expected)))
+
+
+def check_train(section, name: str, where: str, required: bool) -> ConfigDict:
+    """A training section with unknown keys refused (closest valid name suggested), types and ranges
+    checked and, when `required`, every default filled in (teacher_train only overrides)."""
+    import difflib
+    section = dict(section)
+    for key in section:
+        if key not in TRAIN_SCHEMA:
+            close = difflib.get_close_matches(key, TRAIN_SCHEMA, n=1)
+            raise ConfigError(f'{where}: {name}.{key}: unknown key' + (f"; did you mean '{close[0]}'?" if close else
+                              f' (known: {", ".join(TRAIN_SCHEMA)})'))
+    out = {}
+    for key, (kind, default) in TRAIN_SCHEMA.items():
+        if key not in section:
+            if required and default is REQUIRED_VALUE:
+                raise ConfigError(f'{where}: {name}.{key} is required')
+            if required:
+                out[key] = default
+            continue
+        value = section[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and kind in (int, float) or not isinstance(value, kind):
+            names = ' or '.join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise ConfigError(f'{where}: {name}.{key} must be {names}, got {value!r}')
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ConfigError(f'{where}: {name}.{key} must be one of {CHOICES[key]}, got {value!r}')
+        if key in POSITIVE and value <= 0:
+            raise ConfigError(f'{where}: {name}.{key} must be > 0, got {value!r}')
+        out[key] = value
+    return ConfigDict(out)
 
 
 def resolve(path: str | os.PathLike) -> Path:

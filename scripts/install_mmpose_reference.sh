@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the mmpose reference stack (mmpose 1.3.2 + mmcv 2.1.0 + mmdet 3.3.0) into its own venv.
 # Used only by the parity tests and benchmarks; the product never imports mmpose.
-# Recipe (see DEVELOPERS.md): mmcv compiled from source with ops (setuptools<70), mmpose/mmdet
+# Recipe: mmcv 2.1.0 compiled from source with ops (setuptools<70; mmdet 3.3 refuses mmcv 2.2), mmpose/mmdet
 # with --no-deps (chumpy does not build), xtcocotools built from source against numpy 2.
 # The first build compiles mmcv (about 12 min on 2 cores); pip's wheel cache makes later builds fast.
 set -euo pipefail

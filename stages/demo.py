@@ -1,78 +1,183 @@
-"""`make demo`: the whole pipeline on the synthetic default, each step skipped when its output exists.
+"""`make demo` and `make demo-teachers`.
 
-  1. synthetic twin datasets          data/synthetic
-  2. two small teachers (GT only)     outputs/demo/teachers/{coco,mpii}
-  3. dump-teachers (train + val)      outputs/demo/cache/{train,val}.zarr
-  4. students: offline KD + baseline  outputs/demo/{offline,supervised}
-  5. export-report                    outputs/demo/offline/report/report.html
+`make demo`: the whole pipeline on the synthetic default, each step skipped when its output exists.
+  1. synthetic twin datasets                    data/synthetic
+  2. the shipped teachers, checked (sha256)     teachers/demo/{coco,mpii}.pth + manifest.json
+  3. dump-teachers (train + val)                outputs/demo/cache/{train,val}.zarr
+  4. students: offline KD + baseline            outputs/demo/{offline,supervised}
+  5. export-report                              outputs/demo/offline/report/report.html
+
+`make demo-teachers`: how the shipped teachers were made (the demo never runs this): their own
+synthetic set, both teachers trained side by side on ground truth of their own twin, then each
+EMA checkpoint stored in fp16 with its training log, scored on the demo's val split (both twins),
+and listed in the manifest with its sha256, size, FLOPs, the command and the wall time.
 """
 from __future__ import annotations
 
 import json
 import os
+import platform
+import shlex
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from pipeline.config import load_config, resolve
+import torch
+
+from pipeline.config import load_config, parse_cfg_options, resolve
 
 
-def run_demo(config_path: str) -> None:
+def _step(timings: dict, name: str, fn, done: bool) -> None:
+    if done:
+        print(f'== {name}: already done, skipped')
+        return
+    print(f'== {name}')
+    t = time.perf_counter()
+    fn()
+    timings[name] = round(time.perf_counter() - t, 1)
+    print(f'== {name}: {timings[name]} s')
+
+
+def _make_data(cfg, timings: dict) -> None:
     from data.synthetic import make_synthetic
-    from stages.dump import dump_teachers
-    from stages.report import export_report
-
-    t0 = time.perf_counter()
-    cfg = load_config(config_path)
-    timings = {}
-
-    def step(name, fn, done: bool):
-        if done:
-            print(f'== {name}: already done, skipped')
-            return
-        print(f'== {name}')
-        t = time.perf_counter()
-        fn()
-        timings[name] = round(time.perf_counter() - t, 1)
-        print(f'== {name}: {timings[name]} s')
-
     syn = cfg.synthetic
     out = resolve(syn.out)
-    step('make-synthetic', lambda: make_synthetic(out, n_images=int(syn.images), seed=int(syn.seed)),
-         (out / 'mpii' / 'annotations' / 'mpii_val.json').exists())
-    # Independent trainings run side by side, one process and one thread each: on a shared 2-core
-    # machine a 2-thread torch process next to other work was seen to slow down many-fold per step.
-    todo = [name for name, t in cfg.teachers.items() if not resolve(t.checkpoint).exists()]
-    step('train teachers ' + ','.join(todo),
-         lambda: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
-                                '--as-teacher', name] for name in todo], resolve(cfg.work_dir) / 'logs'),
-         not todo)
+    _step(timings, f'make-synthetic {syn.out}', lambda: make_synthetic(out, n_images=int(syn.images), seed=int(syn.seed)),
+          (out / 'mpii' / 'annotations' / 'mpii_val.json').exists())
+
+
+def run_demo(config_path: str, cfg_options=()) -> None:
+    from stages.dump import dump_teachers
+    from stages.report import export_report
+    from teachers.shipped import verify_shipped
+
+    t0 = time.perf_counter()
+    cfg = load_config(config_path, parse_cfg_options(cfg_options))
+    timings = {}
+    for name, t in cfg.teachers.items():  # before any work: a missing or altered teacher stops the demo
+        entry = verify_shipped(resolve(t.checkpoint))
+        print(f'== teacher {name}: {t.checkpoint} matches its manifest (sha256 {entry["sha256"][:12]}...)')
+    _make_data(cfg, timings)
     work = resolve(cfg.work_dir)
     for split in ('train', 'val'):
-        step(f'dump-teachers {split}', lambda split=split: dump_teachers(cfg, split=split),
-             _dump_complete(cfg, split))
-    modes = [m for m in ('offline', 'supervised') if not _finished(work / m, cfg)]
-    step('train-student ' + ','.join(modes),
-         lambda: run_parallel([['train-student', '--config', config_path, '--mode', m] for m in modes],
-                              work / 'logs'), not modes)
+        _step(timings, f'dump-teachers {split}', lambda split=split: dump_teachers(cfg, split=split),
+              _dump_complete(cfg, split))
+    # The two trainings are independent: side by side, one process and one thread each (on a shared
+    # 2-core machine a 2-thread torch process next to other work was seen to slow down many-fold per step).
+    modes = [m for m in ('offline', 'supervised') if not _finished(work / m, cfg.train.epochs)]
+    extra = [a for o in cfg_options for a in ('--cfg-options', o)]
+    _step(timings, 'train-student ' + ','.join(modes),
+          lambda: run_parallel([['train-student', '--config', config_path, '--mode', m, *extra] for m in modes],
+                               work / 'logs'), not modes)
     report = {}
-    step('export-report', lambda: report.setdefault('path', export_report(work / 'offline', onnx=True)), False)
-    total = time.perf_counter() - t0
-    timings['total'] = round(total, 1)
+    _step(timings, 'export-report', lambda: report.setdefault('path', export_report(work / 'offline', onnx=True)),
+          False)
+    timings['total'] = round(time.perf_counter() - t0, 1)
     (work / 'demo_timings.json').write_text(json.dumps(timings, indent=1))
-    print(f'\ndemo finished in {total:.0f} s; steps: {timings}')
+    print(f'\ndemo finished in {timings["total"]:.0f} s; steps: {timings}')
     print(f'report: {report.get("path")}')
 
 
+def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, out_dir: str) -> Path:
+    """Train the demo teachers (config `demo_teachers.py`) and package them into `out_dir`."""
+    from stages.evaluation import evaluate_model
+    from teachers.checkpoints import load_checkpoint, load_model, save_checkpoint, state_dict_from_checkpoint
+    from teachers.rtmpose import build_model, count_flops
+    from teachers.shipped import file_sha256, half_precision
+
+    cfg = load_config(config_path, parse_cfg_options(cfg_options))
+    eval_cfg = load_config(eval_config_path)
+    timings = {}
+    _make_data(cfg, timings)
+    _make_data(eval_cfg, timings)
+    extra = [a for o in cfg_options for a in ('--cfg-options', o)]
+    # Teachers whose backbone starts from another teacher's checkpoint (init_backbone) train after it.
+    first = [n for n, t in cfg.teachers.items() if not t.get('init_backbone')]
+    for group in (first, [n for n in cfg.teachers if n not in first]):
+        if not group:
+            continue
+        todo = [n for n in group if not _finished(resolve(cfg.teachers[n].checkpoint).parent, cfg.teacher_train.epochs)]
+        _step(timings, 'train teachers ' + ','.join(todo or group),
+              lambda todo=todo: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
+                                               '--as-teacher', n, *extra] for n in todo],
+                                             resolve(cfg.work_dir) / 'logs'), not todo)
+
+    out = resolve(out_dir)
+    (out / 'logs').mkdir(parents=True, exist_ok=True)
+    student_flops = count_flops(build_model(str(resolve(eval_cfg.student.config))))
+    files = {}
+    for name, t in cfg.teachers.items():
+        run_dir = resolve(t.checkpoint).parent
+        ckpt = load_checkpoint(resolve(t.checkpoint))
+        target = out / f'{name}.pth'
+        meta = dict(dataset_meta=ckpt['meta'].get('dataset_meta'), teacher=name, config=str(t.config),
+                    epoch=ckpt['meta'].get('epoch'), iter=ckpt['meta'].get('iter'), weights='EMA, fp16')
+        save_checkpoint(target, half_precision(state_dict_from_checkpoint(ckpt)), meta)
+        shutil.copyfile(run_dir / 'log.jsonl', out / 'logs' / f'{name}.log.jsonl')
+        model = load_model(resolve(t.config), target)  # scored as shipped: fp16 weights in a float32 model
+        log = [json.loads(x) for x in (run_dir / 'log.jsonl').read_text().splitlines() if x.strip()]
+        files[target.name] = dict(
+            sha256=file_sha256(target), bytes=target.stat().st_size, config=str(t.config), dataset=t.dataset,
+            skeleton=model.skeleton_name, flops_per_image=count_flops(model),
+            log=f'logs/{name}.log.jsonl', steps=log[-1]['step'], train_seconds=round(sum(r['seconds'] for r in log), 1),
+            val_demo=_teacher_scores(evaluate_model(eval_cfg, model, device=torch.device('cpu')), t.dataset))
+        print(f'== {target}: {files[target.name]["bytes"] / 1e6:.1f} MB, {json.dumps(files[target.name]["val_demo"])}')
+    command = ('python cli.py demo-teachers ' + shlex.join(['--config', config_path, *extra, '--eval-config',
+                                                           eval_config_path, '--out', out_dir]))
+    manifest = dict(
+        what='demo teachers: RTMPose (mmpose layout, EMA weights in fp16) trained by this repository',
+        command=command, make_target='make demo-teachers', seed=int(cfg.seed), config=config_path,
+        student_config=str(eval_cfg.student.config), student_flops_per_image=student_flops,
+        wall_seconds=timings, torch=torch.__version__, machine=f'{platform.machine()}, {os.cpu_count()} cores',
+        val_note='PCK@0.5 (head-normalised) against the full 21-joint truth of the demo val split, on the '
+                 'joints the teacher predicts: own = its own twin, cross = the other twin',
+        files=files)
+    from outputs.files import atomic_write_text
+    atomic_write_text(out / 'manifest.json', json.dumps(manifest, indent=1) + '\n')
+    print(f'== shipped teachers written to {out}')
+    return out
+
+
+def reseeded(cfg, seed: int) -> tuple[str, ...]:
+    """--cfg-options for the same teacher build under another seed: work_dir and every teacher path
+    inside it move to <work_dir>/seed<S>."""
+    old = str(cfg.work_dir).rstrip('/')
+    new = f'{old}/seed{seed}'
+    opts = [f'seed={seed}', f'work_dir={new}']
+    for name, t in cfg.teachers.items():
+        for key in ('checkpoint', 'init_backbone'):
+            if str(t.get(key) or '').startswith(old + '/'):
+                opts.append(f'teachers.{name}.{key}={new}{str(t[key])[len(old):]}')
+    return tuple(opts)
+
+
+def _teacher_scores(metrics: dict, own: str) -> dict:
+    """{'own': PCK on its own twin, 'cross': on the other twin, + AP / PCKh where computed}."""
+    out = {}
+    for ds, m in metrics.items():
+        key = 'own' if ds == own else 'cross'
+        out[f'pck_{key}'] = round(100 * m['pck_truth']['all'], 1)
+        if 'coco' in m:
+            out['coco_ap'] = round(100 * m['coco']['AP'], 1)
+        if 'pckh@0.5' in m:
+            out['pckh@0.5'] = round(100 * m['pckh@0.5'], 1)
+    return out
+
+
 def run_parallel(commands: list[list[str]], log_dir) -> None:
-    """Run `python cli.py ...` commands side by side, one thread each; their output goes to log files."""
+    """Run `python cli.py ...` commands side by side, the cores shared out between them (one thread
+    each on 2 cores for 2 commands; OMP_NUM_THREADS, when set, wins); their output goes to log files."""
     log_dir.mkdir(parents=True, exist_ok=True)
     cli = str(resolve('cli.py'))
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    threads = os.environ.get('OMP_NUM_THREADS') or str(max(1, (os.cpu_count() or 1) // max(len(commands), 1)))
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     procs = []
     for cmd in commands:
-        log = log_dir / ('_'.join(c.strip('-') for c in cmd[3:] if not c.endswith('.py')) + '.log')
-        print(f'   python cli.py {" ".join(cmd)}  (log: {log})')
+        log = log_dir / ('_'.join(c.strip('-') for c in cmd[3:] if not c.endswith('.py') and '=' not in c
+                                  and c != '--cfg-options') + '.log')
+        print(f'   python cli.py {shlex.join(cmd)}  (log: {log})')
         procs.append((cmd, log, subprocess.Popen([sys.executable, cli, *cmd], env=env,
                                                  stdout=open(log, 'w'), stderr=subprocess.STDOUT)))
     failed = [(cmd, log) for cmd, log, p in procs if p.wait() != 0]
@@ -93,9 +198,9 @@ def _dump_complete(cfg, split) -> bool:
     return all(len(cache.pending_units(t)) == 0 for t in cache.teacher_names)
 
 
-def _finished(run_dir, cfg) -> bool:
+def _finished(run_dir, epochs) -> bool:
     log = run_dir / 'log.jsonl'
     if not log.exists():
         return False
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-    return bool(lines) and lines[-1].get('epoch') == int(cfg.train.epochs)
+    return bool(lines) and lines[-1].get('epoch') == int(epochs)

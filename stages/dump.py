@@ -18,50 +18,18 @@ import torch
 from tqdm import tqdm
 
 from cache.fidelity import fidelity_report
-from cache.manifest import build_manifest, code_version, diff_manifest, sha256_file
+from cache.manifest import code_version, diff_manifest
 from cache.store import create_cache, open_cache, reconstruct_rows
-from data.geometry import teacher_to_student_bins
-from data.images import decode_grouped
+from data.images import check_image_files, decode_grouped
 from data.skeletons import union_indices
 from data.views import VIEW_FIELDS, replay_view, view_box_scales
 from pipeline.config import resolve
-from stages.common import cache_path, dist_info, model_geometry, pick_device, split_instances, split_views
+from stages.common import (BIN_MAP_RULE, MATCH_KEYS, cache_path, dist_info, expected_manifest, model_geometry,
+                           pick_device, split_instances, split_views)
 from teachers.checkpoints import load_model
-from teachers.simcc import map_teacher_logits
+from teachers.targets import student_bins, teacher_rows
 
 
-# How teachers see a view; a cache written under another rule is refused.
-TEACHER_CROPS = 'native'  # each teacher's own crop of the view box (its aspect, its input size)
-BIN_MAP_RULE = ('teacher_bin = a * student_bin + b per instance, from the view box: '
-                'data.geometry.teacher_to_student_bins')
-
-
-def expected_manifest(cfg, split: str, num_views: int, table) -> dict:
-    """What a cache built from `cfg` must say about itself; train-student compares against it."""
-    student = model_geometry(cfg.student.config)
-    teachers = {}
-    for name, t in cfg.teachers.items():
-        geo = model_geometry(t.config)
-        teachers[name] = dict(config_sha256=sha256_file(resolve(t.config)),
-                              checkpoint_sha256=sha256_file(resolve(t.checkpoint)),
-                              input_size=list(geo['input_size']), split=geo['split'])
-    annotations = {f'{name}.{split}': sha256_file(resolve(ds[split]['ann_file']))
-                   for name, ds in cfg.datasets.items() if split in ds}
-    return build_manifest(
-        split=split,
-        student=dict(input_size=list(student['input_size']), split=student['split']),
-        teachers=teachers,
-        annotations=annotations,
-        views=dict(num_views=num_views, policy=cfg.views.get('policy', 'main'), seed=int(cfg.seed),
-                   fields=list(VIEW_FIELDS)),
-        storage=dict(window=int(cfg.cache.window), lossless=bool(cfg.cache.get('lossless', False)),
-                     chunk_size=int(cfg.cache.chunk_size), teacher_crops=TEACHER_CROPS),
-        counts=dict(instances=len(table), **{f'instances.{n}': int((table.dataset == n).sum())
-                                             for n in cfg.datasets}),
-    )
-
-
-MATCH_KEYS = ('split', 'student', 'teachers', 'annotations', 'views', 'storage', 'counts')
 
 
 class UnitCrops(torch.utils.data.Dataset):
@@ -86,43 +54,26 @@ class UnitCrops(torch.utils.data.Dataset):
         return dict(view=view, chunk=chunk, rows=rows, crops=crops, box_scales=box_scales)
 
 
-@torch.no_grad()
-def run_teacher(model, crops: np.ndarray, device, batch_size: int):
-    """uint8 BGR crops (n, H, W, 3), numpy or tensor -> SimCC logits (n, K, Wx), (n, K, Wy), fp32 on device."""
-    xs, ys = [], []
-    use_amp = device.type == 'cuda'
-    for i in range(0, len(crops), batch_size):
-        imgs = torch.as_tensor(crops[i:i + batch_size]).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            x, y = model(model.normalize(imgs))
-        xs.append(x.float())
-        ys.append(y.float())
-    return torch.cat(xs), torch.cat(ys)
-
-
-def to_student_bins(x, y, bin_map, student_bins):
-    """Teacher logits -> student-bin log-probs + the mass outside the student crop, per axis.
-    `bin_map`: one BinMap for all rows, or per-row arrays (data.geometry.teacher_to_student_bins)."""
-    sx, ox = map_teacher_logits(x, bin_map.ax, bin_map.bx, student_bins[0])
-    sy, oy = map_teacher_logits(y, bin_map.ay, bin_map.by, student_bins[1])
-    return sx, sy, ox, oy
-
-
 def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device=None,
                   batch_size=None, num_workers=None, resume=True):
     t_start = time.perf_counter()
-    device = pick_device(device or cfg.dump_stage.get('device'))
+    device = pick_device(device, cfg.dump_stage.get('device'))
     batch_size = batch_size or int(cfg.dump_stage.get('batch_size', 64))
     num_workers = int(cfg.dump_stage.get('num_workers', 0) if num_workers is None else num_workers)
     rank, world = dist_info()
     num_views = 1 if split == 'val' else int(num_views or cfg.views.num_views)
 
-    table = split_instances(cfg, split)
+    checks = []
+    table = split_instances(cfg, split, checks)
+    if rank == 0:
+        for check in checks:
+            print(check.summary())
+    check_image_files(table.image_path)  # before the store exists: a bad image stops nothing half-made
     views = split_views(cfg, table, num_views)
     manifest = expected_manifest(cfg, split, num_views, table)
     student = model_geometry(cfg.student.config)
     student_size = student['input_size']
-    student_bins = (int(student_size[0] * student['split']), int(student_size[1] * student['split']))
+    bins = student_bins(student_size, student['split'])
 
     names = teacher_names or list(cfg.teachers)
     unknown = set(names) - set(cfg.teachers)
@@ -135,7 +86,7 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
         if device.type == 'cuda':
             model = model.to(memory_format=torch.channels_last)
         specs[name] = dict(union_joints=union_indices(model.skeleton_name).tolist(),
-                           bins_x=student_bins[0], bins_y=student_bins[1],
+                           bins_x=bins[0], bins_y=bins[1],
                            bin_map=dict(per_instance=True, rule=BIN_MAP_RULE,
                                         teacher_input_size=list(model.input_size),
                                         teacher_split=model.codec.simcc_split_ratio))
@@ -147,9 +98,11 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     if rank == 0 and not (path.exists() and resume):
-        create_cache(path, manifest=dict(manifest, code_version=code_version()), instances=table, views=views,
+        create_cache(path, manifest=dict(manifest, code_version=code_version(),
+                                         input_checks=[c.as_dict() for c in checks]), instances=table, views=views,
                      view_fields=list(VIEW_FIELDS), teachers=specs, window=int(cfg.cache.window),
                      lossless=bool(cfg.cache.get('lossless', False)), chunk_size=int(cfg.cache.chunk_size),
+                     tail_blocks=int(cfg.cache.tail_blocks),
                      overwrite=not resume)
     if world > 1:
         torch.distributed.barrier()
@@ -195,16 +148,15 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
             if device.type == 'cuda':
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            x, y = run_teacher(model, item['crops'][name], device, batch_size)
-            bin_map = teacher_to_student_bins(student_size, model.input_size, item['box_scales'],
-                                              student['split'], model.codec.simcc_split_ratio)
-            sx, sy, ox, oy = to_student_bins(x, y, bin_map, student_bins)
+            sx, sy, ox, oy = teacher_rows(model, item['crops'][name], item['box_scales'], student_size,
+                                          student['split'], device, batch_size)
             sx, sy, ox, oy = (a.cpu().numpy() for a in (sx, sy, ox, oy))  # the sync ends the timing
-            forward_s[name] += time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            forward_s[name] += seconds
             rows_done[name] += len(sx)
             if len(fidelity_sample[name]) < 2:  # full rows kept aside to measure what the store loses
                 fidelity_sample[name].append((view, np.asarray(item['rows'][:128]), sx[:128], sy[:128]))
-            writes.put((name, view, chunk, sx, sy, ox, oy))
+            writes.put((name, view, chunk, sx, sy, ox, oy, seconds))
             bar.update(1)
         bar.set_postfix(inst_per_s=f'{sum(rows_done.values()) / max(time.perf_counter() - t_start, 1e-9):.0f}')
     writes.put(None)
@@ -213,16 +165,19 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     if errors:
         raise errors[0]
 
+    if world > 1:
+        torch.distributed.barrier()  # every rank's units are written before rank 0 sums them
     wall = time.perf_counter() - t_start
-    temperature = float(cfg.train.get('temperature', 1.0))
+    temperature = float(cfg.train.temperature)
     fidelity = fidelity_report(cache, {name: list(stored_vs_full(cache, name, fidelity_sample[name]))
                                        for name in models if fidelity_sample[name]},
                                temperatures=sorted({temperature, 1.0}))
     stats = dict(cache.manifest.get('stats', {}))
     for name in models:
         prev = stats.get(name, {})
-        stats[name] = dict(forward_seconds=prev.get('forward_seconds', 0.0) + forward_s[name],
-                           rows=prev.get('rows', 0) + rows_done[name],
+        # rows and forward time are summed over the done units at read, so a resumed dump and a
+        # sharded one (every rank wrote its units' times) report the totals of one uninterrupted run
+        stats[name] = dict(forward_seconds=cache.forward_seconds(name), rows=cache.written_rows(name),
                            wall_seconds=prev.get('wall_seconds', 0.0) + wall,
                            device=str(device), batch_size=batch_size,
                            # a teacher with nothing left to do keeps its earlier KL measurement
@@ -245,29 +200,26 @@ def stored_vs_full(cache, name, samples):
 
 def cache_fidelity(cfg, split='train', samples=256, device=None):
     """Contract 2, end to end: reconstructed cache rows vs the live teacher on the replayed views."""
-    device = pick_device(device or cfg.dump_stage.get('device'))
+    device = pick_device(device, cfg.dump_stage.get('device'))
     cache = open_cache(cache_path(cfg, split))
     table = cache.instances
     student = model_geometry(cfg.student.config)
     student_size = student['input_size']
-    student_bins = (int(student_size[0] * student['split']), int(student_size[1] * student['split']))
     rng = np.random.default_rng(0)
     out = {}
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         view = int(rng.integers(cache.n_views))
         rows = np.sort(rng.choice(len(table), size=min(samples, len(table)), replace=False))
-        bm = teacher_to_student_bins(student_size, model.input_size,
-                                     view_box_scales(table.bbox[rows], cache.views[view, rows]),
-                                     student['split'], model.codec.simcc_split_ratio)
         images = decode_grouped(table.image_path[rows])
         crops = np.stack([replay_view(img, table.bbox[r], cache.views[view, r], model.input_size)[0]
                           for img, r in zip(images, rows)])
-        x, y = run_teacher(model, crops, device, 64)
-        sx, sy, _, _ = (a.cpu().numpy() for a in to_student_bins(x, y, bm, student_bins))
+        sx, sy, _, _ = (a.cpu().numpy() for a in teacher_rows(
+            model, crops, view_box_scales(table.bbox[rows], cache.views[view, rows]), student_size,
+            student['split'], device))
         rx, ry, _, _ = reconstruct_rows(cache.read_rows(name, view, rows))
         out[name] = (view, [(sx, rx), (sy, ry)])
-    temperature = float(cfg.train.get('temperature', 1.0))
+    temperature = float(cfg.train.temperature)
     report = fidelity_report(cache, {n: pairs for n, (_, pairs) in out.items()}, sorted({temperature, 1.0}))
     for n, (view, _) in out.items():
         report['teachers'][n]['view'] = view

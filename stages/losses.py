@@ -30,7 +30,7 @@ import torch.nn.functional as F
 OVERLAP_MODES = ('separate', 'mean', 'product', 'confidence')
 COMBINE_MODES = ('mean', 'product', 'confidence')
 DEFAULT_LOSS_WEIGHTS = dict(gt=0.3, coco=0.25, mpii=0.45)  # the seed project's preset
-TEACHERS = ('coco', 'mpii')
+GT_KEYS = ('gt_x', 'gt_y', 'gt_weights')
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,20 +165,6 @@ def kd_loss(student_x: torch.Tensor, student_y: torch.Tensor, teacher_logp_x: to
 # --------------------------------------------------------------------------------------------
 # two teachers on the same joint
 # --------------------------------------------------------------------------------------------
-def _pool_weights(weight_a, weight_b, ref: torch.Tensor):
-    """Normalised mixing weights (alpha_a, alpha_b), shaped like ref[..., :1]; 50/50 where both are 0."""
-    wa = torch.as_tensor(weight_a, dtype=torch.float32, device=ref.device)
-    wb = torch.as_tensor(weight_b, dtype=torch.float32, device=ref.device)
-    if (wa < 0).any() or (wb < 0).any():
-        raise ValueError('combine_teachers: teacher weights must be >= 0')
-    shape = ref.shape[:-1]
-    wa = torch.broadcast_to(wa, shape).unsqueeze(-1)
-    wb = torch.broadcast_to(wb, shape).unsqueeze(-1)
-    total = wa + wb
-    alpha_a = torch.where(total > 0, wa / total.clamp_min(1e-30), torch.full_like(wa, 0.5))
-    return alpha_a, 1.0 - alpha_a
-
-
 def combine_teachers(logp_a: torch.Tensor, logp_b: torch.Tensor, weight_a=1.0, weight_b=1.0,
                      mode: str = 'mean') -> torch.Tensor:
     """One distribution from two teachers' distributions over the same bins (..., bins).
@@ -189,25 +175,34 @@ def combine_teachers(logp_a: torch.Tensor, logp_b: torch.Tensor, weight_a=1.0, w
       'product'    log-linear pool: normalised p_a^alpha_a p_b^alpha_b (weighted geometric mean);
       'confidence' mixture with per-row weights proportional to weight_t * max(p_t) (a teacher
                    that is sure of the joint counts more).
-    Returns normalised log-probabilities.
+    Returns normalised log-probabilities. combine_many does the same for any number of teachers.
     """
-    if mode not in COMBINE_MODES:
-        raise ValueError(f'combine_teachers: mode must be one of {COMBINE_MODES}, got {mode!r}')
     if logp_a.shape != logp_b.shape:
         raise ValueError(f'combine_teachers: shapes differ: {tuple(logp_a.shape)} vs {tuple(logp_b.shape)}')
-    la = F.log_softmax(logp_a.float(), dim=-1)
-    lb = F.log_softmax(logp_b.float(), dim=-1)
-    if mode == 'confidence':
-        shape = la.shape[:-1]
-        wa = torch.as_tensor(weight_a, dtype=torch.float32, device=la.device)
-        wb = torch.as_tensor(weight_b, dtype=torch.float32, device=la.device)
-        weight_a = torch.broadcast_to(wa, shape) * la.amax(dim=-1).exp()
-        weight_b = torch.broadcast_to(wb, shape) * lb.amax(dim=-1).exp()
-    alpha_a, alpha_b = _pool_weights(weight_a, weight_b, la)
+    return combine_many([logp_a, logp_b], [weight_a, weight_b], mode)
+
+
+def combine_many(logps: list, weights: list, mode: str = 'mean') -> torch.Tensor:
+    """combine_teachers for T >= 1 teachers: `logps` T tensors (..., bins), `weights` T scalars or
+    tensors broadcastable to logp[..., 0], >= 0 (uniform where they are all 0)."""
+    if mode not in COMBINE_MODES:
+        raise ValueError(f'combine_teachers: mode must be one of {COMBINE_MODES}, got {mode!r}')
+    ls = [F.log_softmax(lp.float(), dim=-1) for lp in logps]
+    shape = ls[0].shape[:-1]
+    ws = []
+    for lt, w in zip(ls, weights):
+        w = torch.broadcast_to(torch.as_tensor(w, dtype=torch.float32, device=lt.device), shape)
+        if (w < 0).any():
+            raise ValueError('combine_teachers: teacher weights must be >= 0')
+        ws.append(w * lt.amax(dim=-1).exp() if mode == 'confidence' else w)
+    w = torch.stack(ws, dim=-1).unsqueeze(-2)  # (..., 1, T)
+    total = w.sum(dim=-1, keepdim=True)
+    alpha = torch.where(total > 0, w / total.clamp_min(1e-30), torch.full_like(w, 1.0 / len(ls)))
+    stacked = torch.stack(ls, dim=-1)  # (..., bins, T)
     if mode == 'product':
-        return F.log_softmax(alpha_a * la + alpha_b * lb, dim=-1)
+        return F.log_softmax((alpha * stacked).sum(dim=-1), dim=-1)
     # Mixture in log space; log(0) = -inf drops a teacher with weight 0 (logsumexp copes).
-    return torch.logaddexp(la + alpha_a.log(), lb + alpha_b.log())
+    return torch.logsumexp(stacked + alpha.log(), dim=-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,7 +239,9 @@ def distillation_loss(student_x: torch.Tensor, student_y: torch.Tensor, targets:
                        over the student's bins; coverage (K,) or (N,K): joints the teacher
                        predicts; outside_mass (N,K) or (N,K,2) [x, y], optional: teacher mass outside
                        the student crop; weights (N,K), optional: extra per-joint weights).
-    loss_weights: dict(gt=, coco=, mpii=), default the seed project's (0.3, 0.25, 0.45).
+    loss_weights: dict(gt=, <teacher>=, ...): a weight for ground truth and one for every teacher in
+                  `targets` (default the seed project's gt 0.3, coco 0.25, mpii 0.45); a teacher
+                  without a weight is an error, never a silent zero.
     kd_scale: multiplies every teacher term (e.g. ``kd_weight_schedule``).
 
     Terms (each already multiplied by its weight; total = their sum):
@@ -252,10 +249,10 @@ def distillation_loss(student_x: torch.Tensor, student_y: torch.Tensor, targets:
       'coco'     w_coco * kd_loss of the COCO teacher on its joints (overlap_mode='separate': all its
                  joints; otherwise only the joints the MPII teacher does not also cover).
       'mpii'     the same for the MPII teacher.
-      'overlap'  (combining modes only) KD towards one target built by ``combine_teachers`` from the
-                 two teachers' sharpened distributions on joints both cover, with mixing weights
-                 w_t * r_t (r_t = the teacher's per-joint weight) and joint weight
-                 w_coco * r_coco + w_mpii * r_mpii -- the total weight 'separate' gives that joint.
+      'overlap'  (combining modes only) KD towards one target built by ``combine_many`` from the
+                 sharpened distributions of the teachers that cover a joint, on joints two or more
+                 cover, with mixing weights w_t * r_t (r_t = the teacher's per-joint weight) and joint
+                 weight sum_t w_t * r_t -- the total weight 'separate' gives that joint.
     Note: 'separate' and 'mean' give identical gradients (sum_t w_t KL(p_t||q) and
     (sum_t w_t) KL(mix||q) differ by a constant in q); they differ only in the reported value.
     """
@@ -263,12 +260,11 @@ def distillation_loss(student_x: torch.Tensor, student_y: torch.Tensor, targets:
         raise ValueError(f'overlap_mode must be one of {OVERLAP_MODES}, got {overlap_mode!r}')
     _check_simcc('student_x', student_x)
     _check_simcc('student_y', student_y)
-    weights = dict(DEFAULT_LOSS_WEIGHTS)
-    if loss_weights is not None:
-        unknown = set(loss_weights) - set(weights)
-        if unknown:
-            raise ValueError(f'loss_weights: unknown terms {sorted(unknown)} (known: gt, coco, mpii)')
-        weights.update(loss_weights)
+    weights = dict(DEFAULT_LOSS_WEIGHTS if loss_weights is None else loss_weights)
+    names = [key for key in targets if key not in GT_KEYS]  # every other entry is a teacher's
+    missing = [t for t in names + ['gt'] if t not in weights]
+    if missing:
+        raise ValueError(f'loss_weights: no weight for {missing} (has {sorted(weights)})')
     n, k, _ = student_x.shape
     scale = beta / temperature
     zero = student_x.new_zeros((), dtype=torch.float32)
@@ -282,10 +278,8 @@ def distillation_loss(student_x: torch.Tensor, student_y: torch.Tensor, targets:
 
     # Each teacher's sharpened target and per-axis joint weights.
     teachers = {}
-    for name in TEACHERS:
-        entry = targets.get(name)
-        if entry is None:
-            continue
+    for name in names:
+        entry = targets[name]
         for key in ('logp_x', 'logp_y', 'coverage'):
             if key not in entry:
                 raise ValueError(f"targets['{name}'] lacks '{key}'")
@@ -298,23 +292,21 @@ def distillation_loss(student_x: torch.Tensor, student_y: torch.Tensor, targets:
                                         .to(torch.float32), (n, k)))
 
     t2 = temperature ** 2
-    combine = overlap_mode != 'separate' and len(teachers) == 2
-    both = (teachers['coco']['coverage'] * teachers['mpii']['coverage'] if combine
-            else torch.zeros(n, k, device=student_x.device))
+    shared = torch.zeros(n, k, device=student_x.device)  # joints two or more teachers cover
+    if overlap_mode != 'separate' and len(teachers) > 1:
+        shared = (sum(t['coverage'] for t in teachers.values()) > 1).to(torch.float32)
     for name, t in teachers.items():
-        only = 1.0 - both  # joints where this teacher speaks alone
+        only = 1.0 - shared  # joints where this teacher speaks alone
         loss = _kd_axis(student_x, t['x'], t['r_x'] * only, scale) + \
             _kd_axis(student_y, t['y'], t['r_y'] * only, scale)
         terms[name] = kd_scale * weights[name] * t2 * loss
 
-    if combine:
-        c, m = teachers['coco'], teachers['mpii']
+    if shared.any():
         loss = zero
         for axis, student in (('x', student_x), ('y', student_y)):
-            wc = weights['coco'] * c['r_' + axis]
-            wm = weights['mpii'] * m['r_' + axis]
-            target = combine_teachers(c[axis], m[axis], wc, wm, mode=overlap_mode)
-            loss = loss + _kd_axis(student, target, (wc + wm) * both, scale)
+            mix = [weights[name] * t['r_' + axis] for name, t in teachers.items()]  # 0 where not covered
+            target = combine_many([t[axis] for t in teachers.values()], mix, mode=overlap_mode)
+            loss = loss + _kd_axis(student, target, sum(mix) * shared, scale)
         terms['overlap'] = kd_scale * t2 * loss
 
     total = sum(terms.values(), zero)
@@ -336,5 +328,5 @@ def kd_weight_schedule(epoch: float, total_epochs: float, start: float = 1.0, en
     return float(start + (end - start) * progress)
 
 
-__all__ = ['simcc_kl_loss', 'kd_loss', 'combine_teachers', 'distillation_loss',
+__all__ = ['simcc_kl_loss', 'kd_loss', 'combine_teachers', 'combine_many', 'distillation_loss',
            'kd_weight_schedule', 'teacher_target_logp', 'OVERLAP_MODES', 'DEFAULT_LOSS_WEIGHTS']

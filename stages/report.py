@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cache.manifest import diff_manifest
 from cache.store import open_cache, reconstruct_rows
 from data.images import decode_grouped
 from data.skeletons import UNION21, union_mask
 from outputs.files import atomic_write_text, finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import load_config, resolve
-from stages.common import cache_path, model_geometry, pick_device, split_instances
+from stages.common import MATCH_KEYS, cache_path, expected_manifest, model_geometry, pick_device, split_instances
 from stages.evaluation import evaluate_predictions, predict_from_simcc, predict_model
 from teachers.checkpoints import load_model
 
@@ -37,6 +38,10 @@ def teacher_predictions(cfg, table):
     from teachers.simcc import SimCCCodec
     path = cache_path(cfg, 'val')
     cache = open_cache(path)
+    diffs = diff_manifest(expected_manifest(cfg, 'val', cache.n_views, table), cache.manifest, keys=MATCH_KEYS)
+    if diffs:  # a teacher, an annotation file or the views changed since the val dump: its rows are stale
+        raise RuntimeError(f'{path}: the val cache was not built from this run\'s config ({diffs[0]}); '
+                           're-run dump-teachers --split val')
     if len(cache.instances) != len(table) or not np.array_equal(cache.instances.instance_key, table.instance_key):
         raise RuntimeError(f'{path}: val cache rows do not match the val split of the config; re-run dump-teachers --split val')
     student = model_geometry(cfg.student.config)

@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from cache.manifest import diff_manifest
 from cache.store import open_cache, reconstruct_rows
-from data.geometry import teacher_to_student_bins
 from data.images import read_image
 from data.photometric import photometric_augment
 from data.skeletons import union_indices
@@ -28,14 +27,15 @@ from data.views import replay_view, view_box, view_keypoints
 from outputs.export import dataset_meta_from_skeleton
 from outputs.files import finite
 from pipeline.config import resolve, seed_everything, to_plain
-from stages.common import cache_path, dist_info, pick_device, split_instances, split_views
-from stages.dump import MATCH_KEYS, expected_manifest, run_teacher, to_student_bins
+from stages.common import (MATCH_KEYS, cache_path, dist_info, expected_manifest, pick_device, split_instances,
+                           split_views)
 from stages.ema import ModelEMA
 from stages.evaluation import evaluate_model
 from stages.losses import distillation_loss, kd_weight_schedule
 from stages.schedule import lr_at, param_groups, scaled_lr
-from teachers.checkpoints import load_checkpoint, load_model, save_checkpoint
+from teachers.checkpoints import init_backbone, load_checkpoint, load_model, save_checkpoint
 from teachers.rtmpose import build_model
+from teachers.targets import teacher_rows
 
 
 def epoch_view(seed: int, epoch: int, num_views: int) -> int:
@@ -149,18 +149,15 @@ def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device):
 def teacher_targets_online(models, batch, student_size, student_split, num_joints, device, batch_size):
     """The same targets from the live teachers on their own crops of the batch's views."""
     out = {}
-    student_bins = (int(student_size[0] * student_split), int(student_size[1] * student_split))
     for name, model in models.items():
-        x, y = run_teacher(model, batch[f'crop_{name}'], device, batch_size)
-        bin_map = teacher_to_student_bins(student_size, model.input_size, np.asarray(batch['box_scale']),
-                                          student_split, model.codec.simcc_split_ratio)
-        sx, sy, ox, oy = to_student_bins(x, y, bin_map, student_bins)
+        sx, sy, ox, oy = teacher_rows(model, batch[f'crop_{name}'], np.asarray(batch['box_scale']), student_size,
+                                      student_split, device, batch_size)
         out[name] = teacher_target(sx, sy, ox, oy, union_indices(model.skeleton_name).tolist(), num_joints)
     return out
 
 
 def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume=False, work_dir=None,
-          as_teacher=None, num_workers=None):
+          as_teacher=None, num_workers=None, overwrite=False):
     tc = dict(to_plain(cfg.train))
     if as_teacher is not None:
         if mode != 'supervised':
@@ -168,7 +165,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         tc.update(to_plain(cfg.get('teacher_train', {})))
     epochs = int(epochs or tc['epochs'])
     batch_size = int(batch_size or tc['batch_size'])
-    num_workers = int(tc.get('num_workers', 0) if num_workers is None else num_workers)
+    num_workers = int(tc['num_workers'] if num_workers is None else num_workers)
     device = pick_device(device)
     rank, world = dist_info()
     if world > 1:
@@ -186,8 +183,17 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         model_cfg_path = cfg.student.config
         work_dir = Path(work_dir) if work_dir else resolve(cfg.work_dir) / mode
         datasets = list(cfg.datasets)
+    if not (resume or overwrite) and any((work_dir / f).exists() for f in ('last.pth', 'log.jsonl')):
+        raise FileExistsError(f'{work_dir}: holds a training run already (last.pth / log.jsonl); '
+                              'pass --resume to continue it or --overwrite to replace it')
     work_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(str(resolve(model_cfg_path))).to(device)
+    if as_teacher is not None and cfg.teachers[as_teacher].get('init_backbone'):
+        # mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): RTMPose's MPII model starts
+        # from a backbone trained on COCO; the demo's MPII teacher starts from its COCO teacher's.
+        source = resolve(cfg.teachers[as_teacher].init_backbone)
+        init_backbone(model, source)
+        print(f'[{as_teacher}] backbone initialised from {source}')
     skeleton = model.skeleton_name
     model_joints = union_indices(skeleton)
     student_size = tuple(model.input_size)
@@ -221,16 +227,16 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     sub_table = table.select(index_of_row)
     dataset = TrainCrops(sub_table, views[:, index_of_row], student_size, model.codec, model_joints,
                          teacher_sizes={n: tuple(m.input_size) for n, m in models.items()},
-                         photometric=photometric_policy(tc.get('photometric', 'main')), seed=seed)
+                         photometric=photometric_policy(tc['photometric']), seed=seed)
 
     # -- optimisation --------------------------------------------------------------------------
     lr = scaled_lr(float(tc['base_lr']), int(tc['base_batch_size']), batch_size * world)
     optimizer = torch.optim.AdamW(param_groups(model, float(tc['weight_decay'])), lr=lr)
-    ema = ModelEMA(model, momentum=float(tc.get('ema_momentum', 0.0002)))
+    ema = ModelEMA(model, momentum=float(tc['ema_momentum']))
     steps_per_epoch = math.ceil(len(dataset) / (batch_size * world))
     total_steps = epochs * steps_per_epoch
-    use_amp = bool(tc.get('amp', True)) and device.type == 'cuda'
-    if bool(tc.get('channels_last', True)) and device.type == 'cuda':
+    use_amp = bool(tc['amp']) and device.type == 'cuda'
+    if bool(tc['channels_last']) and device.type == 'cuda':
         model = model.to(memory_format=torch.channels_last)
     train_model = model
     if world > 1:
@@ -297,10 +303,10 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         bar = tqdm(loader, desc=f'{mode} epoch {epoch + 1}/{epochs}', leave=False, disable=rank != 0)
         for batch in bar:
             for g in optimizer.param_groups:
-                g['lr'] = lr_at(step, total_steps, lr, int(tc.get('warmup_steps', 0)))
+                g['lr'] = lr_at(step, total_steps, lr, int(tc['warmup_steps']))
             imgs = batch['img'].to(device, non_blocking=True)
             x = model.normalize(imgs)
-            if bool(tc.get('channels_last', True)) and device.type == 'cuda':
+            if bool(tc['channels_last']) and device.type == 'cuda':
                 x = x.contiguous(memory_format=torch.channels_last)
             targets = dict(gt_x=batch['target_x'].to(device), gt_y=batch['target_y'].to(device),
                            gt_weights=batch['target_weight'].to(device))
@@ -314,12 +320,12 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                 pred_x, pred_y = train_model(x)
             loss, parts = distillation_loss(
                 pred_x.float(), pred_y.float(), targets, loss_weights=weights,
-                temperature=float(tc.get('temperature', 1.0)), overlap_mode=tc.get('overlap', 'separate'),
-                kd_scale=kd_weight_schedule(epoch, epochs, decay=bool(tc.get('kd_decay', False))),
-                gt_reduction=tc.get('gt_reduction', 'batch_mean'))
+                temperature=float(tc['temperature']), overlap_mode=tc['overlap'],
+                kd_scale=kd_weight_schedule(epoch, epochs, decay=bool(tc['kd_decay'])),
+                gt_reduction=tc['gt_reduction'])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if tc.get('grad_clip'):
+            if tc['grad_clip']:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc['grad_clip']))
             optimizer.step()
             ema.update(model)
@@ -337,7 +343,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                       loss_total=sum(sums.values()) / max(n_seen, 1),
                       **{f'loss_{k}': v / max(n_seen, 1) for k, v in sums.items()})
         last = epoch + 1 == epochs
-        if rank == 0 and (last or (epoch + 1) % int(tc.get('val_interval', 1)) == 0):
+        if rank == 0 and (last or (epoch + 1) % int(tc['val_interval']) == 0):
             ema_model = ema.module
             metrics = evaluate_model(cfg, ema_model, device=device, datasets=datasets)
             record['val'] = metrics
@@ -346,7 +352,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                 f.write(json.dumps(finite(record)) + '\n')
             print(f'[{mode}] epoch {epoch + 1}/{epochs} ' + ' '.join(
                 f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
-        if last or (epoch + 1) % int(tc.get('checkpoint_interval', 1)) == 0:
+        if last or (epoch + 1) % int(tc['checkpoint_interval']) == 0:
             save(epoch + 1)
     if world > 1:
         torch.distributed.destroy_process_group()

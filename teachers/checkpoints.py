@@ -24,7 +24,9 @@ from __future__ import annotations
 import collections
 import os
 import pickle
+import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -101,8 +103,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
                 'the weights_only allowlist of teachers/checkpoints.py') from None
         reason = str(err).split('WeightsUnpickler error:')[-1].strip().splitlines()[0:1]
         raise CheckpointError(f'{path}: refusing to load ({"".join(reason) or err})') from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f'{path}: not a readable torch checkpoint ({err})') from None
+    except (RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError, zipfile.BadZipFile) as err:
+        # a text file, a truncated download, another format: torch's unpickler says e.g. `KeyError: 101`
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f'{path}: not a readable torch checkpoint ({type(err).__name__}: {first})') from None
     if not isinstance(ckpt, Mapping):
         raise CheckpointError(f'{path}: expected a dict checkpoint, got {type(ckpt).__name__}')
     return dict(ckpt)
@@ -169,6 +173,12 @@ def _count_problems(expected: Mapping, got: Mapping) -> str:
     return f'{missing} missing, {unexpected} unexpected keys in all'
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor],
                     meta: Mapping[str, Any] | None = None, **extra: Any) -> Path:
     """Write ``{'meta': meta, 'state_dict': OrderedDict(cpu tensors), **extra}`` atomically (temp file
@@ -185,8 +195,14 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
         ckpt[key] = value
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(ckpt, f)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint gets the usual permissions
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                torch.save(ckpt, f)
+        except (RuntimeError, OSError) as err:  # disk full: torch says "enforce fail at inline_container.cc"
+            free = shutil.disk_usage(path.parent).free
+            why = 'no space left on the device' if free < (1 << 20) else f'{type(err).__name__}: {str(err)[:200]}'
+            raise CheckpointError(f'{path}: could not write the checkpoint ({why})') from None
         bad = _disallowed_globals(Path(tmp))
         if bad:
             raise CheckpointError(f'{path}: meta contains objects load_checkpoint would refuse: {bad}')
@@ -210,3 +226,15 @@ def load_model(config_path: str | os.PathLike, checkpoint_path: str | os.PathLik
         except ValueError as err:
             raise CheckpointError(f'{checkpoint_path} does not fit {config_path}: {err}') from None
     return model.to(device).eval()
+
+
+def init_backbone(model: nn.Module, checkpoint_path: str | os.PathLike) -> None:
+    """mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): the `backbone.` weights of a
+    checkpoint (its EMA weights when it has them) loaded strictly into model.backbone; the head keeps
+    its initialisation."""
+    weights = state_dict_from_checkpoint(load_checkpoint(checkpoint_path))
+    backbone = {k[len('backbone.'):]: v for k, v in weights.items() if k.startswith('backbone.')}
+    try:
+        load_state_dict_strict(model.backbone, backbone)
+    except ValueError as err:
+        raise CheckpointError(f'{checkpoint_path}: its backbone does not fit the model: {err}') from None

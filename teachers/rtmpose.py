@@ -481,3 +481,16 @@ def build_model(cfg: Any) -> RTMPose:
                    mean=pre.get('mean', (0.0, 0.0, 0.0)), std=pre.get('std', (1.0, 1.0, 1.0)),
                    bgr_to_rgb=bool(pre.get('bgr_to_rgb', False)),
                    skeleton_name=cfg.get('skeleton'))
+
+
+def count_flops(model: nn.Module) -> int:
+    """Floating-point operations of one eval-mode forward on one image (torch's FLOP counter: a
+    multiply-add counts 2), for comparing model sizes."""
+    from torch.utils.flop_counter import FlopCounterMode
+    w, h = model.input_size
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, h, w, device=next(model.parameters()).device))
+    model.train(was_training)
+    return int(counter.get_total_flops())

@@ -24,3 +24,85 @@ def test_each_command_has_help():
 def test_bad_config_path_is_a_clear_error():
     r = run('dump-teachers', '--config', 'does/not/exist.py')
     assert r.returncode != 0 and 'does not exist' in r.stderr
+
+
+def test_cfg_options_are_parsed_as_literals_and_applied():
+    from pipeline.config import ConfigError, load_config, parse_cfg_options
+    opts = parse_cfg_options(['train.epochs=3', 'name=my run', "views.policy='none'", 'train.amp=False'])
+    assert opts == {'train.epochs': 3, 'name': 'my run', 'views.policy': 'none', 'train.amp': False}
+    cfg = load_config(ROOT / 'pipeline/configs/demo_synthetic.py', opts)
+    assert cfg.train.epochs == 3 and cfg.name == 'my run' and cfg.train.amp is False
+    import pytest
+    with pytest.raises(ConfigError, match='expected KEY=VALUE'):
+        parse_cfg_options(['train.epochs'])
+
+
+def test_every_config_command_takes_cfg_options():
+    for cmd in ('dump-teachers', 'train-student', 'cache-fidelity', 'demo', 'demo-teachers'):
+        r = run(cmd, '--help')
+        assert r.returncode == 0 and '--cfg-options' in r.stdout, (cmd, r.stderr)
+
+
+def test_an_expected_error_is_one_line_naming_the_file(tmp_path):
+    cfg = ROOT / 'pipeline/configs/demo_synthetic.py'
+    r = run('dump-teachers', '--config', str(cfg), '--split', 'val', '--cfg-options',
+            f'datasets.coco.val.ann_file={tmp_path / "nope.json"}')
+    assert r.returncode == 1, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert lines[-1] == f'Error: COCO annotation file not found: {tmp_path / "nope.json"}', r.stderr
+    assert 'Traceback' not in r.stderr
+    r = run('--debug', 'dump-teachers', '--config', str(cfg), '--split', 'val', '--cfg-options',
+            f'datasets.coco.val.ann_file={tmp_path / "nope.json"}')
+    assert r.returncode != 0 and 'Traceback' in r.stderr
+
+
+def test_a_text_file_given_as_a_checkpoint_is_named(tmp_path):
+    import pytest
+    from teachers.checkpoints import CheckpointError, load_checkpoint
+    p = tmp_path / 'teacher.pth'
+    p.write_text('this is not a checkpoint\n')
+    with pytest.raises(CheckpointError, match=r'teacher\.pth: not a readable torch checkpoint'):
+        load_checkpoint(p)
+
+
+def test_written_files_get_the_umask_permissions(tmp_path):
+    import os
+    import torch
+    from outputs.files import atomic_write_text
+    from teachers.checkpoints import save_checkpoint
+    old = os.umask(0o022)
+    try:
+        assert os.stat(atomic_write_text(tmp_path / 'report.md', 'x')).st_mode & 0o777 == 0o644
+        assert os.stat(save_checkpoint(tmp_path / 'a.pth', {'w': torch.zeros(1)})).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_a_configured_cuda_device_falls_back_but_an_asked_one_does_not(capsys):
+    import pytest
+    import torch
+    from stages.common import pick_device
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA: the fallback is for machines without it')
+    assert pick_device(None, 'cuda').type == 'cpu'
+    assert 'no CUDA device is available here; using the CPU' in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match='--device cuda: no CUDA device'):
+        pick_device('cuda', 'cpu')
+
+
+def test_train_refuses_a_work_dir_that_holds_a_run(tmp_path):
+    import pytest
+    from pipeline.config import load_config
+    from stages.train import train
+    (tmp_path / 'log.jsonl').write_text('{"epoch": 1}\n')
+    cfg = load_config(ROOT / 'pipeline/configs/demo_synthetic.py')
+    with pytest.raises(FileExistsError, match='--resume to continue it or --overwrite to replace it'):
+        train(cfg, mode='supervised', work_dir=tmp_path, device='cpu')
+    assert (tmp_path / 'log.jsonl').read_text() == '{"epoch": 1}\n'
+
+
+def test_a_misspelt_train_key_fails_train_student_naming_it():
+    r = run('train-student', '--config', str(ROOT / 'pipeline/configs/demo_synthetic.py'),
+            '--cfg-options', 'train.overlpa=mean')
+    assert r.returncode == 1
+    assert "train.overlpa: unknown key; did you mean 'overlap'?" in r.stderr.splitlines()[-1]

@@ -1,4 +1,4 @@
-# The embedded default: synthetic twin datasets and small teachers the demo trains itself.
+# The embedded default: synthetic twin datasets and the shipped demo teachers (teachers/demo/).
 # Same structure as the full-scale config (coco_mpii_rtmpose-s.py); only sizes and paths differ.
 # Every path is relative to the repository root.
 name = 'demo_synthetic'
@@ -7,7 +7,7 @@ work_dir = 'outputs/demo'
 _data = 'data/synthetic'
 
 # make-synthetic settings (used by `make demo`; `cli.py make-synthetic` takes the same as options).
-synthetic = dict(out=_data, images=800, seed=0)
+synthetic = dict(out=_data, images=600, seed=0)
 
 datasets = dict(
     coco=dict(
@@ -31,25 +31,27 @@ datasets = dict(
 )
 
 # Each teacher: an mmpose-style model config + checkpoint. Its skeleton (in the model config) says
-# which union joints it covers. `dataset` is the dataset it was trained on (the demo trains it there).
+# which union joints it covers. `dataset` is the dataset it was trained on. The demo's teachers are
+# shipped, as released RTMPose checkpoints are (teachers/demo/manifest.json: sha256, how they were
+# made, their scores); `make demo` checks them and never trains them (`make demo-teachers` does).
 teachers = dict(
     coco=dict(config='pipeline/configs/models/rtmpose-demo_coco17_128x96.py',
-              checkpoint='outputs/demo/teachers/coco/last.pth', dataset='coco'),
+              checkpoint='teachers/demo/coco.pth', dataset='coco'),
     mpii=dict(config='pipeline/configs/models/rtmpose-demo_mpii16_128x128.py',
-              checkpoint='outputs/demo/teachers/mpii/last.pth', dataset='mpii'),
+              checkpoint='teachers/demo/mpii.pth', dataset='mpii'),
 )
 student = dict(config='pipeline/configs/models/rtmpose-demo_union21_128x96.py')
 
 # View 0 is the un-augmented crop; views 1.. follow an RTMPose augmentation policy. The demo's
 # schedules are minutes long, so it uses RTMPose's milder final-phase policy ('final'); the
-# full-scale config uses the main-phase one.
-views = dict(num_views=8, policy='final')
+# full-scale config uses the main-phase one. 4 views over 20 epochs: each cached view is used 5 times.
+views = dict(num_views=4, policy='final')
 
-cache = dict(root='outputs/demo/cache', window=32, lossless=False, chunk_size=256)
+cache = dict(root='outputs/demo/cache', window=32, tail_blocks=16, lossless=False, chunk_size=256)
 dump_stage = dict(batch_size=64, num_workers=0, device=None)
 
 train = dict(
-    epochs=24,
+    epochs=20,
     batch_size=32,
     # RTMPose: AdamW lr 4e-3 at batch 1024, scaled linearly. The demo's ~1500 steps from scratch
     # take a larger step: 2e-3 at batch 32 (the demo teachers leave the mean pose after ~500 steps
@@ -75,6 +77,3 @@ train = dict(
     amp=True,
     channels_last=True,
 )
-
-# How the demo trains its small teachers (ground truth only, on their own dataset).
-teacher_train = dict(epochs=50, batch_size=32)

@@ -25,9 +25,10 @@ def test_window_holds_exact_log_probs_around_the_argmax():
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((5, 4, 40)).astype(np.float32)
     logits[0, 0, 17] = 10.0  # a known peak
-    start, values, tail = encode_window(logits, 8)
+    start, values, tail, seen = encode_window(logits, 8)
     assert start.dtype == np.int16 and values.dtype == np.float16 and tail.dtype == np.float16
-    assert start.shape == (5, 4) and values.shape == (5, 4, 8) and tail.shape == (5, 4)
+    assert start.shape == (5, 4) and values.shape == (5, 4, 8) and tail.shape == (5, 4, 1)
+    assert seen.dtype == np.int16 and seen.shape == (5, 4, 2) and (seen == [0, 40]).all()
     assert start[0, 0] == 17 - 4
     logp = log_softmax(logits)
     for idx in np.ndindex(5, 4):
@@ -41,7 +42,7 @@ def test_window_is_clamped_at_both_edges():
     logits = np.full((2, 30), -1.0, np.float32)
     logits[0, 0] = 5.0
     logits[1, 29] = 5.0
-    start, values, _ = encode_window(logits, 6)
+    start, values, _, _ = encode_window(logits, 6)
     assert start.tolist() == [0, 24]
     assert np.argmax(values[0]) == 0 and np.argmax(values[1]) == 5
 
@@ -50,8 +51,8 @@ def test_tail_preserves_total_mass():
     rng = np.random.default_rng(1)
     logits = peaked_logits(rng, (50, 3), 96, amplitude=4.0, noise=1.0)  # plenty of mass outside
     w = 16
-    start, values, tail = encode_window(logits, w)
-    recon = reconstruct(start, values, tail, 96)
+    start, values, tail, seen = encode_window(logits, w)
+    recon = reconstruct(start, values, tail, seen, 96)
     np.testing.assert_allclose(np.exp(recon.astype(np.float64)).sum(-1), 1.0, atol=5e-3)
     # the tail carries exactly the outside mass (to fp16 precision)
     p = np.exp(log_softmax(logits))
@@ -59,15 +60,15 @@ def test_tail_preserves_total_mass():
     np.put_along_axis(inside, start[..., None].astype(int) + np.arange(w), True, axis=-1)
     outside_mass = np.where(inside, 0.0, p).sum(-1)
     assert outside_mass.min() > 0.02
-    np.testing.assert_allclose(np.exp(tail.astype(np.float64)) * (96 - w), outside_mass, rtol=2e-3)
+    np.testing.assert_allclose(np.exp(tail[..., 0].astype(np.float64)) * (96 - w), outside_mass, rtol=2e-3)
 
 
 def test_full_width_window_is_lossless():
     rng = np.random.default_rng(2)
     logits = peaked_logits(rng, (20, 3), 96)
-    start, values, tail = encode_window(logits, 96)
+    start, values, tail, seen = encode_window(logits, 96)
     assert (start == 0).all()
-    recon = reconstruct(start, values, tail, 96)
+    recon = reconstruct(start, values, tail, seen, 96)
     np.testing.assert_allclose(recon, log_softmax(logits), atol=0.05, rtol=1e-3)  # fp16 rounding only
     assert kl_at_temperature(logits, recon, 1.0).max() < 1e-5
 
@@ -89,9 +90,10 @@ def test_kl_small_for_peaked_rows_and_decreasing_with_width():
 def test_minus_inf_outside_gives_floor_tail_and_finite_kl():
     logits = np.full((1, 50), -np.inf, np.float32)
     logits[0, 20:25] = [1.0, 2.0, 3.0, 2.0, 1.0]
-    start, values, tail = encode_window(logits, 8)
-    assert np.isfinite(tail).all() and float(tail[0]) == pytest.approx(TAIL_FLOOR, abs=0.1)
-    recon = reconstruct(start, values, tail, 50)
+    start, values, tail, seen = encode_window(logits, 8)
+    assert np.isfinite(tail).all() and float(tail[0, 0]) == pytest.approx(TAIL_FLOOR, abs=0.1)
+    assert seen[0].tolist() == [20, 25]
+    recon = reconstruct(start, values, tail, seen, 50)
     assert np.isfinite(kl_at_temperature(logits, recon, 1.0)).all()
     assert np.isfinite(kl_at_temperature(logits, recon, 0.5)).all()
 
@@ -116,3 +118,58 @@ def test_argmax_agreement_and_bad_widths():
         encode_window(full, 4)
     with pytest.raises(ValueError, match='NaN'):
         encode_window(np.array([[np.nan, 1.0]]), 1)
+
+
+def _with_unseen(logits, lo, hi):
+    """Rows whose teacher crop reaches only bins [lo, hi): -inf elsewhere (as map_teacher_logits gives)."""
+    out = logits.copy()
+    out[..., :lo] = -np.inf
+    out[..., hi:] = -np.inf
+    return out
+
+
+def test_seen_range_keeps_tail_mass_off_bins_the_teacher_cannot_see():
+    rng = np.random.default_rng(4)
+    logits = _with_unseen(peaked_logits(rng, (40, 3), 96, amplitude=3.0, noise=1.0), 10, 70)
+    logits[:10, :, 12] = 6.0  # peaks by the edge of the seen range: their window covers unseen bins too
+    start, values, tail, seen = encode_window(logits, 16, tail_blocks=1)
+    assert (seen == [10, 70]).all()
+    recon = reconstruct(start, values, tail, seen, 96)
+    p = np.exp(recon.astype(np.float64))
+    assert p[..., :10].max() == 0 and p[..., 70:].max() == 0  # no mass where the teacher sees nothing
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=5e-3)  # all of it lands on seen bins
+    # the one tail number is the mean over the SEEN bins outside the window (a window near the edge
+    # of the seen range may also cover unseen bins)
+    full = np.exp(log_softmax(logits))
+    inside = np.zeros_like(full, dtype=bool)
+    np.put_along_axis(inside, start[..., None].astype(int) + np.arange(16), True, axis=-1)
+    seen_outside = ~inside & np.isfinite(logits)
+    assert (seen_outside.sum(-1) > 60 - 16).any()  # the case is exercised
+    np.testing.assert_allclose(np.exp(tail[..., 0].astype(np.float64)) * seen_outside.sum(-1),
+                               np.where(inside, 0, full).sum(-1), rtol=2e-3)
+
+
+def test_block_tails_follow_the_outside_shape_and_shrink_the_kl():
+    rng = np.random.default_rng(5)
+    # a second, smaller bump far from the peak: one tail number smears it, blocks keep it in place
+    logits = peaked_logits(rng, (100, 2), 96, amplitude=6.0, noise=0.2)
+    far = np.where(np.argmax(logits, -1) < 48, 85, 10)
+    logits += 4.0 * np.exp(-(np.arange(96) - far[..., None]) ** 2 / 8.0)
+    kls = {b: kl_at_temperature(logits, reconstruct(*encode_window(logits, 16, b), 96), 1.0).mean()
+           for b in (1, 6, 12, 24, 96)}
+    assert kls[1] > kls[6] > kls[12] > kls[24] and kls[24] < kls[1] / 10, kls
+    assert kls[96] < 1e-4  # one bin per block: exact up to fp16
+    for b in (1, 6, 12, 24):  # every block layout preserves the mass
+        rec = reconstruct(*encode_window(logits, 16, b), 96)
+        np.testing.assert_allclose(np.exp(rec.astype(np.float64)).sum(-1), 1.0, atol=5e-3)
+
+
+def test_blocks_tile_rows_that_do_not_divide_evenly():
+    rng = np.random.default_rng(6)
+    logits = _with_unseen(peaked_logits(rng, (30,), 50, amplitude=3.0, noise=1.0), 3, 47)
+    start, values, tail, seen = encode_window(logits, 8, tail_blocks=7)  # blocks of 8, the last one 2 bins
+    assert tail.shape == (30, 7)
+    rec = reconstruct(start, values, tail, seen, 50)
+    np.testing.assert_allclose(np.exp(rec.astype(np.float64)).sum(-1), 1.0, atol=5e-3)
+    with pytest.raises(ValueError, match='tail blocks'):
+        encode_window(logits, 8, tail_blocks=51)

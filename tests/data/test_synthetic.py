@@ -198,7 +198,7 @@ def test_load_and_match_truth(twins, tmp_path):
 def test_fifty_images_are_fast(tmp_path):
     t0 = time.perf_counter()
     S.make_synthetic(tmp_path, n_images=25, seed=0)  # 25 per twin = 50 images
-    assert time.perf_counter() - t0 < 5.0
+    assert time.perf_counter() - t0 < 10.0  # ~2 s on a quiet 2-core machine; generous under load
 
 
 def test_project_loaders_read_the_twins(twins):

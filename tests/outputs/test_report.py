@@ -32,3 +32,15 @@ def test_verdict_flags_teachers_weak_on_their_own_joints():
     m['table']['rows'][1][3] = 40.0  # teacher mpii on its own joints
     text, good = _verdict(m)
     assert 'weak on their own joints (teacher mpii: PCK 40%)' in text and not good
+
+
+def test_verdict_states_the_gain_and_the_teacher_cost_in_either_direction():
+    m = _metrics(70.0, 55.0)
+    m['cost'] = {'teacher_seconds_paid_once': 50.0, 'teacher_seconds_online': 150.0, 'epochs': 24, 'views': 8}
+    text, _ = _verdict(m)
+    assert 'better on 4 of 4 metrics' in text and '+10.0 on the joints each dataset lacks' in text
+    assert '50 s of compute paid once, against 150 s for online distillation over the same 24 epochs (3.0x less)' in text
+    m['cost'] = {'teacher_seconds_paid_once': 150.0, 'teacher_seconds_online': 50.0, 'epochs': 2, 'views': 6}
+    text, _ = _verdict(m)
+    assert 'MORE than the 50 s online distillation would pay over 2 epochs (3.0x' in text
+    assert 'epochs exceed the 6 cached views' in text

@@ -38,3 +38,38 @@ def test_bad_dataset_type_is_named(tmp_path):
 def test_missing_file():
     with pytest.raises(ConfigError, match='not found'):
         load_config('nope/none.py')
+
+
+def test_train_keys_are_checked_with_the_closest_name_suggested():
+    demo = resolve('pipeline/configs/demo_synthetic.py')
+    with pytest.raises(ConfigError, match=r"train\.overlpa: unknown key; did you mean 'overlap'\?"):
+        load_config(demo, {'train.overlpa': 'mean'})
+    with pytest.raises(ConfigError, match=r"teacher_train\.epoch: unknown key; did you mean 'epochs'\?"):
+        load_config(demo, {'teacher_train.epoch': 3})
+    with pytest.raises(ConfigError, match=r'train\.epochs must be int'):
+        load_config(demo, {'train.epochs': 'ten'})
+    with pytest.raises(ConfigError, match=r'train\.overlap must be one of'):
+        load_config(demo, {'train.overlap': 'median'})
+    with pytest.raises(ConfigError, match=r'train\.base_lr must be > 0'):
+        load_config(demo, {'train.base_lr': 0.0})
+
+
+def test_train_defaults_are_written_once_and_filled_in(tmp_path):
+    from pipeline.config import TRAIN_SCHEMA
+    cfg = load_config(resolve('pipeline/configs/demo_synthetic.py'))
+    assert set(cfg.train) == set(TRAIN_SCHEMA)
+    p = tmp_path / 'minimal.py'
+    p.write_text(f"_base_ = ['{resolve('pipeline/configs/demo_synthetic.py')}']\n"
+                 "train = dict(_delete_=True, epochs=2, batch_size=8, base_lr=1e-3, base_batch_size=8,\n"
+                 "             loss_weights=dict(gt=1.0, coco=0.5, mpii=0.5))\n")
+    cfg = load_config(p)
+    assert cfg.train.overlap == TRAIN_SCHEMA['overlap'][1] == 'confidence'
+    assert cfg.train.gt_reduction == 'batch_mean' and cfg.train.photometric == 'final'
+
+
+def test_loss_weights_name_exactly_the_teachers():
+    demo = resolve('pipeline/configs/demo_synthetic.py')
+    with pytest.raises(ConfigError, match=r"\['halpe'\] name no teacher"):
+        load_config(demo, {'train.loss_weights.halpe': 0.1})
+    with pytest.raises(ConfigError, match=r"no weight for \['aic'\]"):
+        load_config(demo, {'teachers.aic': dict(config='x.py', checkpoint='y.pth', dataset='coco')})

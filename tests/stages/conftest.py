@@ -179,12 +179,14 @@ def read_log(run_dir: Path) -> list[dict]:
 
 
 def teacher_arrays(cache_path: Path) -> dict:
-    """Every array under teachers/ of a cache, as numpy (for exact comparisons of two dumps)."""
+    """Every array under teachers/ of a cache, as numpy (for exact comparisons of two dumps); the
+    measured forward times (unit_seconds) are timings, not content, and are left out."""
     root = zarr.open_group(str(cache_path), mode='r')
     out = {}
     for name in root['teachers'].group_keys():
         for key, arr in root['teachers'][name].arrays():
-            out[f'{name}/{key}'] = arr[...]
+            if key != 'unit_seconds':
+                out[f'{name}/{key}'] = arr[...]
     return out
 
 
@@ -223,7 +225,7 @@ def live_rows(cfg, model, table, views, view: int, rows) -> tuple:
     from data.geometry import teacher_to_student_bins
     from data.images import read_image
     from data.views import replay_view, view_box_scales
-    from stages.dump import run_teacher, to_student_bins
+    from teachers.targets import run_teacher, to_student_bins
     size, bins, split = student_geometry(cfg)
     crops = np.stack([replay_view(read_image(table.image_path[r]), table.bbox[r], views[view, r],
                                   model.input_size)[0] for r in rows])

@@ -13,7 +13,8 @@ from cache.manifest import diff_manifest
 from cache.store import open_cache, reconstruct_rows
 from cache.window import encode_window, kl_at_temperature, log_softmax, reconstruct
 from stages.common import cache_path, split_instances, split_views
-from stages.dump import MATCH_KEYS, cache_fidelity, dump_teachers, expected_manifest
+from stages.common import MATCH_KEYS, expected_manifest
+from stages.dump import cache_fidelity, dump_teachers
 from tests.stages.conftest import (assert_same_arrays, live_rows, load_teachers, save_random_teacher,
                                    teacher_arrays)
 
@@ -122,8 +123,8 @@ def test_cache_fidelity_reports_kl(dumped, lossless_dumped):
 
 @pytest.fixture
 def count_teacher_rows(monkeypatch):
-    """Spy on stages.dump.run_teacher: rows run per teacher skeleton."""
-    import stages.dump as dump
+    """Spy on teachers.targets.run_teacher (what the dump runs): rows run per teacher skeleton."""
+    import teachers.targets as dump
     counts = {}
     real = dump.run_teacher
 
@@ -182,6 +183,13 @@ def test_resume_does_only_pending_work_and_matches_one_shot(stage_env, dumped, c
     assert count_teacher_rows == rows_killed
     assert_same_arrays(teacher_arrays(path), one_shot, 'dump resumed after a kill vs one-shot dump')
     assert all(open_cache(path).pending_units(t) == [] for t in cfg.teachers)
+    # the manifest counts every row once and every unit's forward time, however many runs wrote them
+    cache = open_cache(path)
+    for name in cfg.teachers:
+        st = cache.manifest['stats'][name]
+        assert st['rows'] == n * v, (name, st)
+        seconds = zarr.open_group(str(path), mode='r')['teachers'][name]['unit_seconds'][...]
+        assert (seconds > 0).all() and st['forward_seconds'] == pytest.approx(float(seconds.sum()))
 
 
 def test_refuses_cache_built_from_another_config(stage_env, dumped, tmp_path):

@@ -313,8 +313,35 @@ def test_distillation_kd_scale_temperature_and_missing_teacher():
     assert set(terms) == {'gt', 'coco'}
     with pytest.raises(ValueError, match='overlap_mode'):
         distillation_loss(sx, sy, t, overlap_mode='median')
-    with pytest.raises(ValueError, match='unknown terms'):
+    with pytest.raises(ValueError, match=r"no weight for \['coco', 'gt'\]"):
         distillation_loss(sx, sy, t, loss_weights=dict(halpe=1.0))
+
+
+def test_teachers_are_whatever_the_targets_name():
+    """Renamed teachers distil exactly as coco/mpii do; a third teacher covering a subset of the
+    union joints joins the overlap mixture on the joints it shares."""
+    sx, sy = _rand(N, K, BX, seed=12), _rand(N, K, BY, seed=13)
+    t = _targets()
+    w = dict(gt=0.3, coco=0.25, mpii=0.45)
+    for mode in ('separate', 'confidence', 'product'):
+        total, terms = distillation_loss(sx, sy, t, loss_weights=w, overlap_mode=mode)
+        renamed = {('left' if k == 'coco' else 'right' if k == 'mpii' else k): v for k, v in t.items()}
+        total2, terms2 = distillation_loss(sx, sy, renamed, loss_weights=dict(gt=0.3, left=0.25, right=0.45),
+                                           overlap_mode=mode)
+        assert total2.item() == pytest.approx(total.item(), rel=1e-6), mode
+        assert terms2['left'].item() == pytest.approx(terms['coco'].item(), rel=1e-6)
+    # a third teacher: a second COCO-style one on the first 5 joints (the face)
+    third = dict(t['coco'])
+    third['coverage'] = torch.zeros(K)
+    third['coverage'][:5] = 1.0
+    three = dict(t, coco2=third)
+    _, terms3 = distillation_loss(sx, sy, three, loss_weights=dict(w, coco2=0.2), overlap_mode='confidence')
+    assert set(terms3) == {'gt', 'coco', 'mpii', 'coco2', 'overlap'}
+    assert terms3['coco2'].item() == 0.0  # its joints are all shared (with coco): only the mixture has them
+    _, terms2 = distillation_loss(sx, sy, t, loss_weights=w, overlap_mode='confidence')
+    assert terms3['overlap'].item() > terms2['overlap'].item()  # the face joints joined the shared term
+    with pytest.raises(ValueError, match=r"no weight for \['coco2'\]"):
+        distillation_loss(sx, sy, three, loss_weights=w)
 
 
 def test_kd_weight_schedule():

@@ -267,3 +267,21 @@ def test_offline_kd_with_trained_teachers_improves_the_student(stage_env):
             return (own['pck'] * own['n'] + miss['pck'] * miss['n']) / (own['n'] + miss['n'])
         assert pck_all(after) > pck_all(before), report
     assert after['coco', 'missing']['pck'] > before['coco', 'missing']['pck'], report
+
+
+def test_teachers_are_whatever_the_config_names(stage_env):
+    """A config whose teachers are called left/right dumps and distils exactly like coco/mpii: their
+    loss terms are there and nonzero (a name the code did not know used to train with no KD at all)."""
+    from mmengine.config import ConfigDict
+
+    from pipeline.config import validate_config
+    from stages.dump import dump_teachers
+    cfg = stage_env.cfg('renamed', **{'train.epochs': 1})
+    cfg.teachers = ConfigDict(left=cfg.teachers.coco, right=cfg.teachers.mpii)
+    cfg.train.loss_weights = ConfigDict(gt=0.3, left=0.25, right=0.45)
+    validate_config(cfg)
+    dump_teachers(cfg, split='train', device='cpu')
+    run = train(cfg, mode='offline', device='cpu', num_workers=0)
+    last = read_log(run)[-1]
+    assert last['loss_left'] > 0 and last['loss_right'] > 0 and last['loss_overlap'] > 0, last
+    assert 'loss_coco' not in last and 'loss_mpii' not in last

@@ -153,3 +153,25 @@ def test_load_model_round_trip(tmp_path):
             assert torch.equal(got, want)
     with pytest.raises(CheckpointError, match='does not fit'):
         load_model('pipeline/configs/models/rtmpose-demo_coco17_128x96.py', path)
+
+
+def test_init_backbone_loads_the_backbone_only_and_refuses_a_misfit(tmp_path):
+    import pytest
+    import torch
+    from teachers.checkpoints import CheckpointError, init_backbone, save_checkpoint
+    from teachers.rtmpose import build_model
+    coco = build_model('pipeline/configs/models/rtmpose-demo_coco17_128x96.py')
+    with torch.no_grad():
+        for p in coco.parameters():
+            p.add_(1.0)
+    path = save_checkpoint(tmp_path / 'coco.pth', coco.state_dict())
+    mpii = build_model('pipeline/configs/models/rtmpose-demo_mpii16_128x128.py')
+    head_before = {k: v.clone() for k, v in mpii.head.state_dict().items()}
+    init_backbone(mpii, path)
+    for k, v in coco.backbone.state_dict().items():
+        assert torch.equal(mpii.backbone.state_dict()[k], v), k
+    for k, v in mpii.head.state_dict().items():
+        assert torch.equal(v, head_before[k]), k
+    student = build_model('pipeline/configs/models/rtmpose-demo_union21_128x96.py')  # half the width
+    with pytest.raises(CheckpointError, match=r'coco\.pth: its backbone does not fit'):
+        init_backbone(student, path)
