@@ -136,6 +136,38 @@ def export_report_cmd(run_dir, out, formats, onnx, device):
     click.echo(f'report: {path}')
 
 
+@cli.command('predict')
+@click.argument('source', type=click.Path(exists=True))
+@click.option('--run', 'run_dir', type=click.Path(exists=True, file_okay=False), help='a train-student work dir')
+@click.option('--config', 'model_config', type=click.Path(exists=True, dir_okay=False),
+              help='instead of --run: an mmpose-style model config (e.g. an export\'s student_config.py)')
+@click.option('--checkpoint', type=click.Path(exists=True, dir_okay=False), help='with --config')
+@click.option('--out', required=True, type=click.Path(file_okay=False), help='where pictures + predictions.json go')
+@click.option('--det-file', type=click.Path(exists=True, dir_okay=False),
+              help='person detections, COCO results format (image_id = the digits of the file name)')
+@click.option('--det-score-thr', default=0.3, show_default=True)
+@click.option('--bbox', 'bboxes', multiple=True, metavar='X1,Y1,X2,Y2', help='a person box for every image (repeatable)')
+@click.option('--radius', default=3, show_default=True, help='joint radius in pixels')
+@click.option('--thickness', default=2, show_default=True, help='bone thickness in pixels')
+@click.option('--score-thr', default=0.3, show_default=True, help='joints scored below are not drawn')
+@DEVICE
+def predict_cmd(source, run_dir, model_config, checkpoint, out, det_file, det_score_thr, bboxes, radius, thickness,
+                score_thr, device):
+    """Draw what a trained student sees on an image or a folder (boxes: detections, --bbox, or the whole image)."""
+    from stages.predict import load_predictor, predict_images
+    boxes = []
+    for b in bboxes:
+        try:
+            boxes.append([float(v) for v in b.split(',')])
+        except ValueError:
+            raise click.BadParameter(f'{b!r}: expected X1,Y1,X2,Y2', param_hint='--bbox') from None
+        if len(boxes[-1]) != 4:
+            raise click.BadParameter(f'{b!r}: expected X1,Y1,X2,Y2', param_hint='--bbox')
+    model = load_predictor(run_dir, model_config, checkpoint, device)
+    predict_images(model, source, out, det_file=det_file, bboxes=boxes, det_score_thr=det_score_thr,
+                   radius=radius, thickness=thickness, score_thr=score_thr)
+
+
 @cli.command('demo')
 @CONFIG
 @CFG_OPTIONS

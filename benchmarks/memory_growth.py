@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cache.store import open_cache  # noqa: E402
-from pipeline.config import load_config, resolve  # noqa: E402
+from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
 
 # Runs cli.py in this process and prints its peak RSS (KiB) on stderr at exit.
 PEAK = ("import atexit, resource, runpy, sys; "
@@ -39,10 +39,11 @@ def peak_rss(args: list[str]) -> int:
 
 @click.command()
 @click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py')
+@click.option('--cfg-options', 'cfg_options', multiple=True, help='KEY=VALUE overrides of the config')
 @click.option('--views', default=2, show_default=True)
 @click.option('--out', default='outputs/bench/memory_growth')
-def main(config_path, views, out):
-    cfg = load_config(resolve(config_path))
+def main(config_path, cfg_options, views, out):
+    cfg = load_config(resolve(config_path), parse_cfg_options(cfg_options))
     out = resolve(out)
     images = int(cfg.synthetic.images)
     result = dict(benchmark='memory_growth', config=config_path, views=views, sizes={})
@@ -51,7 +52,7 @@ def main(config_path, views, out):
         if not (data / 'mpii' / 'annotations' / 'mpii_val.json').exists():
             subprocess.run([sys.executable, str(ROOT / 'cli.py'), 'make-synthetic', '--out', str(data),
                             '--images', str(images * factor), '--seed', '0'], check=True, stdout=subprocess.DEVNULL)
-        opts = [f'cache.root={cache_root}', f'views.num_views={views}', f'synthetic.out={data}']
+        opts = list(cfg_options) + [f'cache.root={cache_root}', f'views.num_views={views}', f'synthetic.out={data}']
         old = str(cfg.synthetic.out)
         for name, ds in cfg.datasets.items():  # every dataset path of the config, moved under this size's data
             for split, entry in ds.items():

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 
-class ImageError(Exception):
+class ImageError(ValueError):
     """An image file that cannot be used; str() names the file and the problem."""
 
     def __init__(self, path, reason: str):

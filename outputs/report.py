@@ -174,19 +174,26 @@ def figure_per_joint(entries: dict) -> bytes | None:
     return _fig_png(fig)
 
 
-def draw_skeleton(img, keypoints, scores, skeleton, thr=0.1):
-    """Draw a union-21 skeleton on a BGR image (in place); low-score joints are left out."""
+def draw_skeleton(img, keypoints, scores, skeleton, thr=0.1, radius=None, thickness=None):
+    """Draw a union-21 skeleton on a BGR image (in place); low-score joints are left out. Joints only
+    MPII annotates (17..20) and their links are green, the COCO face points MPII lacks (0..4) magenta,
+    the rest orange / yellow. radius / thickness default to the image size / 300 (+2 / +1)."""
     import cv2
-    colors = [(255, 128, 0), (0, 200, 255), (60, 220, 60)]
+    bone, joint, mpii_only, coco_only = (255, 128, 0), (0, 200, 255), (60, 220, 60), (220, 60, 220)
     t = max(1, int(round(max(img.shape[:2]) / 300)))
+    radius, thickness = radius or t + 2, thickness or t + 1
+
+    def colour(j, default):
+        return mpii_only if j >= 17 else coco_only if j <= 4 else default
+
     for a, b in skeleton.links:
         if scores[a] > thr and scores[b] > thr:
-            c = colors[2] if a >= 17 or b >= 17 else colors[0]
-            cv2.line(img, tuple(int(v) for v in keypoints[a]), tuple(int(v) for v in keypoints[b]), c, t + 1,
+            c = mpii_only if a >= 17 or b >= 17 else bone
+            cv2.line(img, tuple(int(v) for v in keypoints[a]), tuple(int(v) for v in keypoints[b]), c, thickness,
                      cv2.LINE_AA)
     for j, (p, s) in enumerate(zip(keypoints, scores)):
         if s > thr:
-            cv2.circle(img, tuple(int(v) for v in p), t + 2, colors[2] if j >= 17 else colors[1], -1, cv2.LINE_AA)
+            cv2.circle(img, tuple(int(v) for v in p), radius, colour(j, joint), -1, cv2.LINE_AA)
     return img
 
 

@@ -114,6 +114,9 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
     cfg.train = check_train(cfg.train, 'train', where, required=True)
     if 'teacher_train' in cfg:
         cfg.teacher_train = check_train(cfg.teacher_train, 'teacher_train', where, required=False)
+    for name, t in cfg.teachers.items():  # a teacher's own overrides of teacher_train
+        if 'train' in t:
+            t.train = check_train(t.train, f'teachers.{name}.train', where, required=False)
     weights = set(cfg.train.loss_weights)
     expected = {'gt'} | set(cfg.teachers)
     if weights != expected:

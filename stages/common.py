@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from cache.manifest import build_manifest, sha256_file
 from data.datasets import dataset_indices, load_split
 from data.instances import InstanceTable
-from cache.manifest import build_manifest, sha256_file
 from data.views import POLICIES, VIEW_FIELDS, draw_views
 from pipeline.config import resolve
 

@@ -98,7 +98,8 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     for group in (first, [n for n in cfg.teachers if n not in first]):
         if not group:
             continue
-        todo = [n for n in group if not _finished(resolve(cfg.teachers[n].checkpoint).parent, cfg.teacher_train.epochs)]
+        todo = [n for n in group if not _finished(resolve(cfg.teachers[n].checkpoint).parent,
+                                                  cfg.teachers[n].get('train', {}).get('epochs', cfg.teacher_train.epochs))]
         _step(timings, 'train teachers ' + ','.join(todo or group),
               lambda todo=todo: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
                                                '--as-teacher', n, *extra] for n in todo],
@@ -162,7 +163,7 @@ def _teacher_scores(metrics: dict, own: str) -> dict:
         if 'coco' in m:
             out['coco_ap'] = round(100 * m['coco']['AP'], 1)
         if 'pckh@0.5' in m:
-            out['pckh@0.5'] = round(100 * m['pckh@0.5'], 1)
+            out['pckh@0.5'] = round(100 * m['pckh@0.5']['mean'], 1)
     return out
 
 

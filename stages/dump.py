@@ -30,8 +30,6 @@ from teachers.checkpoints import load_model
 from teachers.targets import student_bins, teacher_rows
 
 
-
-
 class UnitCrops(torch.utils.data.Dataset):
     """One item = the crops of one unit (a view, a chunk of instances) for every teacher input size."""
 

@@ -163,6 +163,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         if mode != 'supervised':
             raise ValueError('--as-teacher trains a teacher on ground truth: use --mode supervised')
         tc.update(to_plain(cfg.get('teacher_train', {})))
+        tc.update(to_plain(cfg.teachers[as_teacher].get('train', {})))  # this teacher's own overrides
     epochs = int(epochs or tc['epochs'])
     batch_size = int(batch_size or tc['batch_size'])
     num_workers = int(tc['num_workers'] if num_workers is None else num_workers)

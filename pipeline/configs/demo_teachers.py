@@ -35,18 +35,22 @@ datasets = dict(
 # training loss flat at 6.4-6.5) while the COCO teacher had left it at ~900. So it trains second.
 teachers = dict(
     coco=dict(checkpoint='outputs/demo-teachers/coco/last.pth'),
-    mpii=dict(checkpoint='outputs/demo-teachers/mpii/last.pth', init_backbone='outputs/demo-teachers/coco/last.pth'),
+    mpii=dict(checkpoint='outputs/demo-teachers/mpii/last.pth', init_backbone='outputs/demo-teachers/coco/last.pth',
+              train=dict(epochs=10)),  # from a trained backbone: 10 epochs, ~1100 steps
 )
 
 cache = dict(root='outputs/demo-teachers/cache')
 
-# Ground truth only, own twin. 24 epochs of ~4200 (COCO-style) / ~3400 (MPII-style) instances at
-# batch 32: about 3100 / 2550 AdamW steps. lr 1e-3 (half the student's 2e-3) with a 500-step warm-up:
-# at 2e-3 both teachers left the mean pose near step 600 and fell back to it (training loss 5.4 ->
-# 4.9 -> 5.45 for COCO), twice the width wants the smaller step.
+# Ground truth only, own twin. 24 epochs of ~4200 (COCO-style) instances at batch 32: 3120 AdamW
+# steps (the MPII teacher: 10 epochs of ~3500, ~1100 steps). lr 1e-3 (half
+# the student's 2e-3) with a 500-step warm-up: at 2e-3 the COCO teacher was still at the mean pose
+# after 1040 steps (val PCK 19%), at 1e-3 it had left it (32%; 70% after 24 epochs, 3120 steps).
 # Every setting is pinned here, not inherited from the demo's student recipe, so that changing the
 # demo never changes how its shipped teachers were made.
 teacher_train = dict(epochs=24, batch_size=32, base_lr=4e-3, base_batch_size=128, weight_decay=0.05,
                      warmup_steps=500, grad_clip=1.0, ema_momentum=0.0002, photometric='final',
                      gt_reduction='batch_mean', val_interval=2, checkpoint_interval=4, num_workers=0)
+# The demo's views ('final': scale 0.75-1.25, rotation up to 60 degrees, half bodies). With RTMPose's
+# main-phase policy (scale 0.6-1.4, rotation 80, shifts) the COCO teacher was still at 22% val PCK
+# after 1820 steps (at 32% after 1040 with 'final'): too slow for a CPU-built demo teacher.
 views = dict(num_views=8, policy='final')

@@ -92,7 +92,6 @@ def test_minimal_detections(tmp_path):
     ('{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": []}', r'images\[0\]'),
     ('{"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9}], "annotations": '
      '[{"id": 1, "image_id": 1, "bbox": [0, 0, 5, 5], "keypoints": [1, 2, 3]}]}', r'annotations\[0\]'),
-    ('{"images": [], "annotations": [{"id": 1, "image_id": 4}]}', 'unknown image'),
 ])
 def test_malformed_files_name_the_file(tmp_path, content, match):
     ann = tmp_path / 'broken.json'
@@ -100,6 +99,16 @@ def test_malformed_files_name_the_file(tmp_path, content, match):
     with pytest.raises(CocoFormatError, match=match) as info:
         load_coco(ann, '/imgs')
     assert str(ann) in str(info.value)
+
+
+def test_an_annotation_of_an_unknown_image_is_skipped_and_counted_or_strict(tmp_path):
+    from data.validation import BadRecordError, RecordCheck
+    ann = tmp_path / 'broken.json'
+    ann.write_text('{"images": [], "annotations": [{"id": 1, "image_id": 4}]}')
+    check = RecordCheck(ann)
+    assert len(load_coco(ann, '/imgs', check=check)) == 0 and check.skipped == {'unknown image_id': 1}
+    with pytest.raises(BadRecordError, match=r'broken\.json: annotations\[0\] \(id 1\): unknown image_id'):
+        load_coco(ann, '/imgs', check=RecordCheck(ann, strict=True))
 
 
 def test_missing_file_and_bad_detection_reference(tmp_path):

@@ -108,3 +108,26 @@ def test_exports(report):
     onnx = ex['onnx']
     assert Path(onnx['path']).is_file() and Path(onnx['path']).stat().st_size > 0
     assert onnx['max_abs_diff'] < 1e-4, onnx
+
+
+def test_report_refuses_a_val_cache_the_run_config_did_not_build(report, stage_env, tmp_path):
+    """A teacher checkpoint changed after the val dump: its cached rows are stale, and the report says
+    so instead of scoring the old teacher."""
+    import shutil
+
+    from tests.stages.conftest import save_random_teacher
+    run = tmp_path / 'offline'
+    shutil.copytree(report['run'], run, ignore=shutil.ignore_patterns('report'))
+    other = save_random_teacher(report['cfg'].teachers.mpii.config, tmp_path / 'other_mpii.pth', seed=11,
+                                images=[stage_env.data / 'mpii' / 'images' / '000000001.jpg'])
+    cfg_file = run / 'pipeline_config.py'
+    text = cfg_file.read_text()
+    old = str(report['cfg'].teachers.mpii.checkpoint)
+    assert old in text
+    cfg_file.write_text(text.replace(old, str(other)))
+    (run / 'run.json').write_text((run / 'run.json').read_text().replace(
+        str(report['run'] / 'pipeline_config.py'), str(cfg_file)))
+    with pytest.raises(RuntimeError, match=r'val cache was not built from this run.s config '
+                                           r'\(teachers\.mpii\.checkpoint_sha256'):
+        export_report(run, out=tmp_path / 'report', device='cpu')
+    assert not (tmp_path / 'report' / 'metrics.json').exists()

@@ -86,10 +86,12 @@ def test_offline_kd_loss_equals_online_kd_loss_lossless(lossless_dumped):
 def test_offline_kd_loss_near_online_kd_loss_windowed(dumped):
     gaps = _parity_gaps(dumped['cfg'])
     worst = max(gaps, key=gaps.get)
-    # The window keeps 32 of 192/256 bins; beta = 10 sharpening shrinks what the tails carry. These
-    # random teachers are far flatter than trained ones (the worst case for a window): ~4% here
-    # (worst on the MPII teacher, whose rows include student bins its native crop does not reach).
-    assert gaps[worst] <= 5e-2, (f'windowed cache: offline vs online KD loss gap {gaps[worst]:.2e} at {worst}; '
+    # The window keeps 32 of 192/256 bins, the rest as 16 block means; beta = 10 sharpening shrinks
+    # what the tails carry. These random teachers are far flatter than trained ones (the worst case
+    # for a window): mean gap ~1e-2, worst ~5e-2 on the 'product' overlap term (a log-linear pool
+    # multiplies the two teachers' tail errors). Trained teachers: KL(full || stored) ~5e-4
+    # (benchmarks/cache_window.py, docs/results.md).
+    assert gaps[worst] <= 6e-2, (f'windowed cache: offline vs online KD loss gap {gaps[worst]:.2e} at {worst}; '
                                  f'mean {np.mean(list(gaps.values())):.2e}')
     print(f'windowed cache: worst offline/online KD gap {gaps[worst]:.2e} at {worst}')
 

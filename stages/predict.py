@@ -1,0 +1,95 @@
+"""`cli.py predict`: a trained student (a run, or an mmpose config + checkpoint) on an image or a folder.
+
+Boxes come from a COCO-format detection file (person detections; `image_id` is matched to the file
+name's digits, as COCO names its images), from boxes given on the command line (used for every
+image), or are the whole image. Each image is written with the 21-joint skeleton drawn (the joints
+only one dataset annotates in their own colour) beside `predictions.json`: per image, per person,
+the box, 21 keypoints (image pixels) and their scores. Prediction is evaluation's own path
+(stages.evaluation.predict_boxes): same crop, same decoding.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from data.images import read_image
+from data.skeletons import UNION21
+from outputs.files import atomic_write, atomic_write_text
+from outputs.report import draw_skeleton
+from pipeline.config import resolve
+from stages.common import pick_device
+from stages.evaluation import predict_boxes
+from teachers.checkpoints import load_model
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+
+
+def image_files(source) -> list[Path]:
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f'{source}: no image files ({", ".join(IMAGE_SUFFIXES)})')
+        return files
+    if not source.is_file():
+        raise FileNotFoundError(f'{source}: no such image or folder')
+    return [source]
+
+
+def detection_boxes(det_file, score_thr: float) -> dict[int, np.ndarray]:
+    """image_id -> (n, 4) xyxy person boxes of a COCO results file, score >= score_thr."""
+    dets = json.loads(Path(det_file).read_text())
+    if not isinstance(dets, list):
+        raise ValueError(f'{det_file}: expected a list of detections in the COCO results format')
+    out: dict[int, list] = {}
+    for j, d in enumerate(dets):
+        try:
+            if int(d.get('category_id', 1)) != 1 or float(d['score']) < score_thr:
+                continue
+            x, y, w, h = (float(v) for v in d['bbox'][:4])
+            out.setdefault(int(d['image_id']), []).append([x, y, x + w, y + h])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f'{det_file}: detection [{j}] lacks a valid image_id/bbox/score ({e!r})') from None
+    return {k: np.array(v, np.float32) for k, v in out.items()}
+
+
+def load_predictor(run=None, config=None, checkpoint=None, device=None):
+    if run is not None:
+        r = json.loads((Path(run) / 'run.json').read_text())
+        config, checkpoint = resolve(r['model_config']), Path(run) / 'last.pth'
+    if config is None or checkpoint is None:
+        raise ValueError('predict needs --run RUN, or --config CFG with --checkpoint CKPT')
+    return load_model(config, checkpoint, device=pick_device(device))
+
+
+def predict_images(model, source, out, det_file=None, bboxes=(), det_score_thr: float = 0.3,
+                   radius: int = 3, thickness: int = 2, score_thr: float = 0.3) -> Path:
+    device = next(model.parameters()).device
+    out = Path(out)
+    dets = detection_boxes(det_file, det_score_thr) if det_file else None
+    results = []
+    for path in image_files(source):
+        img = read_image(path)
+        if dets is not None:
+            digits = ''.join(c for c in path.stem if c.isdigit())
+            boxes = dets.get(int(digits), np.zeros((0, 4), np.float32)) if digits else np.zeros((0, 4), np.float32)
+        elif bboxes:
+            boxes = np.array(bboxes, np.float32).reshape(-1, 4)
+        else:
+            boxes = np.array([[0, 0, img.shape[1], img.shape[0]]], np.float32)
+        kpts, scores = predict_boxes(model, [img] * len(boxes), boxes, device)
+        canvas = img.copy()
+        for k, s in zip(kpts, scores):
+            draw_skeleton(canvas, k, s, UNION21, thr=score_thr, radius=radius, thickness=thickness)
+        ok, png = cv2.imencode('.png', canvas)
+        atomic_write(out / f'{path.stem}.png', lambda tmp, png=png: Path(tmp).write_bytes(png.tobytes()))
+        results.append(dict(image=str(path), people=[
+            dict(bbox=[round(float(v), 2) for v in b], keypoints=np.round(k, 2).tolist(),
+                 scores=np.round(s, 4).tolist()) for b, k, s in zip(boxes, kpts, scores)]))
+    atomic_write_text(out / 'predictions.json', json.dumps(dict(joints=list(UNION21.joint_names), images=results),
+                                                           indent=1))
+    print(f'{len(results)} images, {sum(len(r["people"]) for r in results)} people -> {out}')
+    return out
