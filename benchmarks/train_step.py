@@ -62,7 +62,7 @@ GOALS = {'offline_over_supervised': {'s': 0.95, 't': 0.95},
          'offline_over_online': {'s': 2.8, 't': 4.0}}
 # The full-scale config's training settings (pipeline/configs/coco_mpii_rtmpose-s.py).
 LOSS_WEIGHTS = dict(gt=0.3, coco=0.25, mpii=0.45)
-WINDOW, TAIL_BLOCKS = 32, 16  # the configs' cache.window and cache.tail_blocks
+WINDOW, TAIL_BLOCKS = 32, 32  # the configs' cache.window and cache.tail_blocks
 BASE_LR, BASE_BATCH, WEIGHT_DECAY, EMA_MOMENTUM = 4e-3, 1024, 0.05, 0.0002
 
 

@@ -47,7 +47,7 @@ student = dict(config='pipeline/configs/models/rtmpose-demo_union21_128x96.py')
 # full-scale config uses the main-phase one. 4 views over 20 epochs: each cached view is used 5 times.
 views = dict(num_views=4, policy='final')
 
-cache = dict(root='outputs/demo/cache', window=32, tail_blocks=16, lossless=False, chunk_size=256)
+cache = dict(root='outputs/demo/cache', window=32, tail_blocks=32, lossless=False, chunk_size=256)
 dump_stage = dict(batch_size=64, num_workers=0, device=None)
 
 train = dict(

@@ -86,7 +86,7 @@ def test_offline_kd_loss_equals_online_kd_loss_lossless(lossless_dumped):
 def test_offline_kd_loss_near_online_kd_loss_windowed(dumped):
     gaps = _parity_gaps(dumped['cfg'])
     worst = max(gaps, key=gaps.get)
-    # The window keeps 32 of 192/256 bins, the rest as 16 block means; beta = 10 sharpening shrinks
+    # The window keeps 32 of 192/256 bins, the rest as 32 block means; beta = 10 sharpening shrinks
     # what the tails carry. These random teachers are far flatter than trained ones (the worst case
     # for a window): mean gap ~1e-2, worst ~5e-2 on the 'product' overlap term (a log-linear pool
     # multiplies the two teachers' tail errors). Trained teachers: KL(full || stored) ~5e-4
