@@ -246,7 +246,8 @@ def test_offline_kd_with_trained_teachers_improves_the_student(stage_env):
     q = stage_env.root / 'quality'
     cfg = stage_env.cfg('quality', **{f'teachers.{n}.checkpoint': str(q / 'teachers' / n / 'last.pth')
                                       for n in ('coco', 'mpii')},
-                        **{'teacher_train.epochs': 30, 'train.epochs': 20,
+                        # the teachers' own lr, half the student's (as pipeline/configs/demo_teachers.py)
+                        **{'teacher_train.epochs': 30, 'teacher_train.base_lr': 4e-3, 'train.epochs': 20,
                            'train.val_interval': 1000, 'train.checkpoint_interval': 1000})
     for name in cfg.teachers:
         train(cfg, mode='supervised', as_teacher=name, device='cpu', num_workers=0)
