@@ -68,6 +68,11 @@ def _cost_lines(cost: dict) -> list[str]:
     for t, v in cost['teachers'].items():
         lines.append(f"Teacher {t}: {v['rows']} rows, {v['forward_seconds']:.1f} s forward "
                      f"({v['seconds_per_instance'] * 1e3:.2f} ms/instance on {v['device']}).")
+    for check in cost.get('input_checks', []):  # annotation records skipped at load, by reason
+        skipped = check.get('skipped') or {}
+        lines.append(f"Input {check['file'].rsplit('/', 1)[-1]}: {check['instances']} instances"
+                     + (f", {sum(skipped.values())} skipped (" + ', '.join(f'{r}: {n}' for r, n in skipped.items())
+                        + ')' if skipped else ', none skipped') + '.')
     for e, ips in cost.get('train_images_per_s', {}).items():
         lines.append(f'Training throughput, {e}: {ips:.0f} images/s (median over epochs).')
     for t, f in (cost.get('fidelity') or {}).items():

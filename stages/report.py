@@ -116,7 +116,8 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
                     cache_bytes=dir_bytes(train_cache), cache_bytes_val=dir_bytes(cache_path(cfg, 'val'))
                     if cache_path(cfg, 'val').exists() else None,
                     train_images_per_s=ips,
-                    fidelity={t: st.get('fidelity') for t, st in stats.items()})
+                    fidelity={t: st.get('fidelity') for t, st in stats.items()},
+                    input_checks=c.manifest.get('input_checks', []))
 
     # -- exports ---------------------------------------------------------------------------------
     exports = {}

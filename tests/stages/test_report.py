@@ -39,6 +39,8 @@ def test_report_files_and_sections(report):
     assert html.count('<img src="data:image/png;base64,') >= 3  # curves, per joint, examples
     for section in ('Results', 'Compute', 'Exports'):
         assert f'## {section}' in md, f'report.md lacks the {section!r} section'
+    # the train split's annotation files, with what was skipped at load (nothing, on the twins)
+    assert '- Input person_keypoints_train.json: ' in md and 'none skipped' in md
 
 
 def _md_table(md: str) -> list[list[str]]:
