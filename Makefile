@@ -37,7 +37,7 @@ test-parity: venv reference
 demo: venv
 	$(PY) cli.py demo --config $(DEMO_CFG)
 
-# Rebuild the shipped demo teachers from scratch (about 40 min on 2 CPU cores; docs/results.md).
+# Rebuild the shipped demo teachers from scratch (about 45 min on 2 CPU cores: docs/results.md).
 demo-teachers: venv
 	$(PY) cli.py demo-teachers --config pipeline/configs/demo_teachers.py --eval-config $(DEMO_CFG) --out teachers/demo
 
