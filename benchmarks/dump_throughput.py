@@ -34,6 +34,7 @@ from data.images import decode_grouped  # noqa: E402
 from data.views import replay_view, view_box_scales  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
+from teachers.rtmpose import build_model  # noqa: E402
 from teachers.targets import run_teacher, teacher_rows  # noqa: E402
 
 
@@ -60,9 +61,7 @@ def main(config_path, views, num_workers, device, out):
     dev = torch.device(device)
     table, view_records = cache.instances, cache.views
     models = {n: load_model(resolve(t.config), resolve(t.checkpoint), device=dev).eval() for n, t in cfg.teachers.items()}
-    student = load_config(resolve(config_path)).student.config
-    from teachers.rtmpose import build_model
-    s_model = build_model(str(resolve(student)))
+    s_model = build_model(str(resolve(cfg.student.config)))  # for its input size and SimCC split
     steps = {'decode_replay': 0.0, 'forward': 0.0, 'map': 0.0, 'encode': 0.0}
     n_crops = 0
     for v in range(views):

@@ -63,11 +63,6 @@ def verify_shipped(checkpoint: str | os.PathLike) -> dict:
     return entry
 
 
-def is_shipped(checkpoint: str | os.PathLike) -> bool:
-    """A checkpoint that lives in a folder with a shipped-teacher manifest."""
-    return (Path(checkpoint).parent / MANIFEST).is_file()
-
-
 def half_precision(state_dict: Mapping[str, torch.Tensor]) -> collections.OrderedDict:
     """fp16 copy of the floating-point tensors (weights, BN statistics); integer buffers unchanged.
     Loading casts them back into the model's float32 parameters."""

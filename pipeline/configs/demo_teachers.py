@@ -11,6 +11,8 @@ _data = 'data/synthetic-teachers'
 
 synthetic = dict(out=_data, images=3000, seed=1)
 
+# The dataset paths are spelt out again: a base config's f-strings are evaluated once, with its own _data.
+
 datasets = dict(
     coco=dict(
         train=dict(ann_file=f'{_data}/coco/annotations/person_keypoints_train.json',
