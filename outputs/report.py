@@ -22,33 +22,80 @@ def _get(d, *keys):
 
 
 def results_rows(entries: dict) -> dict:
-    """{'columns': [...], 'rows': [[name, v1, ...], ...]} — metrics in percent, None where not applicable."""
+    """{'columns': [...], 'rows': [[name, v1, ...], ...]} — metrics in percent, None where not applicable,
+    'not computed: <why>' where the metric cannot be computed for any model (e.g. PCKh without head boxes)."""
     metrics = {e: v['metrics'] for e, v in entries.items()}
     datasets = sorted({ds for m in metrics.values() for ds in m})
-    cols = []
+    cols = []  # (name, metric path, path of the reason it was not computed)
     for ds in datasets:
-        if any(_get(m, ds, 'pckh@0.5') for m in metrics.values()):
-            cols += [(f'{ds} PCKh@0.5', (ds, 'pckh@0.5', 'mean')), (f'{ds} PCKh@0.1', (ds, 'pckh@0.1', 'mean'))]
+        why = (ds, 'not_computed', 'pckh')
+        if any(_get(m, ds, 'pckh@0.5') or _get(m, *why) for m in metrics.values()):
+            cols += [(f'{ds} PCKh@0.5', (ds, 'pckh@0.5', 'mean'), why),
+                     (f'{ds} PCKh@0.1', (ds, 'pckh@0.1', 'mean'), why)]
         if any(_get(m, ds, 'coco') for m in metrics.values()):
-            cols += [(f'{ds} AP', (ds, 'coco', 'AP')), (f'{ds} AP50', (ds, 'coco', 'AP50')),
-                     (f'{ds} AP75', (ds, 'coco', 'AP75')), (f'{ds} AR', (ds, 'coco', 'AR'))]
+            cols += [(f'{ds} AP', (ds, 'coco', 'AP'), None), (f'{ds} AP50', (ds, 'coco', 'AP50'), None),
+                     (f'{ds} AP75', (ds, 'coco', 'AP75'), None), (f'{ds} AR', (ds, 'coco', 'AR'), None)]
     for ds in datasets:
         if any(_get(m, ds, 'pck_truth') for m in metrics.values()):
-            cols += [(f'{ds} PCK own joints', (ds, 'pck_truth', 'annotated')),
-                     (f'{ds} PCK missing joints', (ds, 'pck_truth', 'lacking')),
-                     (f'{ds} PCK all 21', (ds, 'pck_truth', 'all'))]
+            cols += [(f'{ds} PCK own joints', (ds, 'pck_truth', 'annotated'), None),
+                     (f'{ds} PCK missing joints', (ds, 'pck_truth', 'lacking'), None),
+                     (f'{ds} PCK all 21', (ds, 'pck_truth', 'all'), None)]
     rows = []
     for e, m in metrics.items():
         row = [e]
-        for _, path in cols:
+        for _, path, why in cols:
             v = _get(m, *path)
-            row.append(None if v is None or (isinstance(v, float) and np.isnan(v)) else round(float(v) * PCT, 1))
+            reason = _get(m, *why) if why else None
+            row.append(f'not computed: {reason}' if v is None and reason else
+                       None if v is None or (isinstance(v, float) and np.isnan(v)) else round(float(v) * PCT, 1))
         rows.append(row)
-    return dict(columns=['model'] + [c for c, _ in cols], rows=rows)
+    return dict(columns=['model'] + [c for c, _, _ in cols], rows=rows)
+
+
+def _num(v) -> bool:
+    """A cell holding a score (not None, not a 'not computed: ...' note)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _fmt(v):
-    return '–' if v is None else f'{v:.1f}'
+    return '–' if v is None else v if isinstance(v, str) else f'{v:.1f}'
+
+
+def legend_lines(metrics: dict) -> list[str]:
+    """What the results table's columns and cells mean: only the columns and cell kinds it has (real
+    data has no synthetic-truth columns), then where the COCO val boxes came from."""
+    t = metrics['table']
+    cols, cells = t['columns'], [c for r in t['rows'] for c in r[1:]]
+    lines = []
+    if any('PCKh' in c for c in cols):
+        lines.append('PCKh: MPII convention (mean without pelvis and thorax), head-box normalised.')
+    if any(c.endswith(' AP') for c in cols):
+        lines.append('AP: pycocotools COCOeval, with mmpose\'s rescoring and OKS-NMS.')
+    if any('PCK own joints' in c for c in cols):
+        lines.append('"PCK own / missing joints / all 21": PCK@0.5 (head-size normalised) against the full '
+                     '21-joint truth of the synthetic twins, on the joints the dataset annotates / the joints '
+                     'it never annotates / all of them.')
+    if any(v is None for v in cells):
+        lines.append('– : not applicable (the model does not predict the joints that metric needs).')
+    notes = sorted({(c.split()[0], v) for r in t['rows'] for c, v in zip(cols[1:], r[1:]) if isinstance(v, str)})
+    for ds, note in notes:
+        lines.append(f'"{note}" ({ds} PCKh): PCKh divides each error by the person\'s head size, which comes '
+                     f'from datasets.{ds}.val.head_boxes_file'
+                     + ('; the config has none, so no model is scored there.' if note.endswith('no head-box file')
+                        else '.'))
+    lines += box_lines(metrics.get('boxes') or {})
+    return lines
+
+
+def box_lines(boxes: dict) -> list[str]:
+    """One line per COCO-type val set: the person boxes the models were run on (AP depends on them)."""
+    out = []
+    for ds, b in boxes.items():
+        if b.get('det_file'):
+            out.append(f'{ds} val boxes: detections from {b["det_file"]} (score >= {b.get("det_score_thr", 0.0)}).')
+        else:
+            out.append(f'{ds} val boxes: ground-truth boxes from the annotation file.')
+    return out
 
 
 def _cost_lines(cost: dict) -> list[str]:
@@ -90,13 +137,14 @@ def _cost_lines(cost: dict) -> list[str]:
 def render_markdown(metrics: dict) -> str:
     t = metrics['table']
     out = [f"# Distillation report — {metrics['config']}", '',
-           f"Run: `{metrics['run']}` (mode {metrics['mode']}). Metrics in percent on the val split; "
-           '– = not applicable (the model lacks those joints).', '',
+           f"Run: `{metrics['run']}` (mode {metrics['mode']}). Metrics in percent on the val split.", '',
            f'**Verdict:** {_verdict(metrics)[0]}', '',
            '## Results', '',
            '| ' + ' | '.join(t['columns']) + ' |', '|' + '---|' * len(t['columns'])]
     for row in t['rows']:
         out.append('| ' + ' | '.join([row[0]] + [_fmt(v) for v in row[1:]]) + ' |')
+    for line in legend_lines(metrics):  # a paragraph each: markdown would run lines together
+        out += ['', line]
     out += ['', '## Compute', ''] + [f'- {x}' for x in _cost_lines(metrics['cost'])]
     ex = metrics.get('exports', {})
     out += ['', '## Exports', '']
@@ -117,6 +165,21 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
+def val_curves(logs: dict) -> tuple[dict, str]:
+    """({run: (epochs, scores, label)}, panel title) for the val panel. The score is what the runs'
+    val records allow (see _val_score); when runs differ, each line carries its own label."""
+    curves = {}
+    for name, log in logs.items():
+        val = [(r['epoch'], *_val_score(r['val'])) for r in log if 'val' in r]
+        if val:
+            ep, score, labels = zip(*val)
+            curves[name] = (list(ep), list(score), ' / '.join(dict.fromkeys(labels)))
+    labels = {label for _, _, label in curves.values()}
+    title = (f'val {labels.pop()}' if len(labels) == 1 else 'val score (per run, see legend)' if labels
+             else 'val (no val record)')
+    return curves, title
+
+
 def figure_curves(logs: dict) -> bytes | None:
     """Training loss and validation metric per epoch for each run that has a log."""
     import matplotlib
@@ -126,28 +189,41 @@ def figure_curves(logs: dict) -> bytes | None:
     if not logs:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    curves, title = val_curves(logs)
+    labels = {label for _, _, label in curves.values()}
     for name, log in logs.items():
         ep = [r['epoch'] for r in log]
         axes[0].plot(ep, [r.get('loss_total', np.nan) for r in log], marker='.', label=name)
-        val = [(r['epoch'], _val_score(r['val'])) for r in log if 'val' in r]
-        if val:
-            axes[1].plot(*zip(*val), marker='o', label=name)
+        if name in curves:
+            ep, score, label = curves[name]
+            axes[1].plot(ep, score, marker='o', label=name if len(labels) == 1 else f'{name}: {label}')
     axes[0].set(title='training loss (total; its terms differ by mode)', xlabel='epoch')
-    axes[1].set(title='val PCK@0.5 (all 21 joints, mean over datasets)', xlabel='epoch')
+    axes[1].set(title=title, xlabel='epoch')
     for a in axes:
         a.grid(alpha=.3)
         a.legend(fontsize=8)
     return _fig_png(fig)
 
 
-def _val_score(val: dict) -> float:
+def _val_score(val: dict) -> tuple[float, str]:
+    """(score in percent, what it is) of one epoch's val metrics: PCK@0.5 against the full truth where
+    the datasets have one (the synthetic twins), else the mean of each dataset's own metric (COCO AP,
+    MPII PCKh@0.5) over the datasets that have it, named in the label."""
     vals = [_get(m, 'pck_truth', 'all') for m in val.values()]
     vals = [v for v in vals if v is not None]
     if vals:
-        return float(np.mean(vals)) * PCT
-    vals = [_get(m, 'coco', 'AP') or _get(m, 'pckh@0.5', 'mean') for m in val.values()]
-    vals = [v for v in vals if v is not None]
-    return float(np.mean(vals)) * PCT if vals else np.nan
+        return float(np.mean(vals)) * PCT, 'PCK@0.5 vs full truth, all 21 joints (mean over datasets)'
+    named = []
+    for ds, m in val.items():
+        ap, pckh = _get(m, 'coco', 'AP'), _get(m, 'pckh@0.5', 'mean')
+        if ap is not None:  # `is not None`, not `or`: an AP of 0.0 is a score
+            named.append((f'{ds} AP', ap))
+        elif pckh is not None:
+            named.append((f'{ds} PCKh@0.5', pckh))
+    if not named:
+        return np.nan, 'no val metric'
+    label = named[0][0] if len(named) == 1 else 'mean of ' + ' and '.join(n for n, _ in named)
+    return float(np.mean([v for _, v in named])) * PCT, label
 
 
 def figure_per_joint(entries: dict) -> bytes | None:
@@ -225,7 +301,7 @@ def _verdict(metrics) -> tuple[str, bool]:
         return 'No baseline run to compare against.', True
     gains = []
     for i, c in enumerate(cols[1:], start=1):
-        if student[i] is not None and base[i] is not None:
+        if _num(student[i]) and _num(base[i]):
             gains.append((c, student[i] - base[i]))
     if not gains:
         return 'No comparable metric.', True
@@ -238,7 +314,7 @@ def _verdict(metrics) -> tuple[str, bool]:
             + _cost_clause(metrics.get('cost') or {}) + '.')
     # A student can only gain what its teachers know: say so when they are weak on their own joints.
     own = [(n, r[i]) for n, r in rows.items() if n.startswith('teacher')
-           for i, c in enumerate(cols) if c.startswith(n.split()[-1] + ' ') and 'own joints' in c and r[i] is not None]
+           for i, c in enumerate(cols) if c.startswith(n.split()[-1] + ' ') and 'own joints' in c and _num(r[i])]
     weak = [(n, v) for n, v in own if v < 50]
     if weak:
         text += (' The teachers are weak on their own joints (' + ', '.join(f'{n}: PCK {v:.0f}%' for n, v in weak)
@@ -247,9 +323,9 @@ def _verdict(metrics) -> tuple[str, bool]:
     # own: when that teacher scores below what the baseline learns from the other dataset's labels,
     # distillation pulls those joints down. Name the numbers.
     for i, c in enumerate(cols):
-        if 'missing' not in c or base[i] is None or student[i] is None or student[i] >= base[i]:
+        if 'missing' not in c or not _num(base[i]) or not _num(student[i]) or student[i] >= base[i]:
             continue
-        teach = [(n, r[i]) for n, r in rows.items() if n.startswith('teacher') and r[i] is not None]
+        teach = [(n, r[i]) for n, r in rows.items() if n.startswith('teacher') and _num(r[i])]
         if teach and max(v for _, v in teach) < base[i]:
             text += (f' On {c} the student ({student[i]:.1f}) learns from ' + ', '.join(f'{n} ({v:.1f})' for n, v in teach)
                      + f', which is below the baseline ({base[i]:.1f}): its teacher is weaker there than '
@@ -277,7 +353,8 @@ def render_html(metrics: dict, figures: dict) -> str:
     body = ''
     for r in t['rows']:
         cls = ' class="student"' if r[0].startswith('student') else ''
-        body += f'<tr{cls}><td>{html.escape(r[0])}</td>' + ''.join(f'<td>{_fmt(v)}</td>' for v in r[1:]) + '</tr>'
+        body += (f'<tr{cls}><td>{html.escape(r[0])}</td>' + ''.join(f'<td>{html.escape(_fmt(v))}</td>' for v in r[1:])
+                 + '</tr>')
     parts = [f'<!doctype html><html><head><meta charset="utf-8"><title>Distillation report</title>'
              f'<style>{CSS}</style></head><body>',
              '<h1>Distillation report</h1>',
@@ -286,10 +363,7 @@ def render_html(metrics: dict, figures: dict) -> str:
              f'<div class="verdict{"" if good else " bad"}">{html.escape(verdict)}</div>',
              '<h2>Results (val split, %)</h2>',
              f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
-             '<p class="muted">PCKh: MPII convention (mean without pelvis and thorax). AP: pycocotools COCOeval. '
-             '"PCK own / missing joints": PCK@0.5 (head-size normalised) against the full 21-joint truth of the '
-             'synthetic twins, on the joints the dataset annotates / the joints it never annotates. '
-             '– : the model does not predict those joints.</p>',
+             '<p class="muted">' + '<br>'.join(html.escape(x) for x in legend_lines(metrics)) + '</p>',
              '<h2>What it cost</h2><ul>' + ''.join(f'<li>{_md_bold(x)}</li>' for x in _cost_lines(metrics['cost']))
              + '</ul>']
     if figures.get('curves'):

@@ -22,7 +22,7 @@ REQUIRED = {
     'work_dir': 'where run outputs go (outputs/<run>)',
     'datasets': 'dict of dataset name -> dict(type=coco|mpii, train=dict(...), val=dict(...))',
     'teachers': 'dict of teacher name -> dict(config=..., checkpoint=...)',
-    'student': 'dict(config=<mmpose-style model config of the union-21 student>)',
+    'student': 'dict(config=<mmpose-style model config of the union-21 student>, init_backbone=<checkpoint or None>)',
     'views': 'dict(num_views=V, policy=main|final|none)',
     'cache': 'dict(root=..., window=w, lossless=False, chunk_size=...)',
     'dump_stage': 'dict(batch_size=..., num_workers=..., device=...) for dump-teachers',
@@ -69,7 +69,7 @@ def load_config(path: str | os.PathLike, overrides: dict | None = None) -> Confi
         raise ConfigError(f'{path}: pipeline config not found')
     cfg = Config.fromfile(str(path))
     if overrides:
-        cfg.merge_from_dict({k: v for k, v in overrides.items() if v is not None})
+        cfg.merge_from_dict(dict(overrides))  # `key=None` sets None (e.g. no head-box file)
     cfg.config_path = str(path)
     validate_config(cfg, str(path))
     return cfg
@@ -106,6 +106,14 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
         for key in ('config', 'checkpoint'):
             if key not in t:
                 raise ConfigError(f'{where}: teachers.{name} needs {key!r}')
+    for name, p in cfg.get('pretrain', {}).items():
+        for key in ('config', 'checkpoint', 'dataset'):
+            if key not in p:
+                raise ConfigError(f'{where}: pretrain.{name} needs {key!r}')
+        if name in cfg.teachers:
+            raise ConfigError(f'{where}: pretrain.{name}: a teacher has that name already')
+        if 'views' in p and int(p.views.get('num_views', 0)) < 1:
+            raise ConfigError(f'{where}: pretrain.{name}.views.num_views must be >= 1')
     if 'config' not in cfg.student:
         raise ConfigError(f'{where}: student needs config')
     v = cfg.views
@@ -114,9 +122,10 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
     cfg.train = check_train(cfg.train, 'train', where, required=True)
     if 'teacher_train' in cfg:
         cfg.teacher_train = check_train(cfg.teacher_train, 'teacher_train', where, required=False)
-    for name, t in cfg.teachers.items():  # a teacher's own overrides of teacher_train
-        if 'train' in t:
-            t.train = check_train(t.train, f'teachers.{name}.train', where, required=False)
+    for section in ('teachers', 'pretrain'):  # a model's own overrides of teacher_train
+        for name, t in cfg.get(section, {}).items():
+            if 'train' in t:
+                t.train = check_train(t.train, f'{section}.{name}.train', where, required=False)
     weights = set(cfg.train.loss_weights)
     expected = {'gt'} | set(cfg.teachers)
     if weights != expected:
@@ -124,6 +133,16 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
                           f'{sorted(cfg.teachers)}: ' + '; '.join(
                               [f'no weight for {sorted(expected - weights)}'] * bool(expected - weights)
                               + [f'{sorted(weights - expected)} name no teacher'] * bool(weights - expected)))
+
+
+def supervised_model(cfg: Config, name: str) -> ConfigDict:
+    """What `train-student --as-teacher NAME` trains on ground truth: teacher NAME, or the `pretrain`
+    model NAME (a model others start from, e.g. the one the student's backbone comes from)."""
+    models = {**cfg.teachers, **cfg.get('pretrain', {})}
+    if name not in models:
+        raise ConfigError(f'--as-teacher {name}: the config has no teacher or pretrain model of that name '
+                          f'(it has {sorted(models)})')
+    return models[name]
 
 
 def check_train(section, name: str, where: str, required: bool) -> ConfigDict:

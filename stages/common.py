@@ -47,11 +47,12 @@ def split_instances(cfg: Config, split: str, checks: list | None = None) -> Inst
     return load_split(cfg.datasets, split, resolve, strict=bool(cfg.get('strict_input', False)), checks=checks)
 
 
-def split_views(cfg: Config, table: InstanceTable, num_views: int) -> np.ndarray:
-    """(V, N, P) view records of every instance, drawn per dataset from (seed, dataset, instance key, view)."""
+def split_views(cfg: Config, table: InstanceTable, num_views: int, policy: str | None = None) -> np.ndarray:
+    """(V, N, P) view records of every instance, drawn per dataset from (seed, dataset, instance key, view)
+    under `policy` (default: the config's views.policy)."""
     names = list(cfg.datasets.keys())
     ds_index = dataset_indices(table, names)
-    policy = POLICIES[cfg.views.get('policy', 'main')]
+    policy = POLICIES[policy or cfg.views.get('policy', 'main')]
     out = None
     for d in np.unique(ds_index):
         rows = np.flatnonzero(ds_index == d)

@@ -56,9 +56,12 @@ def run_demo(config_path: str, cfg_options=()) -> None:
     t0 = time.perf_counter()
     cfg = load_config(config_path, parse_cfg_options(cfg_options))
     timings = {}
-    for name, t in cfg.teachers.items():  # before any work: a missing or altered teacher stops the demo
-        entry = verify_shipped(resolve(t.checkpoint))
-        print(f'== teacher {name}: {t.checkpoint} matches its manifest (sha256 {entry["sha256"][:12]}...)')
+    shipped = {f'teacher {n}': t.checkpoint for n, t in cfg.teachers.items()}
+    if cfg.student.get('init_backbone'):
+        shipped['student backbone'] = cfg.student.init_backbone
+    for what, path in shipped.items():  # before any work: a missing or altered file stops the demo
+        entry = verify_shipped(resolve(path))
+        print(f'== {what}: {path} matches its manifest (sha256 {entry["sha256"][:12]}...)')
     _make_data(cfg, timings)
     work = resolve(cfg.work_dir)
     for split in ('train', 'val'):
@@ -81,7 +84,8 @@ def run_demo(config_path: str, cfg_options=()) -> None:
 
 
 def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, out_dir: str) -> Path:
-    """Train the demo teachers (config `demo_teachers.py`) and package them into `out_dir`."""
+    """Train the demo teachers and the student's starting point (config `demo_teachers.py`: `teachers`
+    and `pretrain`) and package them into `out_dir`."""
     from stages.evaluation import evaluate_model
     from teachers.checkpoints import load_checkpoint, load_model, save_checkpoint, state_dict_from_checkpoint
     from teachers.rtmpose import build_model, count_flops
@@ -93,14 +97,15 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     _make_data(cfg, timings)
     _make_data(eval_cfg, timings)
     extra = [a for o in cfg_options for a in ('--cfg-options', o)]
-    # Teachers whose backbone starts from another teacher's checkpoint (init_backbone) train after it.
-    first = [n for n, t in cfg.teachers.items() if not t.get('init_backbone')]
-    for group in (first, [n for n in cfg.teachers if n not in first]):
+    models = {**cfg.teachers, **cfg.get('pretrain', {})}
+    # Models whose backbone starts from another's checkpoint (init_backbone) train after it.
+    first = [n for n, t in models.items() if not t.get('init_backbone')]
+    for group in (first, [n for n in models if n not in first]):
         if not group:
             continue
-        todo = [n for n in group if not _finished(resolve(cfg.teachers[n].checkpoint).parent,
-                                                  cfg.teachers[n].get('train', {}).get('epochs', cfg.teacher_train.epochs))]
-        _step(timings, 'train teachers ' + ','.join(todo or group),
+        todo = [n for n in group if not _finished(resolve(models[n].checkpoint).parent,
+                                                  models[n].get('train', {}).get('epochs', cfg.teacher_train.epochs))]
+        _step(timings, 'train ' + ','.join(todo or group),
               lambda todo=todo: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
                                                '--as-teacher', n, *extra] for n in todo],
                                              resolve(cfg.work_dir) / 'logs'), not todo)
@@ -109,18 +114,20 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     (out / 'logs').mkdir(parents=True, exist_ok=True)
     student_flops = count_flops(build_model(str(resolve(eval_cfg.student.config))))
     files = {}
-    for name, t in cfg.teachers.items():
+    for name, t in models.items():
         run_dir = resolve(t.checkpoint).parent
         ckpt = load_checkpoint(resolve(t.checkpoint))
         target = out / f'{name}.pth'
-        meta = dict(dataset_meta=ckpt['meta'].get('dataset_meta'), teacher=name, config=str(t.config),
+        role = 'teacher' if name in cfg.teachers else 'pretrain'
+        meta = dict(dataset_meta=ckpt['meta'].get('dataset_meta'), **{role: name}, config=str(t.config),
                     epoch=ckpt['meta'].get('epoch'), iter=ckpt['meta'].get('iter'), weights='EMA, fp16')
         save_checkpoint(target, half_precision(state_dict_from_checkpoint(ckpt)), meta)
         shutil.copyfile(run_dir / 'log.jsonl', out / 'logs' / f'{name}.log.jsonl')
         model = load_model(resolve(t.config), target)  # scored as shipped: fp16 weights in a float32 model
         log = [json.loads(x) for x in (run_dir / 'log.jsonl').read_text().splitlines() if x.strip()]
         files[target.name] = dict(
-            sha256=file_sha256(target), bytes=target.stat().st_size, config=str(t.config), dataset=t.dataset,
+            role=role, sha256=file_sha256(target),
+            bytes=target.stat().st_size, config=str(t.config), dataset=t.dataset,
             skeleton=model.skeleton_name, flops_per_image=count_flops(model),
             log=f'logs/{name}.log.jsonl', steps=log[-1]['step'], train_seconds=round(sum(r['seconds'] for r in log), 1),
             val_demo=_teacher_scores(evaluate_model(eval_cfg, model, device=torch.device('cpu')), t.dataset))
@@ -128,7 +135,8 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     command = ('python cli.py demo-teachers ' + shlex.join(['--config', config_path, *extra, '--eval-config',
                                                            eval_config_path, '--out', out_dir]))
     manifest = dict(
-        what='demo teachers: RTMPose (mmpose layout, EMA weights in fp16) trained by this repository',
+        what='demo teachers and the demo student\'s starting backbone (role pretrain): RTMPose models '
+             '(mmpose layout, EMA weights in fp16) trained by this repository',
         command=command, make_target='make demo-teachers', seed=int(cfg.seed), config=config_path,
         student_config=str(eval_cfg.student.config), student_flops_per_image=student_flops,
         wall_seconds=timings, torch=torch.__version__, machine=f'{platform.machine()}, {os.cpu_count()} cores',
@@ -147,10 +155,11 @@ def reseeded(cfg, seed: int) -> tuple[str, ...]:
     old = str(cfg.work_dir).rstrip('/')
     new = f'{old}/seed{seed}'
     opts = [f'seed={seed}', f'work_dir={new}']
-    for name, t in cfg.teachers.items():
-        for key in ('checkpoint', 'init_backbone'):
-            if str(t.get(key) or '').startswith(old + '/'):
-                opts.append(f'teachers.{name}.{key}={new}{str(t[key])[len(old):]}')
+    for section in ('teachers', 'pretrain'):
+        for name, t in cfg.get(section, {}).items():
+            for key in ('checkpoint', 'init_backbone'):
+                if str(t.get(key) or '').startswith(old + '/'):
+                    opts.append(f'{section}.{name}.{key}={new}{str(t[key])[len(old):]}')
     return tuple(opts)
 
 

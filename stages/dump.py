@@ -26,6 +26,7 @@ from data.views import VIEW_FIELDS, replay_view, view_box_scales
 from pipeline.config import resolve
 from stages.common import (BIN_MAP_RULE, MATCH_KEYS, cache_path, dist_info, expected_manifest, model_geometry,
                            pick_device, split_instances, split_views)
+from stages.evaluation import warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.targets import student_bins, teacher_rows
 
@@ -66,6 +67,8 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     if rank == 0:
         for check in checks:
             print(check.summary())
+        if split == 'val':  # said now, not first noticed as empty PCKh cells in the report
+            warn_missing_head_boxes(cfg)
     check_image_files(table.image_path)  # before the store exists: a bad image stops nothing half-made
     views = split_views(cfg, table, num_views)
     manifest = expected_manifest(cfg, split, num_views, table)

@@ -75,8 +75,31 @@ def predict_from_simcc(logp_x, logp_y, table, rows, codec, student_size, union_j
     return kpts, scores
 
 
+def pckh_unavailable(ds, head_size: np.ndarray) -> str | None:
+    """Why PCKh cannot be computed on an MPII-type dataset's val rows (None when it can): PCKh
+    divides each error by the person's head size, which only the head-box file gives."""
+    if not ds['val'].get('head_boxes_file'):
+        return 'no head-box file'
+    unknown = int((~np.isfinite(head_size)).sum())
+    return f'head size unknown for {unknown} of {len(head_size)} instances' if unknown else None
+
+
+def missing_head_boxes(cfg) -> list[str]:
+    """The MPII-type datasets whose val split has no head-box file (their PCKh is not computed)."""
+    return [name for name, ds in cfg.datasets.items()
+            if ds['type'] == 'mpii' and 'val' in ds and not ds['val'].get('head_boxes_file')]
+
+
+def warn_missing_head_boxes(cfg) -> None:
+    """One line per such dataset, so a run on real data does not find out from an empty report column."""
+    for name in missing_head_boxes(cfg):
+        print(f'warning: datasets.{name}.val has no head_boxes_file: PCKh on {name} is not computed '
+              '(the report says "not computed: no head-box file")')
+
+
 def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets=None) -> dict:
-    """Metrics of union-21 predictions on the val `table`, per dataset of the config."""
+    """Metrics of union-21 predictions on the val `table`, per dataset of the config. An MPII-type
+    dataset whose PCKh cannot be computed says why under 'not_computed' (e.g. no head-box file)."""
     out = {}
     for name, ds in cfg.datasets.items():
         if datasets is not None and name not in datasets:
@@ -93,7 +116,10 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
                 table.image_id[rows], kpts[rows][:, coco_idx], scores[rows][:, coco_idx],
                 table.bbox_score[rows], areas, use_nms=True)
             m['coco'] = coco_keypoint_eval(resolve(ds['val']['ann_file']), results)
-        if ds['type'] == 'mpii' and covered[union_indices(MPII16)].all() and np.isfinite(table.head_size[rows]).all():
+        unavailable = pckh_unavailable(ds, table.head_size[rows]) if ds['type'] == 'mpii' else None
+        if unavailable:  # said in the metrics, so the report shows why the PCKh cells are empty
+            m['not_computed'] = {'pckh': unavailable}
+        elif ds['type'] == 'mpii' and covered[union_indices(MPII16)].all():
             mpii_idx = union_indices(MPII16)
             gt = table.keypoints[rows][:, mpii_idx]
             vis = table.keypoints_visible[rows][:, mpii_idx]

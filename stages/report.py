@@ -18,7 +18,7 @@ from outputs.files import atomic_write_text, finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import load_config, resolve
 from stages.common import MATCH_KEYS, cache_path, expected_manifest, model_geometry, pick_device, split_instances
-from stages.evaluation import evaluate_predictions, predict_from_simcc, predict_model
+from stages.evaluation import evaluate_predictions, predict_from_simcc, predict_model, warn_missing_head_boxes
 from teachers.checkpoints import load_model
 
 
@@ -31,6 +31,18 @@ def read_log(run_dir: Path) -> list[dict]:
 
 def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
+
+
+def box_sources(datasets: dict) -> dict:
+    """COCO-type val sets -> the boxes their persons are cropped from: a detection file (with its score
+    threshold) or, without one, the annotation file's ground-truth boxes. AP depends on which."""
+    out = {}
+    for name, ds in datasets.items():
+        if ds['type'] == 'coco' and 'val' in ds:
+            det = ds['val'].get('det_file')
+            out[name] = dict(det_file=str(resolve(det)), det_score_thr=float(ds['val'].get('det_score_thr', 0.0))) \
+                if det else dict(det_file=None)
+    return out
 
 
 def teacher_predictions(cfg, table):
@@ -70,6 +82,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     out = Path(out) if out else run_dir / 'report'
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
+    warn_missing_head_boxes(cfg)
     table = split_instances(cfg, 'val')
 
     def load_run_model(d: Path):
@@ -137,6 +150,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
                    examples=example_images(table, predictions, n=6))
     metrics = dict(run=str(run_dir), mode=run['mode'], config=run['config'], joints=list(UNION21.joint_names),
                    table=results_rows(entries), entries={e: v['metrics'] for e, v in entries.items()},
+                   boxes=box_sources(cfg.datasets),
                    cost=cost, exports=exports, training=dict(epochs=run['epochs'], batch_size=run['batch_size']))
     written = {}
     if 'json' in formats:

@@ -26,7 +26,7 @@ from data.skeletons import union_indices
 from data.views import replay_view, view_box, view_keypoints
 from outputs.export import dataset_meta_from_skeleton
 from outputs.files import finite
-from pipeline.config import resolve, seed_everything, to_plain
+from pipeline.config import resolve, seed_everything, supervised_model, to_plain
 from stages.common import (MATCH_KEYS, cache_path, dist_info, expected_manifest, pick_device, split_instances,
                            split_views)
 from stages.ema import ModelEMA
@@ -162,8 +162,9 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     if as_teacher is not None:
         if mode != 'supervised':
             raise ValueError('--as-teacher trains a teacher on ground truth: use --mode supervised')
+        spec = supervised_model(cfg, as_teacher)
         tc.update(to_plain(cfg.get('teacher_train', {})))
-        tc.update(to_plain(cfg.teachers[as_teacher].get('train', {})))  # this teacher's own overrides
+        tc.update(to_plain(spec.get('train', {})))  # this model's own overrides
     epochs = int(epochs or tc['epochs'])
     batch_size = int(batch_size or tc['batch_size'])
     num_workers = int(tc['num_workers'] if num_workers is None else num_workers)
@@ -176,11 +177,11 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
 
     # -- what is trained, on what --------------------------------------------------------------
     if as_teacher is not None:
-        t = cfg.teachers[as_teacher]
-        model_cfg_path = t.config
-        work_dir = Path(work_dir) if work_dir else resolve(t.checkpoint).parent
-        datasets = [t.dataset]
+        model_cfg_path = spec.config
+        work_dir = Path(work_dir) if work_dir else resolve(spec.checkpoint).parent
+        datasets = [spec.dataset]
     else:
+        spec = cfg.student
         model_cfg_path = cfg.student.config
         work_dir = Path(work_dir) if work_dir else resolve(cfg.work_dir) / mode
         datasets = list(cfg.datasets)
@@ -189,12 +190,12 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                               'pass --resume to continue it or --overwrite to replace it')
     work_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(str(resolve(model_cfg_path))).to(device)
-    if as_teacher is not None and cfg.teachers[as_teacher].get('init_backbone'):
-        # mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): RTMPose's MPII model starts
-        # from a backbone trained on COCO; the demo's MPII teacher starts from its COCO teacher's.
-        source = resolve(cfg.teachers[as_teacher].init_backbone)
+    if spec.get('init_backbone') and not resume:
+        # mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): RTMPose-s starts from a CSPNeXt
+        # trained on COCO + AIC, RTMPose's MPII model from a backbone trained on COCO.
+        source = resolve(spec.init_backbone)
         init_backbone(model, source)
-        print(f'[{as_teacher}] backbone initialised from {source}')
+        print(f'[{as_teacher or mode}] backbone initialised from {source}')
     skeleton = model.skeleton_name
     model_joints = union_indices(skeleton)
     student_size = tuple(model.input_size)
@@ -220,7 +221,8 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         views = cache.views
         teacher_specs = {t: cache.teacher_spec(t) for t in cache.teacher_names}
     else:
-        views = split_views(cfg, table, int(cfg.views.num_views))
+        view_cfg = spec.get('views', cfg.views)  # a pretrain model may have its own (e.g. un-augmented)
+        views = split_views(cfg, table, int(view_cfg.num_views), policy=view_cfg.get('policy'))
         if mode == 'online':
             for name, t in cfg.teachers.items():
                 models[name] = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()

@@ -32,6 +32,9 @@ def test_cfg_options_are_parsed_as_literals_and_applied():
     assert opts == {'train.epochs': 3, 'name': 'my run', 'views.policy': 'none', 'train.amp': False}
     cfg = load_config(ROOT / 'pipeline/configs/demo_synthetic.py', opts)
     assert cfg.train.epochs == 3 and cfg.name == 'my run' and cfg.train.amp is False
+    cfg = load_config(ROOT / 'pipeline/configs/demo_synthetic.py',
+                      parse_cfg_options(['datasets.mpii.val.head_boxes_file=None']))
+    assert cfg.datasets.mpii.val.head_boxes_file is None  # None is a value, not "no override"
     import pytest
     with pytest.raises(ConfigError, match='expected KEY=VALUE'):
         parse_cfg_options(['train.epochs'])

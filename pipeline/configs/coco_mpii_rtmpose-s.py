@@ -31,7 +31,11 @@ teachers = dict(
               checkpoint='teachers/rtmpose-m_simcc-mpii_pt-aic-coco_210e-256x256-ec4dbec8_20230206.pth',
               dataset='mpii'),
 )
-student = dict(config='pipeline/configs/models/rtmpose-s_union21_256x192.py')
+# As mmpose's RTMPose-s, the student's backbone starts from CSPNeXt-s trained on COCO + AIC (mmpose's
+# init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=...)): download that checkpoint next
+# to the teachers; None trains the backbone from scratch.
+student = dict(config='pipeline/configs/models/rtmpose-s_union21_256x192.py',
+               init_backbone='teachers/cspnext-s_udp-aic-coco_210e-256x192-92f5a029_20230130.pth')
 
 views = dict(num_views=8, policy='main')
 

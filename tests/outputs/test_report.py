@@ -1,4 +1,10 @@
-from outputs.report import _verdict
+import html
+
+import numpy as np
+import pytest
+
+from outputs.report import (_val_score, _verdict, figure_curves, legend_lines, render_html, render_markdown,
+                            results_rows, val_curves)
 
 COLUMNS = ['model', 'coco PCK own joints', 'coco PCK missing joints', 'mpii PCK own joints',
            'mpii PCK missing joints']
@@ -44,3 +50,98 @@ def test_verdict_states_the_gain_and_the_teacher_cost_in_either_direction():
     text, _ = _verdict(m)
     assert 'MORE than the 50 s online distillation would pay over 2 epochs (3.0x' in text
     assert 'epochs exceed the 6 cached views' in text
+
+
+# ---- the report on real data: no synthetic truth, maybe no head boxes, GT or detection boxes ------
+def _entries(mpii_metrics, coco_ap=0.7, truth=False):
+    """Teacher coco, teacher mpii and a union student, as evaluate_predictions returns them."""
+    coco = {'coco': {'AP': coco_ap, 'AP50': 0.9, 'AP75': 0.8, 'AR': 0.75}}
+    if truth:
+        coco['pck_truth'] = {'annotated': 0.8, 'lacking': 0.4, 'all': 0.7}
+    return {'teacher coco': {'metrics': {'coco': coco, 'mpii': dict(mpii_metrics)}},
+            'teacher mpii': {'metrics': {'coco': {}, 'mpii': dict(mpii_metrics)}},
+            'student (offline)': {'metrics': {'coco': coco, 'mpii': dict(mpii_metrics)}}}
+
+
+def _report_metrics(entries, boxes=None):
+    return dict(config='c.py', run='r', mode='offline', table=results_rows(entries), cost={}, exports={},
+                boxes=boxes if boxes is not None else {'coco': {'det_file': None}})
+
+
+NO_HEAD_BOXES = {'not_computed': {'pckh': 'no head-box file'}}
+
+
+def test_pckh_without_head_boxes_is_a_column_that_says_why_not_a_missing_one():
+    m = _report_metrics(_entries(NO_HEAD_BOXES))
+    table = m['table']
+    assert 'mpii PCKh@0.5' in table['columns'] and 'mpii PCKh@0.1' in table['columns']
+    i = table['columns'].index('mpii PCKh@0.5')
+    assert [r[i] for r in table['rows']] == ['not computed: no head-box file'] * 3
+    md, page = render_markdown(m), render_html(m, {})
+    # every model's row says it, not '–' (which blames the model for lacking joints)
+    assert md.count('| not computed: no head-box file | not computed: no head-box file |') == 3
+    for text in (md, page):
+        assert 'datasets.mpii.val.head_boxes_file; the config has none' in text
+    assert '<td>not computed: no head-box file</td>' in page
+    entries = _entries(NO_HEAD_BOXES)
+    entries['baseline (no KD)'] = _entries(NO_HEAD_BOXES, coco_ap=0.6)['student (offline)']
+    text, _ = _verdict(_report_metrics(entries))  # the notes are not metrics to compare
+    assert 'better on 1 of 4 metrics' in text
+
+
+def test_pckh_with_head_boxes_keeps_numbers_and_dashes():
+    pckh = {'pckh@0.5': {'mean': 0.8}, 'pckh@0.1': {'mean': 0.3}}
+    entries = _entries(pckh)
+    entries['teacher coco']['metrics']['mpii'] = {}  # a COCO teacher lacks head top, thorax, pelvis
+    m = _report_metrics(entries)
+    i = m['table']['columns'].index('mpii PCKh@0.5')
+    assert [r[i] for r in m['table']['rows']] == [None, 80.0, 80.0]
+    md = render_markdown(m)
+    assert 'not computed' not in md and '– : not applicable (the model does not predict' in md
+
+
+def test_val_score_says_what_it_plots_and_counts_an_ap_of_zero():
+    truth = {'coco': {'pck_truth': {'all': 0.6}, 'coco': {'AP': 0.1}}, 'mpii': {'pck_truth': {'all': 0.4}}}
+    assert _val_score(truth) == (pytest.approx(50.0), 'PCK@0.5 vs full truth, all 21 joints (mean over datasets)')
+    real = {'coco': {'coco': {'AP': 0.0}}, 'mpii': {'pckh@0.5': {'mean': 0.5}}}
+    assert _val_score(real) == (pytest.approx(25.0), 'mean of coco AP and mpii PCKh@0.5')  # `or` made it 50
+    assert _val_score({'coco': {'coco': {'AP': 0.0}}, 'mpii': NO_HEAD_BOXES}) == (0.0, 'coco AP')
+    score, label = _val_score({'mpii': NO_HEAD_BOXES})
+    assert np.isnan(score) and label == 'no val metric'
+
+
+def test_val_panel_title_is_the_plotted_metric():
+    log = [{'epoch': 1, 'val': {'coco': {'coco': {'AP': 0.0}}, 'mpii': {'pckh@0.5': {'mean': 0.5}}}}, {'epoch': 2}]
+    curves, title = val_curves({'student': log, 'baseline': log})
+    assert title == 'val mean of coco AP and mpii PCKh@0.5'
+    assert curves['student'][:2] == ([1], [pytest.approx(25.0)])
+    truth_log = [{'epoch': 1, 'val': {'coco': {'pck_truth': {'all': 0.5}}}}]
+    curves, title = val_curves({'student': truth_log, 'baseline': log})
+    assert title == 'val score (per run, see legend)'
+    assert curves['student'][2].startswith('PCK@0.5 vs full truth') and curves['baseline'][2].startswith('mean of')
+    assert figure_curves({'student': log}) is not None
+
+
+def test_legend_describes_only_the_columns_the_table_has():
+    real = _report_metrics(_entries({'pckh@0.5': {'mean': 0.8}, 'pckh@0.1': {'mean': 0.3}}))
+    synthetic = _report_metrics(_entries({'pckh@0.5': {'mean': 0.8}, 'pckh@0.1': {'mean': 0.3}}, truth=True))
+    assert 'coco PCK own joints' in synthetic['table']['columns']
+    for render in (render_markdown, lambda m: render_html(m, {})):
+        real_text, synthetic_text = render(real), render(synthetic)
+        assert 'PCKh: MPII convention' in real_text and 'AP: pycocotools COCOeval' in real_text
+        assert 'synthetic twins' not in real_text and 'PCK own / missing' not in real_text
+        assert 'synthetic twins' in synthetic_text and 'PCK own / missing' in synthetic_text
+    coco_only = {'student': {'metrics': {'coco': {'coco': {'AP': 0.5, 'AP50': 0.7, 'AP75': 0.5, 'AR': 0.6}}}}}
+    assert legend_lines(_report_metrics(coco_only)) == [
+        "AP: pycocotools COCOeval, with mmpose's rescoring and OKS-NMS.",
+        'coco val boxes: ground-truth boxes from the annotation file.']
+
+
+def test_report_states_the_coco_val_box_source():
+    gt = _report_metrics(_entries(NO_HEAD_BOXES))
+    det = _report_metrics(_entries(NO_HEAD_BOXES),
+                          boxes={'coco': {'det_file': '/d/person_dets.json', 'det_score_thr': 0.3}})
+    for render in (render_markdown, lambda m: html.unescape(render_html(m, {}))):
+        assert 'coco val boxes: ground-truth boxes from the annotation file.' in render(gt)
+        assert 'coco val boxes: detections from /d/person_dets.json (score >= 0.3).' in render(det)
+        assert 'ground-truth boxes' not in render(det)

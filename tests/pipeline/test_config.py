@@ -73,3 +73,17 @@ def test_loss_weights_name_exactly_the_teachers():
         load_config(demo, {'train.loss_weights.halpe': 0.1})
     with pytest.raises(ConfigError, match=r"no weight for \['aic'\]"):
         load_config(demo, {'teachers.aic': dict(config='x.py', checkpoint='y.pth', dataset='coco')})
+
+
+def test_pretrain_models_are_checked_and_found_by_name():
+    from pipeline.config import supervised_model
+    teachers_cfg = resolve('pipeline/configs/demo_teachers.py')
+    cfg = load_config(teachers_cfg)
+    assert supervised_model(cfg, 'student_init').dataset == 'coco'  # a pretrain model
+    assert supervised_model(cfg, 'mpii').init_backbone  # a teacher
+    with pytest.raises(ConfigError, match=r"--as-teacher halpe: .* \['coco', 'mpii', 'student_init'\]"):
+        supervised_model(cfg, 'halpe')
+    with pytest.raises(ConfigError, match=r"pretrain\.extra needs 'dataset'"):
+        load_config(teachers_cfg, {'pretrain.extra': dict(config='x.py', checkpoint='y.pth')})
+    with pytest.raises(ConfigError, match=r"pretrain\.student_init\.train\.epoch: unknown key"):
+        load_config(teachers_cfg, {'pretrain.student_init.train': dict(epoch=3)})

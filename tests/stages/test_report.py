@@ -133,3 +133,77 @@ def test_report_refuses_a_val_cache_the_run_config_did_not_build(report, stage_e
                                            r'\(teachers\.mpii\.checkpoint_sha256'):
         export_report(run, out=tmp_path / 'report', device='cpu')
     assert not (tmp_path / 'report' / 'metrics.json').exists()
+
+
+def test_report_legend_and_box_source_on_the_twins(report):
+    """The twins have the full truth: their PCK columns are present and described; COCO val is scored
+    on ground-truth boxes (det_file None in the config) and the report says so."""
+    for text in (report['md'], report['html']):
+        assert 'coco val boxes: ground-truth boxes from the annotation file.' in text
+        assert 'full 21-joint truth of the synthetic twins' in text
+    assert report['metrics']['boxes'] == {'coco': {'det_file': None}}
+
+
+def test_box_sources_names_the_detection_file():
+    from pipeline.config import resolve
+    from stages.report import box_sources
+    datasets = {'coco': {'type': 'coco', 'val': {'ann_file': 'a.json', 'det_file': 'dets/person.json',
+                                                 'det_score_thr': 0.3}},
+                'mpii': {'type': 'mpii', 'val': {'ann_file': 'm.json'}},
+                'coco_train_only': {'type': 'coco', 'train': {'ann_file': 't.json'}}}
+    assert box_sources(datasets) == {'coco': {'det_file': str(resolve('dets/person.json')), 'det_score_thr': 0.3}}
+    datasets['coco']['val']['det_file'] = None
+    assert box_sources(datasets) == {'coco': {'det_file': None}}
+
+
+def _warnings(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith('warning:')]
+
+
+NO_HEAD_BOXES_WARNING = ('warning: datasets.mpii.val has no head_boxes_file: PCKh on mpii is not computed '
+                         '(the report says "not computed: no head-box file")')
+
+
+def test_val_without_head_boxes_evaluates_no_pckh_says_why_and_the_val_dump_warns(stage_env, capsys):
+    from stages.dump import dump_teachers
+    from stages.evaluation import evaluate_predictions
+    # '' not None: load_config drops None overrides (so the re-rooted path would stay)
+    cfg = stage_env.cfg('no_head_boxes', **{'datasets.mpii.val.head_boxes_file': ''})
+    table = split_instances(cfg, 'val')
+    perfect = evaluate_predictions(cfg, table, table.keypoints, np.ones((len(table), 21), np.float32),
+                                   np.ones(21, bool))
+    assert perfect['mpii']['not_computed'] == {'pckh': 'no head-box file'} and 'pckh@0.5' not in perfect['mpii']
+    assert perfect['coco']['coco']['AP'] > 0.9  # the other metrics are still computed
+    capsys.readouterr()
+    dump_teachers(cfg, split='val', device='cpu')
+    assert _warnings(capsys.readouterr().out) == [NO_HEAD_BOXES_WARNING]
+    main = stage_env.cfg('main')
+    table = split_instances(main, 'val')  # with head sizes
+    with_boxes = evaluate_predictions(main, table, table.keypoints, np.ones((len(table), 21), np.float32),
+                                      np.ones(21, bool))
+    assert 'not_computed' not in with_boxes['mpii'] and with_boxes['mpii']['pckh@0.5']['mean'] == 1.0
+
+
+def test_report_without_head_boxes_keeps_the_pckh_columns_and_says_why(report, capsys, tmp_path):
+    """The finished run's config with the MPII head-box file removed: the report warns once, and every
+    model's PCKh cells read "not computed: no head-box file" instead of vanishing."""
+    import shutil
+    run = tmp_path / 'offline'
+    shutil.copytree(report['run'], run, ignore=shutil.ignore_patterns('report'))
+    cfg_file = run / 'pipeline_config.py'
+    text, n = re.subn(r"head_boxes_file=\s*'[^']*'", 'head_boxes_file=None', cfg_file.read_text())
+    assert n == 1
+    cfg_file.write_text(text)
+    (run / 'run.json').write_text((run / 'run.json').read_text().replace(
+        str(report['run'] / 'pipeline_config.py'), str(cfg_file)))
+    capsys.readouterr()
+    export_report(run, out=tmp_path / 'report', formats=('md', 'json'), device='cpu')
+    assert _warnings(capsys.readouterr().out) == [NO_HEAD_BOXES_WARNING]
+    table = json.loads((tmp_path / 'report' / 'metrics.json').read_text())['table']
+    md = (tmp_path / 'report' / 'report.md').read_text()
+    rows = _md_table(md)
+    assert rows[0] == table['columns']
+    for col in ('mpii PCKh@0.5', 'mpii PCKh@0.1'):
+        i = table['columns'].index(col)
+        assert [r[i] for r in rows[1:]] == ['not computed: no head-box file'] * len(table['rows'])
+    assert 'datasets.mpii.val.head_boxes_file; the config has none' in md

@@ -18,7 +18,10 @@ def test_demo_uses_the_shipped_teachers_and_they_match_the_manifest():
     cfg = load_config(resolve(DEMO))
     manifest = read_manifest(resolve('teachers/demo'))
     used = {resolve(t.checkpoint).name: t for t in cfg.teachers.values()}
-    assert set(used) == set(manifest['files'])  # the demo uses exactly the shipped files
+    student_init = resolve(cfg.student.init_backbone)
+    # the demo uses exactly the shipped files: the teachers and the student's starting backbone
+    assert set(used) | {student_init.name} == set(manifest['files'])
+    assert {n for n, e in manifest['files'].items() if e['role'] == 'teacher'} == set(used)
     for name, t in used.items():
         assert resolve(t.checkpoint).parent == resolve('teachers/demo')
         entry = verify_shipped(resolve(t.checkpoint))
@@ -29,6 +32,25 @@ def test_demo_uses_the_shipped_teachers_and_they_match_the_manifest():
         assert {v.dtype for v in sd.values() if v.is_floating_point()} == {torch.float16}
         model = load_model(resolve(t.config), resolve(t.checkpoint))
         assert model.skeleton_name == entry['skeleton']
+
+
+def test_the_student_starts_from_the_shipped_backbone():
+    from teachers.checkpoints import init_backbone
+    cfg = load_config(resolve(DEMO))
+    path = resolve(cfg.student.init_backbone)
+    assert path.parent == resolve('teachers/demo')
+    entry = verify_shipped(path)
+    assert entry['role'] == 'pretrain' and entry['dataset'] == 'coco'  # trained on COCO-style labels only
+    student = build_model(str(resolve(cfg.student.config)))
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    init_backbone(student, path)  # strict: every backbone weight of the student comes from the file
+    after = student.state_dict()
+    shipped = load_checkpoint(path)['state_dict']
+    for k, v in after.items():
+        if k.startswith('backbone.') and v.is_floating_point():
+            assert torch.equal(v, shipped[k].float()), k
+        elif k.startswith('head.'):
+            assert torch.equal(v, before[k]), k  # the head keeps its initialisation
 
 
 def test_teachers_are_several_times_the_students_flops():
