@@ -7,12 +7,14 @@ DEMO_CFG := pipeline/configs/demo_synthetic.py
 
 .PHONY: venv reference test test-fast test-parity demo demo-teachers bench clean-demo
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: on these machines 2.13.0 resolves to a CPU build on disk.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.txt
+	# test-only (rtmlib): --no-deps, its opencv-contrib would overwrite our opencv (requirements-test.txt)
+	$(PY) -m pip install -q --no-deps -r requirements-test.txt
 	touch $(STAMP)
 
 venv: $(STAMP)

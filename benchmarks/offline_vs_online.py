@@ -45,6 +45,13 @@ def wait(procs):
             raise SystemExit(f'{name} failed, see {log}')
 
 
+def finished(log: Path, epochs: int) -> bool:
+    if not log.exists():
+        return False
+    records = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    return bool(records) and records[-1].get('epoch') == epochs and 'val' in records[-1]
+
+
 @click.command()
 @click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py')
 @click.option('--epochs', default=None, type=int, help="default: the config's train.epochs")
@@ -59,13 +66,18 @@ def main(config_path, epochs, out):
         extra = [a for o in opts for a in ('--cfg-options', o)]  # resumes (no work) when already complete
         wait([(log, cli('dump-teachers', '--config', config_path, *extra, log=out / log), out / log)])
     runs = {'online': ('online', []), 'online_seed1': ('online', ['seed=1']),
-            'offline_lossless': ('offline', [f'cache.root={lossless_root}']), 'offline_default': ('offline', [])}
+            'offline_lossless': ('offline', [f'cache.root={lossless_root}', 'cache.lossless=True']),
+            'offline_default': ('offline', [])}
+    n_epochs = epochs or int(cfg.train.epochs)
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     for pair in (('online', 'online_seed1'), ('offline_lossless', 'offline_default')):
         procs = []
         for name in pair:
+            if finished(out / name / 'log.jsonl', n_epochs):  # a rerun resumes: finished runs are kept
+                continue
             mode, opts = runs[name]
-            args = ['train-student', '--config', config_path, '--mode', mode, '--work-dir', str(out / name)]
+            args = ['train-student', '--config', config_path, '--mode', mode, '--work-dir', str(out / name),
+                    '--overwrite']
             args += [a for o in opts for a in ('--cfg-options', o)] + (['--epochs', str(epochs)] if epochs else [])
             procs.append((name, cli(*args, log=out / f'{name}.log', env=env), out / f'{name}.log'))
         wait(procs)

@@ -10,11 +10,11 @@ distillation_loss, backward, AdamW step, EMA update, and the per-step read-back 
   supervised  ground-truth SimCC labels only (loss_weights = {gt: 1}).
   offline     + both teachers' targets from an in-memory windowed cache plane: the batch's rows
               reconstructed (reconstruct_rows), moved to the device, scattered into the 21 joints
-              (stages.train.teacher_targets_offline, the very function the train stage calls).
+              (training.targets.teacher_targets_offline, the very function the train stage calls).
   online      + both teachers (RTMPose-m COCO 256x192, RTMPose-m MPII 256x256) run live on their own
               native crops of the batch (eval, no_grad, fp16 autocast on CUDA), mapped into the student's
               bins per row (random view boxes, tall to wide) by to_student_bins
-              (stages.train.teacher_targets_online).
+              (training.targets.teacher_targets_online).
 Same student, optimizer and batches for every mode. Weights are random (timing does not depend on them).
 Batches: NB batches of random uint8 crops (student 256x192, teachers at their sizes) and GT labels from
 the student's codec on random keypoints, generated once. The cache plane is built once: the teachers run
@@ -48,10 +48,10 @@ from cache.window import encode_window  # noqa: E402
 from data.geometry import teacher_to_student_bins  # noqa: E402
 from data.skeletons import union_indices  # noqa: E402
 from teachers.targets import run_teacher, to_student_bins  # noqa: E402
-from stages.ema import ModelEMA  # noqa: E402
-from stages.losses import distillation_loss  # noqa: E402
-from stages.schedule import param_groups, scaled_lr  # noqa: E402
-from stages.train import teacher_targets_offline, teacher_targets_online  # noqa: E402
+from training.ema import ModelEMA  # noqa: E402
+from training.losses import distillation_loss  # noqa: E402
+from training.schedule import param_groups, scaled_lr  # noqa: E402
+from training.targets import teacher_targets_offline, teacher_targets_online  # noqa: E402
 from teachers.rtmpose import build_model  # noqa: E402
 
 MODELS = ROOT / 'pipeline' / 'configs' / 'models'

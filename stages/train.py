@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from cache.manifest import diff_manifest
-from cache.store import open_cache, reconstruct_rows
+from cache.store import open_cache
 from data.images import read_image
 from data.photometric import photometric_augment
 from data.skeletons import union_indices
@@ -29,13 +29,13 @@ from outputs.files import finite
 from pipeline.config import resolve, seed_everything, supervised_model, to_plain
 from stages.common import (MATCH_KEYS, cache_path, dist_info, expected_manifest, pick_device, split_instances,
                            split_views)
-from stages.ema import ModelEMA
 from stages.evaluation import evaluate_model
-from stages.losses import distillation_loss, kd_weight_schedule
-from stages.schedule import lr_at, param_groups, scaled_lr
 from teachers.checkpoints import init_backbone, load_checkpoint, load_model, save_checkpoint
 from teachers.rtmpose import build_model
-from teachers.targets import teacher_rows
+from training.ema import ModelEMA
+from training.losses import distillation_loss, kd_weight_schedule
+from training.schedule import lr_at, param_groups, scaled_lr
+from training.targets import teacher_targets_offline, teacher_targets_online
 
 
 def epoch_view(seed: int, epoch: int, num_views: int) -> int:
@@ -117,43 +117,6 @@ class PlanePrefetch:
             return self.get(view)
         self.thread = None
         return planes
-
-
-def scatter_joints(rows: torch.Tensor, joints, num_joints: int) -> torch.Tensor:
-    """(n, K_t, ...) rows of a teacher's joints -> (n, num_joints, ...) in the model's joint order."""
-    out = rows.new_zeros((rows.shape[0], num_joints) + tuple(rows.shape[2:]))
-    out[:, joints] = rows
-    return out
-
-
-def teacher_target(logp_x, logp_y, outside_x, outside_y, joints, num_joints):
-    """One teacher's entry of the loss targets, its rows scattered into the student's joints."""
-    coverage = torch.zeros(num_joints, device=logp_x.device)
-    coverage[joints] = 1.0
-    outside = torch.stack([outside_x, outside_y], dim=-1).float()
-    return dict(logp_x=scatter_joints(logp_x, joints, num_joints),
-                logp_y=scatter_joints(logp_y, joints, num_joints),
-                coverage=coverage, outside_mass=scatter_joints(outside, joints, num_joints))
-
-
-def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device):
-    """Cached targets of cache rows `rows` (reconstructed from the in-memory view planes)."""
-    out = {}
-    for name, spec in teacher_specs.items():
-        x, y, ox, oy = (torch.from_numpy(a).to(device, non_blocking=True)
-                        for a in reconstruct_rows(planes[name], rows))
-        out[name] = teacher_target(x, y, ox, oy, spec['union_joints'], num_joints)
-    return out
-
-
-def teacher_targets_online(models, batch, student_size, student_split, num_joints, device, batch_size):
-    """The same targets from the live teachers on their own crops of the batch's views."""
-    out = {}
-    for name, model in models.items():
-        sx, sy, ox, oy = teacher_rows(model, batch[f'crop_{name}'], np.asarray(batch['box_scale']), student_size,
-                                      student_split, device, batch_size)
-        out[name] = teacher_target(sx, sy, ox, oy, union_indices(model.skeleton_name).tolist(), num_joints)
-    return out
 
 
 def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume=False, work_dir=None,

@@ -16,8 +16,9 @@ from cache.store import open_cache
 from data.skeletons import union_indices
 from pipeline.config import resolve
 from stages.common import cache_path
-from stages.losses import OVERLAP_MODES, distillation_loss
-from stages.train import TrainCrops, teacher_targets_offline, teacher_targets_online, train
+from training.losses import OVERLAP_MODES, distillation_loss
+from stages.train import TrainCrops, train
+from training.targets import teacher_targets_offline, teacher_targets_online
 from teachers.checkpoints import load_checkpoint
 from teachers.rtmpose import build_model
 from tests.stages.conftest import load_teachers, read_log, save_random_teacher, student_geometry

@@ -1,11 +1,11 @@
-"""Tests of stages/losses.py against straightforward loop references and exact properties."""
+"""Tests of training/losses.py against straightforward loop references and exact properties."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from stages.losses import (combine_teachers, distillation_loss, kd_loss, kd_weight_schedule,
+from training.losses import (combine_teachers, distillation_loss, kd_loss, kd_weight_schedule,
                            simcc_kl_loss)
 
 N, K, BX, BY = 3, 5, 12, 16

@@ -1,11 +1,11 @@
-"""Tests of stages/ema.py: ExpMomentumEMA momentum, update rule, buffers, resume."""
+"""Tests of training/ema.py: ExpMomentumEMA momentum, update rule, buffers, resume."""
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from stages.ema import ModelEMA, ema_momentum
+from training.ema import ModelEMA, ema_momentum
 
 
 def _model(seed=0):

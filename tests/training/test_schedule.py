@@ -1,4 +1,4 @@
-"""Tests of stages/schedule.py: param groups, the RTMPose lr schedule, linear lr scaling."""
+"""Tests of training/schedule.py: param groups, the RTMPose lr schedule, linear lr scaling."""
 import math
 import warnings
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from stages.schedule import lr_at, param_groups, scaled_lr, warmup_factor
+from training.schedule import lr_at, param_groups, scaled_lr, warmup_factor
 
 
 class _ScaleNorm(nn.Module):

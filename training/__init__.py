@@ -1,0 +1,1 @@
+"""The student-training math: losses, EMA, learning-rate schedule, distillation targets of a batch."""

@@ -1,0 +1,49 @@
+"""The distillation targets of one batch, from either source, in the student's joint order: per teacher
+its log-probabilities over the student's bins, the joints it covers and its outside mass. Offline they
+are reconstructed from the cache's view planes; online they come from the live teachers on their own
+crops of the same replayed views (teachers.targets, contract 2). Both give the same dict."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cache.store import reconstruct_rows
+from data.skeletons import union_indices
+from teachers.targets import teacher_rows
+
+
+def scatter_joints(rows: torch.Tensor, joints, num_joints: int) -> torch.Tensor:
+    """(n, K_t, ...) rows of a teacher's joints -> (n, num_joints, ...) in the model's joint order."""
+    out = rows.new_zeros((rows.shape[0], num_joints) + tuple(rows.shape[2:]))
+    out[:, joints] = rows
+    return out
+
+
+def teacher_target(logp_x, logp_y, outside_x, outside_y, joints, num_joints):
+    """One teacher's entry of the loss targets, its rows scattered into the student's joints."""
+    coverage = torch.zeros(num_joints, device=logp_x.device)
+    coverage[joints] = 1.0
+    outside = torch.stack([outside_x, outside_y], dim=-1).float()
+    return dict(logp_x=scatter_joints(logp_x, joints, num_joints),
+                logp_y=scatter_joints(logp_y, joints, num_joints),
+                coverage=coverage, outside_mass=scatter_joints(outside, joints, num_joints))
+
+
+def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device):
+    """Cached targets of cache rows `rows` (reconstructed from the in-memory view planes)."""
+    out = {}
+    for name, spec in teacher_specs.items():
+        x, y, ox, oy = (torch.from_numpy(a).to(device, non_blocking=True)
+                        for a in reconstruct_rows(planes[name], rows))
+        out[name] = teacher_target(x, y, ox, oy, spec['union_joints'], num_joints)
+    return out
+
+
+def teacher_targets_online(models, batch, student_size, student_split, num_joints, device, batch_size):
+    """The same targets from the live teachers on their own crops of the batch's views."""
+    out = {}
+    for name, model in models.items():
+        sx, sy, ox, oy = teacher_rows(model, batch[f'crop_{name}'], np.asarray(batch['box_scale']), student_size,
+                                      student_split, device, batch_size)
+        out[name] = teacher_target(sx, sy, ox, oy, union_indices(model.skeleton_name).tolist(), num_joints)
+    return out
