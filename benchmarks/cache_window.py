@@ -32,7 +32,7 @@ from cache.window import FP16_LOWEST, encode_window, kl_at_temperature, log_soft
 from data.images import decode_grouped  # noqa: E402
 from data.views import replay_view, view_box_scales  # noqa: E402
 from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
-from stages.common import model_geometry, pick_device, split_instances, split_views  # noqa: E402
+from pipeline.run import model_geometry, pick_device, split_instances, split_views  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
 from teachers.targets import teacher_rows  # noqa: E402
 

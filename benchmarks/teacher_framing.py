@@ -21,8 +21,8 @@ from data.skeletons import union_mask  # noqa: E402
 from data.synthetic import load_truth, truth_rows  # noqa: E402
 from outputs.evaluate import pck_union  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
-from stages.common import split_instances  # noqa: E402
-from stages.evaluation import predict_model  # noqa: E402
+from pipeline.run import split_instances  # noqa: E402
+from teachers.inference import predict_model  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
 
 

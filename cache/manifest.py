@@ -12,6 +12,13 @@ import re
 import subprocess
 from pathlib import Path
 
+# How teachers see a view; a cache written under another rule is refused.
+TEACHER_CROPS = 'native'  # each teacher's own crop of the view box (its aspect, its input size)
+BIN_MAP_RULE = ('teacher_bin = a * student_bin + b per instance, from the view box: '
+                'data.geometry.teacher_to_student_bins')
+# The manifest entries a cache must share with the config that reads it.
+MATCH_KEYS = ('split', 'student', 'teachers', 'annotations', 'views', 'storage', 'counts')
+
 _HEX_DIGEST = re.compile(r'^[0-9a-f]{32,}$')
 
 

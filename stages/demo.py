@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import load_config, parse_cfg_options, resolve
+from pipeline.run import RunFolder
 
 
 def _step(timings: dict, name: str, fn, done: bool) -> None:
@@ -69,7 +70,7 @@ def run_demo(config_path: str, cfg_options=()) -> None:
               _dump_complete(cfg, split))
     # The two trainings are independent: side by side, one process and one thread each (on a shared
     # 2-core machine a 2-thread torch process next to other work was seen to slow down many-fold per step).
-    modes = [m for m in ('offline', 'supervised') if not _finished(work / m, cfg.train.epochs)]
+    modes = [m for m in ('offline', 'supervised') if not RunFolder(work / m).finished(cfg.train.epochs)]
     extra = [a for o in cfg_options for a in ('--cfg-options', o)]
     _step(timings, 'train-student ' + ','.join(modes),
           lambda: run_parallel([['train-student', '--config', config_path, '--mode', m, *extra] for m in modes],
@@ -103,8 +104,8 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     for group in (first, [n for n in models if n not in first]):
         if not group:
             continue
-        todo = [n for n in group if not _finished(resolve(models[n].checkpoint).parent,
-                                                  models[n].get('train', {}).get('epochs', cfg.teacher_train.epochs))]
+        epochs = {n: models[n].get('train', {}).get('epochs', cfg.teacher_train.epochs) for n in group}
+        todo = [n for n in group if not RunFolder(resolve(models[n].checkpoint).parent).finished(epochs[n])]
         _step(timings, 'train ' + ','.join(todo or group),
               lambda todo=todo: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
                                                '--as-teacher', n, *extra] for n in todo],
@@ -122,9 +123,9 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
         meta = dict(dataset_meta=ckpt['meta'].get('dataset_meta'), **{role: name}, config=str(t.config),
                     epoch=ckpt['meta'].get('epoch'), iter=ckpt['meta'].get('iter'), weights='EMA, fp16')
         save_checkpoint(target, half_precision(state_dict_from_checkpoint(ckpt)), meta)
-        shutil.copyfile(run_dir / 'log.jsonl', out / 'logs' / f'{name}.log.jsonl')
+        shutil.copyfile(RunFolder(run_dir).log_path, out / 'logs' / f'{name}.log.jsonl')
         model = load_model(resolve(t.config), target)  # scored as shipped: fp16 weights in a float32 model
-        log = [json.loads(x) for x in (run_dir / 'log.jsonl').read_text().splitlines() if x.strip()]
+        log = RunFolder(run_dir).read_log()
         files[target.name] = dict(
             role=role, sha256=file_sha256(target),
             bytes=target.stat().st_size, config=str(t.config), dataset=t.dataset,
@@ -196,7 +197,7 @@ def run_parallel(commands: list[list[str]], log_dir) -> None:
 
 
 def _dump_complete(cfg, split) -> bool:
-    from stages.common import cache_path
+    from pipeline.run import cache_path
     path = cache_path(cfg, split)
     if not path.exists():
         return False
@@ -206,11 +207,3 @@ def _dump_complete(cfg, split) -> bool:
     except Exception:
         return False
     return all(len(cache.pending_units(t)) == 0 for t in cache.teacher_names)
-
-
-def _finished(run_dir, epochs) -> bool:
-    log = run_dir / 'log.jsonl'
-    if not log.exists():
-        return False
-    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-    return bool(lines) and lines[-1].get('epoch') == int(epochs)

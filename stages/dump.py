@@ -18,14 +18,14 @@ import torch
 from tqdm import tqdm
 
 from cache.fidelity import fidelity_report
-from cache.manifest import code_version, diff_manifest
+from cache.manifest import BIN_MAP_RULE, MATCH_KEYS, code_version, diff_manifest
 from cache.store import create_cache, open_cache, reconstruct_rows
 from data.images import check_image_files, decode_grouped
 from data.skeletons import union_indices
 from data.views import VIEW_FIELDS, replay_view, view_box_scales
 from pipeline.config import resolve
-from stages.common import (BIN_MAP_RULE, MATCH_KEYS, cache_path, dist_info, expected_manifest, model_geometry,
-                           pick_device, split_instances, split_views)
+from pipeline.run import (cache_path, dist_info, expected_manifest, model_geometry, pick_device, split_instances,
+                          split_views)
 from stages.evaluation import warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.targets import student_bins, teacher_rows

@@ -20,8 +20,8 @@ from data.skeletons import UNION21
 from outputs.files import atomic_write, atomic_write_text
 from outputs.report import draw_skeleton
 from pipeline.config import resolve
-from stages.common import pick_device
-from stages.evaluation import predict_boxes
+from pipeline.run import RunFolder, pick_device
+from teachers.inference import predict_boxes
 from teachers.checkpoints import load_model
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -58,8 +58,8 @@ def detection_boxes(det_file, score_thr: float) -> dict[int, np.ndarray]:
 
 def load_predictor(run=None, config=None, checkpoint=None, device=None):
     if run is not None:
-        r = json.loads((Path(run) / 'run.json').read_text())
-        config, checkpoint = resolve(r['model_config']), Path(run) / 'last.pth'
+        folder = RunFolder(run)
+        config, checkpoint = resolve(folder.read_run()['model_config']), folder.checkpoint
     if config is None or checkpoint is None:
         raise ValueError('predict needs --run RUN, or --config CFG with --checkpoint CKPT')
     return load_model(config, checkpoint, device=pick_device(device))

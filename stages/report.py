@@ -10,23 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from cache.manifest import diff_manifest
+from cache.manifest import MATCH_KEYS, diff_manifest
 from cache.store import open_cache, reconstruct_rows
 from data.images import decode_grouped
 from data.skeletons import UNION21, union_mask
 from outputs.files import atomic_write_text, finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import load_config, resolve
-from stages.common import MATCH_KEYS, cache_path, expected_manifest, model_geometry, pick_device, split_instances
-from stages.evaluation import evaluate_predictions, predict_from_simcc, predict_model, warn_missing_head_boxes
+from pipeline.run import RunFolder, cache_path, expected_manifest, model_geometry, pick_device, split_instances
+from stages.evaluation import evaluate_predictions, warn_missing_head_boxes
 from teachers.checkpoints import load_model
-
-
-def read_log(run_dir: Path) -> list[dict]:
-    path = run_dir / 'log.jsonl'
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from teachers.inference import predict_from_simcc, predict_model
 
 
 def dir_bytes(path: Path) -> int:
@@ -76,34 +70,33 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     from outputs.predictions import write_predictions_h5
     from teachers.checkpoints import load_checkpoint, state_dict_from_checkpoint
 
-    run_dir = Path(run_dir)
-    run = json.loads((run_dir / 'run.json').read_text())
+    folder = RunFolder(run_dir)
+    run_dir, run = folder.path, folder.read_run()
     cfg = load_config(run['config'])
-    out = Path(out) if out else run_dir / 'report'
+    out = Path(out) if out else folder.report
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
     warn_missing_head_boxes(cfg)
     table = split_instances(cfg, 'val')
 
-    def load_run_model(d: Path):
-        r = json.loads((d / 'run.json').read_text())
-        return load_model(resolve(r['model_config']), d / 'last.pth', device=device).eval()
+    def load_run_model(f: RunFolder):
+        return load_model(resolve(f.read_run()['model_config']), f.checkpoint, device=device).eval()
 
     entries = {}  # name -> dict(kind, metrics, ...)
     predictions = {}
     for name, (k, s, covered) in teacher_predictions(cfg, table).items():
         entries[f'teacher {name}'] = dict(kind='teacher', metrics=evaluate_predictions(cfg, table, k, s, covered))
-    baseline_dir = run_dir.parent / 'supervised'
-    if baseline_dir != run_dir and (baseline_dir / 'last.pth').exists():
-        base = load_run_model(baseline_dir)
+    baseline = folder.baseline()
+    if baseline.path != run_dir and baseline.checkpoint.exists():
+        base = load_run_model(baseline)
         k, s = predict_model(base, table, device)
         entries['baseline (no KD)'] = dict(kind='baseline', metrics=evaluate_predictions(
-            cfg, table, k, s, union_mask(base.skeleton_name)), log=read_log(baseline_dir))
-    student = load_run_model(run_dir)
+            cfg, table, k, s, union_mask(base.skeleton_name)), log=baseline.read_log())
+    student = load_run_model(folder)
     k, s = predict_model(student, table, device)
     predictions = (k, s)
     entries[f'student ({run["mode"]})'] = dict(kind='student', metrics=evaluate_predictions(
-        cfg, table, k, s, union_mask(student.skeleton_name)), log=read_log(run_dir))
+        cfg, table, k, s, union_mask(student.skeleton_name)), log=folder.read_log())
 
     # -- cost accounting -------------------------------------------------------------------------
     train_cache = cache_path(cfg, 'train')
@@ -134,13 +127,13 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
 
     # -- exports ---------------------------------------------------------------------------------
     exports = {}
-    ckpt = load_checkpoint(run_dir / 'last.pth')
+    ckpt = load_checkpoint(folder.checkpoint)
     sd = state_dict_from_checkpoint(ckpt)
     exports['mmpose'] = {k: str(v) for k, v in export_mmpose(
         sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(student.skeleton_name)).items()}
     if onnx:
         onnx_path = out / 'export' / 'student.onnx'
-        student_cpu = load_model(resolve(run['model_config']), run_dir / 'last.pth', device='cpu').eval()
+        student_cpu = load_model(resolve(run['model_config']), folder.checkpoint, device='cpu').eval()
         export_onnx(student_cpu, tuple(student_cpu.input_size), onnx_path)
         exports['onnx'] = dict(path=str(onnx_path), max_abs_diff=float(check_onnx(onnx_path, student_cpu)))
 

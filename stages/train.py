@@ -1,6 +1,8 @@
 """Stage two: train the union-21 student from the cached teacher targets.
 
-One loop, top to bottom (nanoGPT style). Modes:
+A run spec (recipe, device, model, instances: `run_spec`), a target source behind one call per batch
+(`TargetSource`), then one loop, top to bottom (nanoGPT style); the run folder's layout is
+pipeline.run.RunFolder's, the training math is in training/. Modes:
   offline     targets from the cache (the product): each epoch reads one view plane per teacher into
               memory, the crops are replayed from the stored view records, photometric aug on top.
   online      the same views, but the teachers run live on their own crops (the baseline it beats).
@@ -8,29 +10,27 @@ One loop, top to bottom (nanoGPT style). Modes:
 """
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from cache.manifest import diff_manifest
+from cache.manifest import MATCH_KEYS, diff_manifest
 from cache.store import open_cache
 from data.images import read_image
 from data.photometric import photometric_augment
 from data.skeletons import union_indices
 from data.views import replay_view, view_box, view_keypoints
 from outputs.export import dataset_meta_from_skeleton
-from outputs.files import finite
 from pipeline.config import resolve, seed_everything, supervised_model, to_plain
-from stages.common import (MATCH_KEYS, cache_path, dist_info, expected_manifest, pick_device, split_instances,
-                           split_views)
+from pipeline.run import RunFolder, cache_path, dist_info, expected_manifest, pick_device, split_instances, split_views
 from stages.evaluation import evaluate_model
-from teachers.checkpoints import init_backbone, load_checkpoint, load_model, save_checkpoint
+from teachers.checkpoints import init_backbone, load_model
 from teachers.rtmpose import build_model
 from training.ema import ModelEMA
 from training.losses import distillation_loss, kd_weight_schedule
@@ -119,8 +119,28 @@ class PlanePrefetch:
         return planes
 
 
-def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume=False, work_dir=None,
-          as_teacher=None, num_workers=None, overwrite=False):
+@dataclass
+class RunSpec:
+    """What is trained, on what, with which recipe, where: everything the loop reads."""
+    mode: str
+    tc: dict  # the training recipe (pipeline.config.TRAIN_SCHEMA keys)
+    epochs: int
+    batch_size: int
+    num_workers: int
+    device: torch.device
+    rank: int
+    world: int
+    seed: int
+    model_cfg_path: str
+    work_dir: Path
+    datasets: list
+    model: torch.nn.Module
+    table: object  # the split's full instance table (its rows are the cache rows)
+    index_of_row: np.ndarray  # rows of that table this run trains on
+
+
+def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher, num_workers, overwrite) -> RunSpec:
+    """Settle the recipe, the device, the work dir and the model (seeded, backbone initialised)."""
     tc = dict(to_plain(cfg.train))
     if as_teacher is not None:
         if mode != 'supervised':
@@ -128,166 +148,141 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         spec = supervised_model(cfg, as_teacher)
         tc.update(to_plain(cfg.get('teacher_train', {})))
         tc.update(to_plain(spec.get('train', {})))  # this model's own overrides
-    epochs = int(epochs or tc['epochs'])
-    batch_size = int(batch_size or tc['batch_size'])
-    num_workers = int(tc['num_workers'] if num_workers is None else num_workers)
+        work_dir = Path(work_dir) if work_dir else resolve(spec.checkpoint).parent
+        datasets = [spec.dataset]
+    else:
+        spec = cfg.student
+        work_dir = Path(work_dir) if work_dir else resolve(cfg.work_dir) / mode
+        datasets = list(cfg.datasets)
     device = pick_device(device)
     rank, world = dist_info()
     if world > 1:
         torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     seed = int(cfg.seed)
     seed_everything(seed + rank)
-
-    # -- what is trained, on what --------------------------------------------------------------
-    if as_teacher is not None:
-        model_cfg_path = spec.config
-        work_dir = Path(work_dir) if work_dir else resolve(spec.checkpoint).parent
-        datasets = [spec.dataset]
-    else:
-        spec = cfg.student
-        model_cfg_path = cfg.student.config
-        work_dir = Path(work_dir) if work_dir else resolve(cfg.work_dir) / mode
-        datasets = list(cfg.datasets)
-    if not (resume or overwrite) and any((work_dir / f).exists() for f in ('last.pth', 'log.jsonl')):
+    folder = RunFolder(work_dir)
+    if not (resume or overwrite) and (folder.checkpoint.exists() or folder.log_path.exists()):
         raise FileExistsError(f'{work_dir}: holds a training run already (last.pth / log.jsonl); '
                               'pass --resume to continue it or --overwrite to replace it')
     work_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model(str(resolve(model_cfg_path))).to(device)
+    model = build_model(str(resolve(spec.config))).to(device)
     if spec.get('init_backbone') and not resume:
         # mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): RTMPose-s starts from a CSPNeXt
         # trained on COCO + AIC, RTMPose's MPII model from a backbone trained on COCO.
         source = resolve(spec.init_backbone)
         init_backbone(model, source)
         print(f'[{as_teacher or mode}] backbone initialised from {source}')
-    skeleton = model.skeleton_name
-    model_joints = union_indices(skeleton)
-    student_size = tuple(model.input_size)
-    split = model.codec.simcc_split_ratio
-
     table = split_instances(cfg, 'train')
-    keep = np.isin(table.dataset, datasets)
-    index_of_row = np.flatnonzero(keep)  # rows of the full table (= cache rows) used here
+    return RunSpec(mode=mode, tc=tc, epochs=int(epochs or tc['epochs']),
+                   batch_size=int(batch_size or tc['batch_size']),
+                   num_workers=int(tc['num_workers'] if num_workers is None else num_workers),
+                   device=device, rank=rank, world=world, seed=seed, model_cfg_path=str(spec.config),
+                   work_dir=work_dir, datasets=datasets, model=model, table=table,
+                   index_of_row=np.flatnonzero(np.isin(table.dataset, datasets)))
 
-    # -- views and targets ---------------------------------------------------------------------
-    cache, models, teacher_specs = None, {}, {}
-    if mode == 'offline':
-        path = cache_path(cfg, 'train')
-        cache = open_cache(path)
-        diffs = diff_manifest(expected_manifest(cfg, 'train', cache.n_views, table), cache.manifest, keys=MATCH_KEYS)
-        if diffs:
-            raise RuntimeError(f'{path}: this cache was not built from this config; refusing it. '
-                               'Differences:\n  ' + '\n  '.join(diffs))
-        pending = {t: len(cache.pending_units(t)) for t in cache.teacher_names}
-        if any(pending.values()):
-            raise RuntimeError(f'{path}: the dump is not finished ({pending} units pending); '
-                               'run dump-teachers again to resume it')
-        views = cache.views
-        teacher_specs = {t: cache.teacher_spec(t) for t in cache.teacher_names}
-    else:
-        view_cfg = spec.get('views', cfg.views)  # a pretrain model may have its own (e.g. un-augmented)
-        views = split_views(cfg, table, int(view_cfg.num_views), policy=view_cfg.get('policy'))
-        if mode == 'online':
-            for name, t in cfg.teachers.items():
-                models[name] = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
-    num_views = views.shape[0]
-    sub_table = table.select(index_of_row)
-    dataset = TrainCrops(sub_table, views[:, index_of_row], student_size, model.codec, model_joints,
-                         teacher_sizes={n: tuple(m.input_size) for n, m in models.items()},
+
+class TargetSource:
+    """Where a batch's teacher targets come from, behind one call per batch: the cache (offline: one
+    view plane per teacher in memory per epoch, the next one read ahead), the live teachers (online:
+    on their own crops of the same replayed views) or nowhere (supervised)."""
+
+    def __init__(self, cfg, run: RunSpec, view_cfg):
+        self.run, self.cache, self.models, self.specs, self.prefetch, self.planes = run, None, {}, {}, None, None
+        if run.mode == 'offline':
+            path = cache_path(cfg, 'train')
+            self.cache = open_cache(path)
+            expected = expected_manifest(cfg, 'train', self.cache.n_views, run.table)
+            diffs = diff_manifest(expected, self.cache.manifest, keys=MATCH_KEYS)
+            if diffs:
+                raise RuntimeError(f'{path}: this cache was not built from this config; refusing it. '
+                                   'Differences:\n  ' + '\n  '.join(diffs))
+            pending = {t: len(self.cache.pending_units(t)) for t in self.cache.teacher_names}
+            if any(pending.values()):
+                raise RuntimeError(f'{path}: the dump is not finished ({pending} units pending); '
+                                   'run dump-teachers again to resume it')
+            self.views = self.cache.views
+            self.specs = {t: self.cache.teacher_spec(t) for t in self.cache.teacher_names}
+            self.prefetch = PlanePrefetch(self.cache, list(self.specs))
+        else:
+            self.views = split_views(cfg, run.table, int(view_cfg.num_views), policy=view_cfg.get('policy'))
+            if run.mode == 'online':
+                for name, t in cfg.teachers.items():
+                    self.models[name] = load_model(resolve(t.config), resolve(t.checkpoint), device=run.device).eval()
+        self.teacher_sizes = {n: tuple(m.input_size) for n, m in self.models.items()}  # online: their crops
+
+    def start_epoch(self, view: int, next_view: int | None) -> None:
+        if self.prefetch:
+            self.planes = self.prefetch.get(view)
+            if next_view is not None:
+                self.prefetch.start(next_view)
+
+    def __call__(self, batch, num_joints: int) -> dict:
+        run, model = self.run, self.run.model
+        if self.cache:
+            rows = self.run.index_of_row[batch['index'].numpy()]
+            return teacher_targets_offline(self.planes, rows, self.specs, num_joints, run.device)
+        if self.models:
+            return teacher_targets_online(self.models, batch, tuple(model.input_size), model.codec.simcc_split_ratio,
+                                          num_joints, run.device, run.batch_size)
+        return {}
+
+
+def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume=False, work_dir=None,
+          as_teacher=None, num_workers=None, overwrite=False):
+    run = run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher, num_workers, overwrite)
+    tc, model, device, rank, world, seed = run.tc, run.model, run.device, run.rank, run.world, run.seed
+    view_cfg = (supervised_model(cfg, as_teacher) if as_teacher else cfg.student).get('views', cfg.views)
+    source = TargetSource(cfg, run, view_cfg)  # a pretrain model may have its own views (un-augmented)
+    num_views = source.views.shape[0]
+    model_joints = union_indices(model.skeleton_name)
+    dataset = TrainCrops(run.table.select(run.index_of_row), source.views[:, run.index_of_row],
+                         tuple(model.input_size), model.codec, model_joints, teacher_sizes=source.teacher_sizes,
                          photometric=photometric_policy(tc['photometric']), seed=seed)
-
-    # -- optimisation --------------------------------------------------------------------------
-    lr = scaled_lr(float(tc['base_lr']), int(tc['base_batch_size']), batch_size * world)
+    lr = scaled_lr(float(tc['base_lr']), int(tc['base_batch_size']), run.batch_size * world)
     optimizer = torch.optim.AdamW(param_groups(model, float(tc['weight_decay'])), lr=lr)
     ema = ModelEMA(model, momentum=float(tc['ema_momentum']))
-    steps_per_epoch = math.ceil(len(dataset) / (batch_size * world))
-    total_steps = epochs * steps_per_epoch
-    use_amp = bool(tc['amp']) and device.type == 'cuda'
-    if bool(tc['channels_last']) and device.type == 'cuda':
+    total_steps = run.epochs * math.ceil(len(dataset) / (run.batch_size * world))
+    channels_last = bool(tc['channels_last']) and device.type == 'cuda'
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_model = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index]
-                                                                if device.type == 'cuda' else None)
-
-    start_epoch, step = 0, 0
-    ckpt_path = work_dir / 'last.pth'
-    if resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f'{ckpt_path}: nothing to resume from')
-        state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state['train_state']['model'])
-        optimizer.load_state_dict(state['train_state']['optimizer'])
-        ema.load_state_dict(state['train_state']['ema'])
-        torch.set_rng_state(state['train_state']['torch_rng'])
-        start_epoch, step = int(state['train_state']['epoch']), int(state['train_state']['step'])
-
-    log_path = work_dir / 'log.jsonl'
-    if not resume and rank == 0:
-        log_path.write_text('')
-    # The resolved pipeline config travels with the run, so export-report sees exactly what trained.
+    train_model = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == 'cuda' else None)
+    folder = RunFolder(run.work_dir)
+    start_epoch, step = folder.resume(model, optimizer, ema) if resume else (0, 0)
     if rank == 0:
-        cfg.dump(str(work_dir / 'pipeline_config.py'))
-        with open(work_dir / 'run.json', 'w') as f:
-            json.dump(dict(mode=mode, as_teacher=as_teacher, config=str(work_dir / 'pipeline_config.py'),
-                           source_config=str(getattr(cfg, 'config_path', '')),
-                           model_config=str(model_cfg_path), skeleton=skeleton, epochs=epochs,
-                           batch_size=batch_size, world=world, lr=lr, datasets=datasets,
-                           cache=str(cache_path(cfg, 'train')) if cache else None,
-                           train=tc), f, indent=1)
+        folder.start(cfg, resume, dict(
+            mode=mode, as_teacher=as_teacher, config=str(folder.config), source_config=str(getattr(cfg, 'config_path', '')),
+            model_config=run.model_cfg_path, skeleton=model.skeleton_name, epochs=run.epochs,
+            batch_size=run.batch_size, world=world, lr=lr, datasets=run.datasets,
+            cache=str(cache_path(cfg, 'train')) if source.cache else None, train=tc))
+    weights = {'gt': 1.0} if mode == 'supervised' else dict(tc['loss_weights'])
 
-    prefetch = PlanePrefetch(cache, list(teacher_specs)) if cache else None
-    weights = dict(tc['loss_weights'])
-    if mode == 'supervised':
-        weights = {'gt': 1.0}
-    num_joints = len(model_joints)
-
-    def save(epoch):
-        if rank != 0:
-            return
-        meta = dict(dataset_meta=dataset_meta_from_skeleton(skeleton), epoch=epoch, iter=step,
-                    mode=mode, model_config=str(model_cfg_path))
-        save_checkpoint(ckpt_path, ema.module.state_dict(), meta,
-                        train_state=dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                                         ema=ema.state_dict(), torch_rng=torch.get_rng_state(),
-                                         epoch=epoch, step=step))
-
-    for epoch in range(start_epoch, epochs):
+    for epoch in range(start_epoch, run.epochs):
         t_epoch = time.perf_counter()
         view = epoch_view(seed, epoch, num_views)
         dataset.set_epoch(epoch, view)
-        planes = None
-        if prefetch:
-            planes = prefetch.get(view)
-            if epoch + 1 < epochs:
-                prefetch.start(epoch_view(seed, epoch + 1, num_views))
+        source.start_epoch(view, epoch_view(seed, epoch + 1, num_views) if epoch + 1 < run.epochs else None)
         order = epoch_order(seed, epoch, len(dataset))[rank::world]
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(),
-                                             num_workers=num_workers, pin_memory=device.type == 'cuda',
+        loader = torch.utils.data.DataLoader(dataset, batch_size=run.batch_size, sampler=order.tolist(),
+                                             num_workers=run.num_workers, pin_memory=device.type == 'cuda',
                                              drop_last=False, persistent_workers=False)
         train_model.train()
         n_seen, sums = 0, {}
-        bar = tqdm(loader, desc=f'{mode} epoch {epoch + 1}/{epochs}', leave=False, disable=rank != 0)
+        bar = tqdm(loader, desc=f'{mode} epoch {epoch + 1}/{run.epochs}', leave=False, disable=rank != 0)
         for batch in bar:
             for g in optimizer.param_groups:
                 g['lr'] = lr_at(step, total_steps, lr, int(tc['warmup_steps']))
-            imgs = batch['img'].to(device, non_blocking=True)
-            x = model.normalize(imgs)
-            if bool(tc['channels_last']) and device.type == 'cuda':
+            x = model.normalize(batch['img'].to(device, non_blocking=True))
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             targets = dict(gt_x=batch['target_x'].to(device), gt_y=batch['target_y'].to(device),
-                           gt_weights=batch['target_weight'].to(device))
-            if mode == 'offline':
-                rows = index_of_row[batch['index'].numpy()]
-                targets.update(teacher_targets_offline(planes, rows, teacher_specs, num_joints, device))
-            elif mode == 'online':
-                targets.update(teacher_targets_online(models, batch, student_size, split, num_joints,
-                                                      device, batch_size))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                           gt_weights=batch['target_weight'].to(device), **source(batch, len(model_joints)))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(tc['amp']) and device.type == 'cuda'):
                 pred_x, pred_y = train_model(x)
             loss, parts = distillation_loss(
                 pred_x.float(), pred_y.float(), targets, loss_weights=weights,
                 temperature=float(tc['temperature']), overlap_mode=tc['overlap'],
-                kd_scale=kd_weight_schedule(epoch, epochs, decay=bool(tc['kd_decay'])),
+                kd_scale=kd_weight_schedule(epoch, run.epochs, decay=bool(tc['kd_decay'])),
                 gt_reduction=tc['gt_reduction'])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -296,10 +291,9 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             optimizer.step()
             ema.update(model)
             step += 1
-            n = len(imgs)
-            n_seen += n
+            n_seen += len(x)
             for k, v in parts.items():  # summed on the device: no host sync in the step
-                sums[k] = sums.get(k, 0.0) + v.detach() * n
+                sums[k] = sums.get(k, 0.0) + v.detach() * len(x)
             if step % 20 == 0:
                 bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
         secs = time.perf_counter() - t_epoch
@@ -308,22 +302,20 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                       images_per_s=n_seen * world / secs, seconds=secs,
                       loss_total=sum(sums.values()) / max(n_seen, 1),
                       **{f'loss_{k}': v / max(n_seen, 1) for k, v in sums.items()})
-        last = epoch + 1 == epochs
+        last = epoch + 1 == run.epochs
         if rank == 0 and (last or (epoch + 1) % int(tc['val_interval']) == 0):
-            ema_model = ema.module
-            metrics = evaluate_model(cfg, ema_model, device=device, datasets=datasets)
-            record['val'] = metrics
+            record['val'] = evaluate_model(cfg, ema.module, device=device, datasets=run.datasets)
         if rank == 0:
-            with open(log_path, 'a') as f:
-                f.write(json.dumps(finite(record)) + '\n')
-            print(f'[{mode}] epoch {epoch + 1}/{epochs} ' + ' '.join(
+            folder.log(record)
+            print(f'[{mode}] epoch {epoch + 1}/{run.epochs} ' + ' '.join(
                 f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
-        if last or (epoch + 1) % int(tc['checkpoint_interval']) == 0:
-            save(epoch + 1)
+        if rank == 0 and (last or (epoch + 1) % int(tc['checkpoint_interval']) == 0):
+            folder.save(model, optimizer, ema, epoch + 1, step, dict(
+                dataset_meta=dataset_meta_from_skeleton(model.skeleton_name), epoch=epoch + 1, iter=step,
+                mode=mode, model_config=run.model_cfg_path))
     if world > 1:
         torch.distributed.destroy_process_group()
     if rank == 0 and as_teacher is None:
         from outputs.export import write_mmpose_config
-        write_mmpose_config(resolve(model_cfg_path), work_dir / 'student_config.py')
-    return work_dir
-
+        write_mmpose_config(resolve(run.model_cfg_path), run.work_dir / 'student_config.py')
+    return run.work_dir

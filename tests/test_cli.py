@@ -84,7 +84,7 @@ def test_written_files_get_the_umask_permissions(tmp_path):
 def test_a_configured_cuda_device_falls_back_but_an_asked_one_does_not(capsys):
     import pytest
     import torch
-    from stages.common import pick_device
+    from pipeline.run import pick_device
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA: the fallback is for machines without it')
     assert pick_device(None, 'cuda').type == 'cpu'

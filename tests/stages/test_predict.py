@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 
-from stages.common import split_instances
-from stages.evaluation import predict_model
+from pipeline.run import split_instances
+from teachers.inference import predict_model
 from stages.predict import load_predictor, predict_images
 from tests.conftest import ROOT
 

@@ -13,7 +13,7 @@ import pytest
 from cache.store import open_cache
 from data.skeletons import UNION21
 from outputs.predictions import read_predictions_h5
-from stages.common import cache_path, split_instances
+from pipeline.run import cache_path, split_instances
 from stages.report import export_report
 from tests.stages.conftest import one_thread, read_log
 

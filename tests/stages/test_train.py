@@ -15,7 +15,7 @@ from torch.utils.data import default_collate
 from cache.store import open_cache
 from data.skeletons import union_indices
 from pipeline.config import resolve
-from stages.common import cache_path
+from pipeline.run import cache_path
 from training.losses import OVERLAP_MODES, distillation_loss
 from stages.train import TrainCrops, train
 from training.targets import teacher_targets_offline, teacher_targets_online
@@ -160,7 +160,7 @@ def test_resume_after_a_kill_equals_a_straight_run(offline_run, dumped, tmp_path
     """2 epochs straight (offline_run) vs a run killed right after its epoch-1 checkpoint and resumed:
     identical EMA and raw weights, optimizer state and logged losses. (Killed rather than `--epochs 1`:
     the cosine schedule depends on the total number of epochs, so a 1-epoch run is another run.)"""
-    import stages.train as stage
+    import teachers.checkpoints as stage  # the run folder saves through it (pipeline.run.RunFolder.save)
     cfg = dumped['cfg']
     real_save = stage.save_checkpoint
 
@@ -218,8 +218,8 @@ def _val_errors(cfg, model) -> dict:
     joints the dataset annotates ('own') and the ones it lacks ('missing')."""
     from data.synthetic import load_truth, truth_rows
     from outputs.evaluate import normalized_distances
-    from stages.common import split_instances
-    from stages.evaluation import predict_model
+    from pipeline.run import split_instances
+    from teachers.inference import predict_model
     table = split_instances(cfg, 'val')
     kpts, _ = predict_model(model, table, torch.device('cpu'))
     out = {}

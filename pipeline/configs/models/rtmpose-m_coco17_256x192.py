@@ -1,7 +1,8 @@
 # RTMPose-m, COCO-17 teacher, 256x192 (h x w).
 # mmpose 1.x format: `model` builds with mmpose.models.build_pose_estimator and with
 # teachers.rtmpose.build_model (same state-dict keys). Architecture, codec and preprocessing as mmpose's
-# configs/body_2d_keypoint/rtmpose/coco/rtmpose-m_8xb256-420e_coco-256x192.py.
+# configs/body_2d_keypoint/rtmpose/coco/rtmpose-m_8xb256-420e_coco-256x192.py. The base of the RTMPose
+# family here: the -s / -t students and the MPII-16 teacher are small deltas of it (`_base_`).
 skeleton = 'coco17'
 input_size = (192, 256)  # (w, h) pixels
 

@@ -1,4 +1,5 @@
-"""Wiring shared by the stages: devices, distributed rank, the split's instances and views, the cache path."""
+"""What a run is, read from its config: the device and distributed rank, the split's instances and views,
+the models' geometry, the cache's path and the manifest a cache built from this config must carry."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from cache.manifest import build_manifest, sha256_file
+from cache.manifest import TEACHER_CROPS, build_manifest, sha256_file
 from data.datasets import dataset_indices, load_split
 from data.instances import InstanceTable
 from data.views import POLICIES, VIEW_FIELDS, draw_views
@@ -75,12 +76,6 @@ def model_geometry(model_cfg_path) -> dict:
                 split=float(mc.codec.get('simcc_split_ratio', 2.0)))
 
 
-# How teachers see a view; a cache written under another rule is refused.
-TEACHER_CROPS = 'native'  # each teacher's own crop of the view box (its aspect, its input size)
-BIN_MAP_RULE = ('teacher_bin = a * student_bin + b per instance, from the view box: '
-                'data.geometry.teacher_to_student_bins')
-
-
 def expected_manifest(cfg: Config, split: str, num_views: int, table: InstanceTable) -> dict:
     """What a cache built from `cfg` must say about itself; train-student compares against it."""
     student = model_geometry(cfg.student.config)
@@ -107,4 +102,78 @@ def expected_manifest(cfg: Config, split: str, num_views: int, table: InstanceTa
     )
 
 
-MATCH_KEYS = ('split', 'student', 'teachers', 'annotations', 'views', 'storage', 'counts')
+class RunFolder:
+    """The one owner of a training run's folder layout (outputs/<run>/<mode>/):
+
+        run.json             what trained: mode, model config, epochs, batch, lr, datasets, cache, recipe
+        pipeline_config.py   the resolved pipeline config, so export-report sees exactly what trained
+        log.jsonl            one record per epoch (losses, lr, throughput, val metrics when evaluated)
+        last.pth             the EMA weights (mmpose layout) + the state to resume from
+        student_config.py    the mmpose config of the student (student runs)
+        report/              export-report's output
+
+    The no-distillation baseline of a run is its sibling folder `supervised`."""
+
+    RUN_JSON, CONFIG, LOG, CHECKPOINT, MMPOSE_CONFIG, REPORT = (
+        'run.json', 'pipeline_config.py', 'log.jsonl', 'last.pth', 'student_config.py', 'report')
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.run_json, self.config, self.log_path = (self.path / n for n in (self.RUN_JSON, self.CONFIG, self.LOG))
+        self.checkpoint, self.mmpose_config = self.path / self.CHECKPOINT, self.path / self.MMPOSE_CONFIG
+        self.report = self.path / self.REPORT
+
+    def baseline(self) -> 'RunFolder':
+        return RunFolder(self.path.parent / 'supervised')
+
+    def read_run(self) -> dict:
+        import json
+        if not self.run_json.is_file():
+            raise FileNotFoundError(f'{self.run_json}: not a training run (no run.json)')
+        return json.loads(self.run_json.read_text())
+
+    def read_log(self) -> list[dict]:
+        import json
+        if not self.log_path.is_file():
+            return []
+        return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.strip()]
+
+    def finished(self, epochs: int) -> bool:
+        log = self.read_log()
+        return self.checkpoint.exists() and bool(log) and log[-1].get('epoch') == int(epochs)
+
+    def start(self, cfg: Config, resume: bool, run: dict) -> None:
+        """A new run empties the log; the config and run.json are (re)written either way."""
+        import json
+        if not resume:
+            self.log_path.write_text('')
+        cfg.dump(str(self.config))
+        with open(self.run_json, 'w') as f:
+            json.dump(run, f, indent=1)
+
+    def log(self, record: dict) -> None:
+        import json
+        from outputs.files import finite
+        with open(self.log_path, 'a') as f:
+            f.write(json.dumps(finite(record)) + '\n')
+
+    def save(self, model, optimizer, ema, epoch: int, step: int, meta: dict) -> None:
+        """EMA weights as the checkpoint's state_dict (what is evaluated and exported), plus the state
+        a resumed run continues from bit for bit."""
+        from teachers.checkpoints import save_checkpoint
+        save_checkpoint(self.checkpoint, ema.module.state_dict(), meta,
+                        train_state=dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                                         ema=ema.state_dict(), torch_rng=torch.get_rng_state(),
+                                         epoch=epoch, step=step))
+
+    def resume(self, model, optimizer, ema) -> tuple[int, int]:
+        """Load the resume state into model, optimizer and EMA; returns (epoch, step) reached."""
+        from teachers.checkpoints import load_checkpoint
+        if not self.checkpoint.exists():
+            raise FileNotFoundError(f'{self.checkpoint}: nothing to resume from')
+        state = load_checkpoint(self.checkpoint)['train_state']
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        ema.load_state_dict(state['ema'])
+        torch.set_rng_state(state['torch_rng'])
+        return int(state['epoch']), int(state['step'])
