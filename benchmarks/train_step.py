@@ -18,7 +18,7 @@ distillation_loss, backward, AdamW step, EMA update, and the per-step read-back 
 Same student, optimizer and batches for every mode. Weights are random (timing does not depend on them).
 Batches: NB batches of random uint8 crops (student 256x192, teachers at their sizes) and GT labels from
 the student's codec on random keypoints, generated once. The cache plane is built once: the teachers run
-on the batches' teacher crops, their student-bin outputs are windowed with encode_window (window 32, as
+on the batches' teacher crops, their student-bin outputs are windowed with encode_window (window 64, as
 the full-scale config) and tiled to --plane-rows rows; each batch reads random rows of the plane, so
 reconstruction gathers from a realistic, cache-unfriendly plane.
 Timing: after warm-up of every mode, `for rep in R: for mode in (rotated order): K steps`, each step timed
@@ -62,7 +62,7 @@ GOALS = {'offline_over_supervised': {'s': 0.95, 't': 0.95},
          'offline_over_online': {'s': 2.8, 't': 4.0}}
 # The full-scale config's training settings (pipeline/configs/coco_mpii_rtmpose-s.py).
 LOSS_WEIGHTS = dict(gt=0.3, coco=0.25, mpii=0.45)
-WINDOW, TAIL_BLOCKS = 32, 32  # the configs' cache.window and cache.tail_blocks
+WINDOW, TAIL_BLOCKS = 64, 64  # the configs' cache.window and cache.tail_blocks
 BASE_LR, BASE_BATCH, WEIGHT_DECAY, EMA_MOMENTUM = 4e-3, 1024, 0.05, 0.0002
 
 

@@ -124,7 +124,11 @@ def _cost_lines(cost: dict) -> list[str]:
         lines.append(f'Training throughput, {e}: {ips:.0f} images/s (median over epochs).')
     for t, f in (cost.get('fidelity') or {}).items():
         if f and f.get('kl'):
-            kl = ', '.join(f"{v['mean']:.2e} at T={temp}" for temp, v in f['kl'].items())
+            # T < 1: the stored rows sharpened as the KD loss sharpens them (beta / train.temperature),
+            # i.e. the distribution the student is distilled towards; T = 1: the rows as stored.
+            kl = ', '.join(f"{v['mean']:.2e} " + ('on the stored rows' if float(temp) == 1.0 else
+                                                  f'at the distillation target (rows sharpened {1 / float(temp):g}x)')
+                           for temp, v in f['kl'].items())
             lines.append(f"Cache fidelity, {t} (window {f.get('window_x')}/{f.get('window_y')} bins, "
                          f"{f.get('tail_blocks_x')}/{f.get('tail_blocks_y')} tail blocks; "
                          "benchmarks/offline_vs_online.py measures what it costs the student): "

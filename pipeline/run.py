@@ -76,6 +76,14 @@ def model_geometry(model_cfg_path) -> dict:
                 split=float(mc.codec.get('simcc_split_ratio', 2.0)))
 
 
+def kd_temperature(cfg: Config) -> float:
+    """The temperature, applied to the stored log-probabilities, of the distribution the student is
+    distilled towards: the KD loss sharpens them by the student head's loss beta (RTMPose: 10, as
+    mmpose's KLDiscretLoss / KDLoss) divided by train.temperature. Cache fidelity is measured there."""
+    head = Config.fromfile(str(resolve(cfg.student.config))).model.head
+    return float(cfg.train.temperature) / float(head.get('loss', {}).get('beta', 10.0))
+
+
 def expected_manifest(cfg: Config, split: str, num_views: int, table: InstanceTable) -> dict:
     """What a cache built from `cfg` must say about itself; train-student compares against it."""
     student = model_geometry(cfg.student.config)

@@ -24,8 +24,8 @@ from data.images import check_image_files, decode_grouped
 from data.skeletons import union_indices
 from data.views import VIEW_FIELDS, replay_view, view_box_scales
 from pipeline.config import resolve
-from pipeline.run import (cache_path, dist_info, expected_manifest, model_geometry, pick_device, split_instances,
-                          split_views)
+from pipeline.run import (cache_path, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
+                          split_instances, split_views)
 from stages.evaluation import warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.targets import student_bins, teacher_rows
@@ -169,10 +169,10 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     if world > 1:
         torch.distributed.barrier()  # every rank's units are written before rank 0 sums them
     wall = time.perf_counter() - t_start
-    temperature = float(cfg.train.temperature)
+    # At the distribution the student is distilled towards (rows sharpened by beta / T), and on the rows as stored.
     fidelity = fidelity_report(cache, {name: list(stored_vs_full(cache, name, fidelity_sample[name]))
                                        for name in models if fidelity_sample[name]},
-                               temperatures=sorted({temperature, 1.0}))
+                               temperatures=sorted({kd_temperature(cfg), 1.0}))
     stats = dict(cache.manifest.get('stats', {}))
     for name in models:
         prev = stats.get(name, {})
@@ -220,8 +220,7 @@ def cache_fidelity(cfg, split='train', samples=256, device=None):
             student['split'], device))
         rx, ry, _, _ = reconstruct_rows(cache.read_rows(name, view, rows))
         out[name] = (view, [(sx, rx), (sy, ry)])
-    temperature = float(cfg.train.temperature)
-    report = fidelity_report(cache, {n: pairs for n, (_, pairs) in out.items()}, sorted({temperature, 1.0}))
+    report = fidelity_report(cache, {n: pairs for n, (_, pairs) in out.items()}, sorted({kd_temperature(cfg), 1.0}))
     for n, (view, _) in out.items():
         report['teachers'][n]['view'] = view
     return report

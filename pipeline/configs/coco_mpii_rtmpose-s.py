@@ -39,8 +39,9 @@ student = dict(config='pipeline/configs/models/rtmpose-s_union21_256x192.py',
 
 views = dict(num_views=8, policy='main')
 
-# ~175k instances x 8 views x 2 teachers; window 32 of 384/512 bins keeps this in a few tens of GB.
-cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=32, tail_blocks=32, lossless=False, chunk_size=1024)
+# Window 64 + 64 tail blocks (docs/results.md, 'Cache rows'): ~9 kB raw, ~4.5 kB compressed per
+# instance·view·teacher on the demo's rows; ~175k instances x 8 views x 2 teachers is ~13 GB.
+cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=64, tail_blocks=64, lossless=False, chunk_size=1024)
 dump_stage = dict(batch_size=256, num_workers=8, device='cuda')
 
 train = dict(
