@@ -1,7 +1,9 @@
 """What a run is, read from its config: the device and distributed rank, the split's instances and views,
-the models' geometry, the cache's path and the manifest a cache built from this config must carry."""
+the models' geometry, the distillation temperature of the cached rows, the cache's path and the
+manifest a cache built from this config must carry; and the run folder's layout (RunFolder)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -135,13 +137,11 @@ class RunFolder:
         return RunFolder(self.path.parent / 'supervised')
 
     def read_run(self) -> dict:
-        import json
         if not self.run_json.is_file():
             raise FileNotFoundError(f'{self.run_json}: not a training run (no run.json)')
         return json.loads(self.run_json.read_text())
 
     def read_log(self) -> list[dict]:
-        import json
         if not self.log_path.is_file():
             return []
         return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.strip()]
@@ -152,7 +152,6 @@ class RunFolder:
 
     def start(self, cfg: Config, resume: bool, run: dict) -> None:
         """A new run empties the log; the config and run.json are (re)written either way."""
-        import json
         if not resume:
             self.log_path.write_text('')
         cfg.dump(str(self.config))
@@ -160,7 +159,6 @@ class RunFolder:
             json.dump(run, f, indent=1)
 
     def log(self, record: dict) -> None:
-        import json
         from outputs.files import finite
         with open(self.log_path, 'a') as f:
             f.write(json.dumps(finite(record)) + '\n')
