@@ -39,7 +39,8 @@ test-parity: venv reference
 demo: venv
 	$(PY) cli.py demo --config $(DEMO_CFG)
 
-# Rebuild the shipped demo teachers from scratch (about 45 min on 2 CPU cores: docs/results.md).
+# Rebuild the shipped demo teachers and the student's starting backbone from scratch (about 50 min on
+# 2 CPU cores: docs/results.md).
 demo-teachers: venv
 	$(PY) cli.py demo-teachers --config pipeline/configs/demo_teachers.py --eval-config $(DEMO_CFG) --out teachers/demo
 

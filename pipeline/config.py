@@ -30,6 +30,22 @@ REQUIRED = {
 }
 DATASET_TYPES = ('coco', 'mpii')
 
+# The keys every other section may have (train / teacher_train: TRAIN_SCHEMA below). Unknown keys
+# are refused with the closest valid name, so a misspelt key never silently falls back to a default.
+OPTIONAL = ('teacher_train', 'pretrain', 'synthetic', 'strict_input')
+SECTION_KEYS = {
+    'views': ('num_views', 'policy'),
+    'cache': ('root', 'window', 'tail_blocks', 'lossless', 'chunk_size'),
+    'dump_stage': ('batch_size', 'num_workers', 'device'),
+    'student': ('config', 'init_backbone'),
+    'synthetic': ('out', 'images', 'seed'),
+}
+MODEL_KEYS = {'teachers': ('config', 'checkpoint', 'dataset', 'init_backbone', 'train'),
+              'pretrain': ('config', 'checkpoint', 'dataset', 'init_backbone', 'train', 'views')}
+DATASET_KEYS = {'': ('type', 'train', 'val', 'truth'), 'train': ('ann_file', 'image_root'),
+                'val': ('ann_file', 'image_root', 'det_file', 'det_score_thr', 'head_boxes_file'),
+                'truth': ('train', 'val')}
+
 REQUIRED_VALUE = object()
 # The training recipe (`train`; `teacher_train` overrides some of it for --as-teacher): every key, its
 # type and its default, written once. Unknown keys are refused with the closest valid name.
@@ -92,10 +108,32 @@ def parse_cfg_options(options) -> dict:
     return out
 
 
+def check_keys(section, allowed, name: str, where: str) -> None:
+    """Refuse a key of `section` that is not in `allowed`, naming the closest valid one."""
+    import difflib
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            prefix = f'{name}.' if name else ''
+            raise ConfigError(f'{where}: {prefix}{key}: unknown key' + (f"; did you mean '{close[0]}'?" if close else
+                              f' (known: {", ".join(allowed)})'))
+
+
 def validate_config(cfg: Config, where: str = 'config') -> None:
     missing = [f'{k} ({why})' for k, why in REQUIRED.items() if k not in cfg]
     if missing:
         raise ConfigError(f'{where}: missing keys: ' + '; '.join(missing))
+    # top level; names starting with '_' are the config file's own variables (e.g. _data)
+    check_keys([k for k in cfg if not k.startswith('_') and k != 'config_path'], tuple(REQUIRED) + OPTIONAL, '', where)
+    for section, allowed in SECTION_KEYS.items():
+        check_keys(cfg.get(section) or {}, allowed, section, where)
+    for section, allowed in MODEL_KEYS.items():
+        for name, model in (cfg.get(section) or {}).items():
+            check_keys(model, allowed, f'{section}.{name}', where)
+    for name, ds in cfg.datasets.items():
+        check_keys(ds, DATASET_KEYS[''], f'datasets.{name}', where)
+        for part in ('train', 'val', 'truth'):
+            check_keys(ds.get(part) or {}, DATASET_KEYS[part], f'datasets.{name}.{part}', where)
     for name, ds in cfg.datasets.items():
         if ds.get('type') not in DATASET_TYPES:
             raise ConfigError(f'{where}: datasets.{name}.type must be one of {DATASET_TYPES}, got {ds.get("type")!r}')
@@ -148,13 +186,8 @@ def supervised_model(cfg: Config, name: str) -> ConfigDict:
 def check_train(section, name: str, where: str, required: bool) -> ConfigDict:
     """A training section with unknown keys refused (closest valid name suggested), types and ranges
     checked and, when `required`, every default filled in (teacher_train only overrides)."""
-    import difflib
     section = dict(section)
-    for key in section:
-        if key not in TRAIN_SCHEMA:
-            close = difflib.get_close_matches(key, TRAIN_SCHEMA, n=1)
-            raise ConfigError(f'{where}: {name}.{key}: unknown key' + (f"; did you mean '{close[0]}'?" if close else
-                              f' (known: {", ".join(TRAIN_SCHEMA)})'))
+    check_keys(section, tuple(TRAIN_SCHEMA), name, where)
     out = {}
     for key, (kind, default) in TRAIN_SCHEMA.items():
         if key not in section:

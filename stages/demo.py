@@ -2,13 +2,14 @@
 
 `make demo`: the whole pipeline on the synthetic default, each step skipped when its output exists.
   1. synthetic twin datasets                    data/synthetic
-  2. the shipped teachers, checked (sha256)     teachers/demo/{coco,mpii}.pth + manifest.json
+  2. the shipped files, checked (sha256)        teachers/demo/{coco,mpii,student_init}.pth + manifest.json
   3. dump-teachers (train + val)                outputs/demo/cache/{train,val}.zarr
   4. students: offline KD + baseline            outputs/demo/{offline,supervised}
   5. export-report                              outputs/demo/offline/report/report.html
 
-`make demo-teachers`: how the shipped teachers were made (the demo never runs this): their own
-synthetic set, both teachers trained side by side on ground truth of their own twin, then each
+`make demo-teachers`: how the shipped files were made (the demo never runs this): their own
+synthetic set, the teachers and the student's starting point (`pretrain`) trained on ground truth of
+their own twin (a model with `init_backbone` after the one it starts from), then each
 EMA checkpoint stored in fp16 with its training log, scored on the demo's val split (both twins),
 and listed in the manifest with its sha256, size, FLOPs, the command and the wall time.
 """

@@ -87,3 +87,29 @@ def test_pretrain_models_are_checked_and_found_by_name():
         load_config(teachers_cfg, {'pretrain.extra': dict(config='x.py', checkpoint='y.pth')})
     with pytest.raises(ConfigError, match=r"pretrain\.student_init\.train\.epoch: unknown key"):
         load_config(teachers_cfg, {'pretrain.student_init.train': dict(epoch=3)})
+
+
+@pytest.mark.parametrize('key, message', [
+    ('cache.windw', r"cache\.windw: unknown key; did you mean 'window'\?"),
+    ('views.num_view', r"views\.num_view: unknown key; did you mean 'num_views'\?"),
+    ('dump_stage.batchsize', r"dump_stage\.batchsize: unknown key; did you mean 'batch_size'\?"),
+    ('student.init_backbon', r"student\.init_backbon: unknown key; did you mean 'init_backbone'\?"),
+    ('teachers.coco.chekpoint', r"teachers\.coco\.chekpoint: unknown key; did you mean 'checkpoint'\?"),
+    ('datasets.mpii.val.head_box_file', r"datasets\.mpii\.val\.head_box_file: unknown key; did you mean "
+                                        r"'head_boxes_file'\?"),
+    ('dump_stages', r"dump_stages: unknown key; did you mean 'dump_stage'\?"),
+])
+def test_every_section_refuses_unknown_keys_with_the_closest_name(key, message):
+    """A misspelt key anywhere is an error, not a silent fallback to a default."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(resolve(CONFIGS[0]), {key: 1})
+
+
+def test_run_folder_configs_load_again():
+    """export-report reloads the config a run dumped (with its config_path and _-variables)."""
+    import tempfile
+    from pathlib import Path
+    cfg = load_config(resolve(CONFIGS[0]))
+    with tempfile.TemporaryDirectory() as d:
+        cfg.dump(str(Path(d) / 'pipeline_config.py'))
+        assert load_config(Path(d) / 'pipeline_config.py').cache.window == cfg.cache.window
