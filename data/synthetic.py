@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from data.files import atomic_write
 from data.instances import InstanceTable
 from data.skeletons import COCO17, MPII16, UNION21_NAMES, union_indices
 
@@ -674,10 +674,7 @@ def person_truth(scene: Scene, i: int) -> PersonTruth:
 # ------------------------------------------------------------------------------------------------
 # Writers: COCO and MPII formats, truth, atomic files.
 def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def write_jpeg(path: Path, image: np.ndarray) -> None:
@@ -767,9 +764,8 @@ def truth_arrays(truths: list[PersonTruth], keys: list[int], image_ids: list[int
 
 
 def write_truth(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + '.tmp.npz')
-    np.savez(tmp, **arrays)  # uncompressed npz: bytes depend only on the arrays
-    os.replace(tmp, path)
+    # uncompressed npz: bytes depend only on the arrays; the temporary name ends in .npz as np.savez wants
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from data.skeletons import COCO17_SIGMAS, MPII16_NAMES
-from outputs.files import atomic_write_text
+from data.files import atomic_write_text
 
 COCO_STAT_NAMES = ('AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl')
 OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # the COCO keypoint AP thresholds

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from data.skeletons import Skeleton, get_skeleton
-from outputs.files import atomic_write
+from data.files import atomic_write
 
 ONNX_INPUT = 'input'
 ONNX_OUTPUTS = ('simcc_x', 'simcc_y')

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from data.skeletons import UNION21
-from outputs.files import atomic_write
+from data.files import atomic_write
 
 UNITS = 'pixels, image coordinates, x right y down'
 FORMAT_VERSION = 1

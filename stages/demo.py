@@ -145,7 +145,7 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
         val_note='PCK@0.5 (head-normalised) against the full 21-joint truth of the demo val split, on the '
                  'joints the teacher predicts: own = its own twin, cross = the other twin',
         files=files)
-    from outputs.files import atomic_write_text
+    from data.files import atomic_write_text
     atomic_write_text(out / 'manifest.json', json.dumps(manifest, indent=1) + '\n')
     print(f'== shipped teachers written to {out}')
     return out

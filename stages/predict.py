@@ -17,7 +17,7 @@ import numpy as np
 
 from data.images import read_image
 from data.skeletons import UNION21
-from outputs.files import atomic_write, atomic_write_text
+from data.files import atomic_write, atomic_write_text
 from outputs.report import draw_skeleton
 from pipeline.config import resolve
 from pipeline.run import RunFolder, pick_device

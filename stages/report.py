@@ -14,7 +14,8 @@ from cache.manifest import MATCH_KEYS, diff_manifest
 from cache.store import open_cache, reconstruct_rows
 from data.images import decode_grouped
 from data.skeletons import UNION21, union_mask
-from outputs.files import atomic_write_text, finite
+from data.files import atomic_write_text
+from outputs.files import finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import load_config, resolve
 from pipeline.run import RunFolder, cache_path, expected_manifest, model_geometry, pick_device, split_instances

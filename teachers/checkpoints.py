@@ -25,7 +25,6 @@ import collections
 import os
 import pickle
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,6 +32,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 from torch import nn
+
+from data.files import atomic_write
 
 # Statistics that mmengine's HistoryBuffer registers on itself and pickles by name.
 _HISTORY_BUFFER_METHODS = frozenset({'min', 'max', 'current', 'mean'})
@@ -173,17 +174,12 @@ def _count_problems(expected: Mapping, got: Mapping) -> str:
     return f'{missing} missing, {unexpected} unexpected keys in all'
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor],
                     meta: Mapping[str, Any] | None = None, **extra: Any) -> Path:
-    """Write ``{'meta': meta, 'state_dict': OrderedDict(cpu tensors), **extra}`` atomically (temp file
-    in the same folder, then os.replace). The written pickle is checked against the load allowlist
-    before the rename, so every checkpoint saved here loads with load_checkpoint."""
+    """Write ``{'meta': meta, 'state_dict': OrderedDict(cpu tensors), **extra}`` atomically
+    (data.files.atomic_write: temp file in the same folder, then rename). The written pickle is
+    checked against the load allowlist before the rename, so every checkpoint saved here loads with
+    load_checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {'meta': dict(meta or {}),
@@ -193,11 +189,10 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
         if key in ckpt:
             raise ValueError(f'extra entry {key!r} would overwrite the checkpoint layout')
         ckpt[key] = value
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint gets the usual permissions
+
+    def write(tmp):
         try:
-            with os.fdopen(fd, 'wb') as f:
+            with open(tmp, 'wb') as f:
                 torch.save(ckpt, f)
         except (RuntimeError, OSError) as err:  # disk full: torch says "enforce fail at inline_container.cc"
             free = shutil.disk_usage(path.parent).free
@@ -206,11 +201,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
         bad = _disallowed_globals(Path(tmp))
         if bad:
             raise CheckpointError(f'{path}: meta contains objects load_checkpoint would refuse: {bad}')
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
     return path
 
 

@@ -71,7 +71,7 @@ def test_a_text_file_given_as_a_checkpoint_is_named(tmp_path):
 def test_written_files_get_the_umask_permissions(tmp_path):
     import os
     import torch
-    from outputs.files import atomic_write_text
+    from data.files import atomic_write_text
     from teachers.checkpoints import save_checkpoint
     old = os.umask(0o022)
     try:
