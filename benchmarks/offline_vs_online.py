@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.overlap_modes import summary  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
+from pipeline.run import RunFolder  # noqa: E402
 
 COLUMNS = [('coco', 'AP'), ('mpii', 'PCKh'), ('coco', 'pck_own'), ('coco', 'pck_missing'), ('coco', 'pck_all'),
            ('mpii', 'pck_own'), ('mpii', 'pck_missing'), ('mpii', 'pck_all')]
@@ -43,13 +44,6 @@ def wait(procs):
     for name, p, log in procs:
         if p.wait() != 0:
             raise SystemExit(f'{name} failed, see {log}')
-
-
-def finished(log: Path, epochs: int) -> bool:
-    if not log.exists():
-        return False
-    records = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-    return bool(records) and records[-1].get('epoch') == epochs and 'val' in records[-1]
 
 
 @click.command()
@@ -73,7 +67,7 @@ def main(config_path, epochs, out):
     for pair in (('online', 'online_seed1'), ('offline_lossless', 'offline_default')):
         procs = []
         for name in pair:
-            if finished(out / name / 'log.jsonl', n_epochs):  # a rerun resumes: finished runs are kept
+            if RunFolder(out / name).finished(n_epochs):  # a rerun resumes: finished runs are kept
                 continue
             mode, opts = runs[name]
             args = ['train-student', '--config', config_path, '--mode', mode, '--work-dir', str(out / name),

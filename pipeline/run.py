@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from cache.manifest import TEACHER_CROPS, build_manifest, sha256_file
+from cache.manifest import MATCH_KEYS, TEACHER_CROPS, build_manifest, diff_manifest, sha256_file
 from data.datasets import dataset_indices, load_split
 from data.instances import InstanceTable
 from data.views import POLICIES, VIEW_FIELDS, draw_views
@@ -78,12 +78,23 @@ def model_geometry(model_cfg_path) -> dict:
                 split=float(mc.codec.get('simcc_split_ratio', 2.0)))
 
 
+def head_loss_beta(model_cfg_path) -> float:
+    """The SimCC loss beta of an mmpose-style model config's head (RTMPose: 10, as mmpose's
+    KLDiscretLoss / KDLoss): the sharpening both the ground-truth and the KD loss apply."""
+    head = Config.fromfile(str(resolve(model_cfg_path))).model.head
+    return float(head.get('loss', {}).get('beta', 10.0))
+
+
 def kd_temperature(cfg: Config) -> float:
     """The temperature, applied to the stored log-probabilities, of the distribution the student is
-    distilled towards: the KD loss sharpens them by the student head's loss beta (RTMPose: 10, as
-    mmpose's KLDiscretLoss / KDLoss) divided by train.temperature. Cache fidelity is measured there."""
-    head = Config.fromfile(str(resolve(cfg.student.config))).model.head
-    return float(cfg.train.temperature) / float(head.get('loss', {}).get('beta', 10.0))
+    distilled towards: the KD loss sharpens them by the student head's loss beta divided by
+    train.temperature. Cache fidelity is measured there."""
+    return float(cfg.train.temperature) / head_loss_beta(cfg.student.config)
+
+
+def cache_differences(cfg: Config, split: str, cache, table: InstanceTable) -> list[str]:
+    """How an open cache's manifest differs from what `cfg` would write for `split` (empty: it fits)."""
+    return diff_manifest(expected_manifest(cfg, split, cache.n_views, table), cache.manifest, keys=MATCH_KEYS)
 
 
 def expected_manifest(cfg: Config, split: str, num_views: int, table: InstanceTable) -> dict:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cache.manifest import MATCH_KEYS, diff_manifest
 from cache.store import open_cache, reconstruct_rows
 from data.images import decode_grouped
 from data.skeletons import UNION21, union_mask
@@ -18,7 +17,7 @@ from data.files import atomic_write_text
 from outputs.files import finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import load_config, resolve
-from pipeline.run import RunFolder, cache_path, expected_manifest, model_geometry, pick_device, split_instances
+from pipeline.run import RunFolder, cache_differences, cache_path, model_geometry, pick_device, split_instances
 from stages.evaluation import evaluate_predictions, warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.inference import predict_from_simcc, predict_model
@@ -45,7 +44,7 @@ def teacher_predictions(cfg, table):
     from teachers.simcc import SimCCCodec
     path = cache_path(cfg, 'val')
     cache = open_cache(path)
-    diffs = diff_manifest(expected_manifest(cfg, 'val', cache.n_views, table), cache.manifest, keys=MATCH_KEYS)
+    diffs = cache_differences(cfg, 'val', cache, table)
     if diffs:  # a teacher, an annotation file or the views changed since the val dump: its rows are stale
         raise RuntimeError(f'{path}: the val cache was not built from this run\'s config ({diffs[0]}); '
                            're-run dump-teachers --split val')

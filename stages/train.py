@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cache.manifest import MATCH_KEYS, diff_manifest
 from cache.store import open_cache
 from data.images import read_image
 from data.photometric import photometric_augment
@@ -28,7 +27,8 @@ from data.skeletons import union_indices
 from data.views import replay_view, view_box, view_keypoints
 from outputs.export import dataset_meta_from_skeleton
 from pipeline.config import resolve, seed_everything, supervised_model, to_plain
-from pipeline.run import RunFolder, cache_path, dist_info, expected_manifest, pick_device, split_instances, split_views
+from pipeline.run import (RunFolder, cache_differences, cache_path, dist_info, head_loss_beta, pick_device,
+                          split_instances, split_views)
 from stages.evaluation import evaluate_model
 from teachers.checkpoints import init_backbone, load_model
 from teachers.rtmpose import build_model
@@ -191,8 +191,7 @@ class TargetSource:
         if run.mode == 'offline':
             path = cache_path(cfg, 'train')
             self.cache = open_cache(path)
-            expected = expected_manifest(cfg, 'train', self.cache.n_views, run.table)
-            diffs = diff_manifest(expected, self.cache.manifest, keys=MATCH_KEYS)
+            diffs = cache_differences(cfg, 'train', self.cache, run.table)
             if diffs:
                 raise RuntimeError(f'{path}: this cache was not built from this config; refusing it. '
                                    'Differences:\n  ' + '\n  '.join(diffs))
@@ -256,6 +255,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             batch_size=run.batch_size, world=world, lr=lr, datasets=run.datasets,
             cache=str(cache_path(cfg, 'train')) if source.cache else None, train=tc))
     weights = {'gt': 1.0} if mode == 'supervised' else dict(tc['loss_weights'])
+    beta = head_loss_beta(run.model_cfg_path)  # the model's own SimCC loss beta (RTMPose: 10)
 
     for epoch in range(start_epoch, run.epochs):
         t_epoch = time.perf_counter()
@@ -280,7 +280,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(tc['amp']) and device.type == 'cuda'):
                 pred_x, pred_y = train_model(x)
             loss, parts = distillation_loss(
-                pred_x.float(), pred_y.float(), targets, loss_weights=weights,
+                pred_x.float(), pred_y.float(), targets, loss_weights=weights, beta=beta,
                 temperature=float(tc['temperature']), overlap_mode=tc['overlap'],
                 kd_scale=kd_weight_schedule(epoch, run.epochs, decay=bool(tc['kd_decay'])),
                 gt_reduction=tc['gt_reduction'])
