@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_CFG := pipeline/configs/demo_synthetic.py
 
-.PHONY: venv reference test test-fast test-parity demo demo-teachers bench clean-demo
+.PHONY: venv reference test test-parity demo demo-teachers bench clean-demo
 
 $(STAMP): requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)

@@ -2,6 +2,7 @@
 (mmpose 1.3.2, mmcv 2.1.0, mmdet 3.3.0), never in the product environment.
 
     .venv-mmpose/bin/python scripts/mmpose_reference.py parity --out DIR [--variants t,s,m,...]
+    .venv-mmpose/bin/python scripts/mmpose_reference.py golden --out tests/parity/golden
     .venv-mmpose/bin/python scripts/mmpose_reference.py serve      # benchmark worker (JSON lines)
     .venv-mmpose/bin/python scripts/mmpose_reference.py signature  # state-dict signature of m
 
@@ -14,6 +15,12 @@ param_schedulers, EMAHook-swapped ema_state_dict), loaded back into the mmpose m
 load_checkpoint, and run in eval mode fp32 on a fixed uint8 BGR batch through mmpose's
 PoseDataPreprocessor. SimCCLabel encode/decode results on fixed keypoints go to codec_<name>.npz.
 Everything lands in DIR with a manifest.json that tests/parity/test_mmpose_parity.py reads.
+
+golden: the same comparisons made storable (tests/parity/golden, read by tests/parity/test_golden.py
+without mmpose). Weights, images and codec inputs are drawn from seeded generators keyed by name
+(tests/parity/seeded.py, imported by both sides), so only mmpose's outputs are stored: its
+normalisation as a per-channel lookup table, SimCC outputs, SimCCLabel encodings and decodings, and
+the state-dict signature.
 """
 from __future__ import annotations
 
@@ -29,6 +36,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.parity import seeded  # noqa: E402  (numpy only: safe in this environment)
+
 OUR_CONFIGS = ROOT / 'pipeline' / 'configs' / 'models'
 SEED = 20240229
 
@@ -245,6 +255,87 @@ def run_parity(out: Path, names: list[str]) -> None:
     os.replace(tmp, out / 'manifest.json')
 
 
+def mmpose_preprocess(model, images: np.ndarray) -> torch.Tensor:
+    """uint8 BGR (N, H, W, 3) through the model's PoseDataPreprocessor, which normalises in its
+    parent, mmengine's ImgDataPreprocessor.forward (the subclass only adds data-sample metainfo)."""
+    from mmengine.model import ImgDataPreprocessor
+    batch = ImgDataPreprocessor.forward(
+        model.data_preprocessor,
+        {'inputs': [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in images]}, training=False)
+    return batch['inputs']
+
+
+def run_golden(out: Path, names: list[str]) -> None:
+    from mmpose.codecs import SimCCLabel
+    out.mkdir(parents=True, exist_ok=True)
+    mmpose = import_mmpose()
+    import mmcv
+    import mmengine
+    manifest = {'versions': {'mmpose': mmpose.__version__, 'mmcv': mmcv.__version__,
+                             'mmengine': mmengine.__version__, 'torch': torch.__version__,
+                             'numpy': np.__version__},
+                'seed': SEED, 'batch': 2, 'variants': {}}
+    for name in names:
+        ref_cfg, our_cfg = load_variant_config(name)
+        model = build_reference(ref_cfg)
+        state = model.state_dict()
+        drawn = seeded.weights({k: tuple(v.shape) for k, v in state.items()}, SEED)
+        model.load_state_dict({k: torch.from_numpy(drawn[k]) if k in drawn else v for k, v in state.items()},
+                              strict=True)
+        model.eval()
+        w, h = ref_cfg.codec.input_size
+        lut = mmpose_preprocess(model, seeded.gray_ramp())[0, :, 0, :].numpy()  # (3, 256)
+        inputs = mmpose_preprocess(model, seeded.images(SEED, manifest['batch'], h, w))
+        with torch.no_grad():
+            simcc_x, simcc_y = model(inputs, None, mode='tensor')
+        codec_cfg = ref_cfg.codec.to_dict() if hasattr(ref_cfg.codec, 'to_dict') else dict(ref_cfg.codec)
+        codec_cfg.pop('type')
+        codec = SimCCLabel(**codec_cfg)
+        k = int(ref_cfg.model.head.out_channels)
+        c = seeded.codec_inputs(SEED, k, w, h, codec_cfg['simcc_split_ratio'])
+        enc = codec.encode(c['keypoints'], c['visible'])
+        dec_kp, dec_sc = codec.decode(c['simcc_x'].copy(), c['simcc_y'].copy())
+        lab_kp, lab_sc = codec.decode(enc['keypoint_x_labels'].copy(), enc['keypoint_y_labels'].copy())
+        tmp = out / f'{name}.tmp.npz'
+        np.savez_compressed(tmp, lut=lut, simcc_x=simcc_x.numpy(), simcc_y=simcc_y.numpy(),
+                            x_labels=enc['keypoint_x_labels'], y_labels=enc['keypoint_y_labels'],
+                            label_weights=enc['keypoint_weights'], decoded_keypoints=dec_kp,
+                            decoded_scores=dec_sc, label_keypoints=lab_kp, label_scores=lab_sc)
+        os.replace(tmp, out / f'{name}.npz')
+        rel = VARIANTS[name][0]
+        manifest['variants'][name] = dict(
+            mmpose_config=rel or f'our {VARIANTS[name][1]} built by mmpose', our_config=VARIANTS[name][1],
+            out_channels=k, input_size=[int(w), int(h)],
+            bgr_to_rgb=bool(ref_cfg.model.data_preprocessor.get('bgr_to_rgb', False)),
+            signature=state_dict_signature(state),
+            output_abs_max=round(float(max(simcc_x.abs().max(), simcc_y.abs().max())), 4))
+        print(f'{name}: {manifest["variants"][name]}', flush=True)
+    manifest['evaluation'] = evaluation_reference(SEED)
+    tmp = out / 'manifest.json.tmp'
+    tmp.write_text(json.dumps(manifest, indent=1) + '\n')
+    os.replace(tmp, out / 'manifest.json')
+
+
+def evaluation_reference(seed: int) -> dict:
+    """mmpose's OKS-NMS (COCO sigmas from its own dataset file) kept indices on 30 seeded cases, and
+    its MpiiPCKAccuracy table on seeded predictions."""
+    from mmpose.evaluation.functional.nms import oks_nms
+    from mmpose.evaluation.metrics.keypoint_2d_metrics import MpiiPCKAccuracy
+    sigmas = dataset_meta_like_mmpose('coco.py')['sigmas'].astype(np.float64)
+    kept = []
+    for trial in range(30):
+        c = seeded.nms_inputs(seed, trial)
+        db = [dict(keypoints=np.concatenate([k, np.ones((17, 1))], 1), score=s, area=a)
+              for k, s, a in zip(c['keypoints'], c['scores'], c['areas'])]
+        kept.append([int(i) for i in oks_nms(db, 0.9, sigmas=sigmas)])
+    p = seeded.pckh_inputs(seed)
+    table = MpiiPCKAccuracy(norm_item='head', prefix='mpii').compute_metrics(  # it adds 1 (1-based joints)
+        [dict(pred_coords=p['pred'][i:i + 1] - 1.0, gt_coords=p['truth'][i:i + 1], mask=p['visible'][i:i + 1],
+              head_size=np.array([[p['head'][i]] * 2])) for i in range(len(p['head']))])
+    return dict(coco_sigmas=sigmas.tolist(), oks_nms_threshold=0.9, oks_nms_kept=kept,
+                mpii_pckh={k: float(v) for k, v in table.items()})
+
+
 def serve() -> None:
     """Benchmark worker: one JSON request per stdin line, one JSON reply per stdout line.
     {"cmd": "build", "variant": "m", "batch": 32} then {"cmd": "time", "variant": "m", "iters": 3}."""
@@ -284,15 +375,18 @@ def main() -> None:
     p = sub.add_parser('parity')
     p.add_argument('--out', required=True, type=Path)
     p.add_argument('--variants', default=','.join(VARIANTS))
+    g = sub.add_parser('golden')
+    g.add_argument('--out', required=True, type=Path)
+    g.add_argument('--variants', default=','.join(VARIANTS))
     sub.add_parser('serve')
     sub.add_parser('signature')
     args = parser.parse_args()
-    if args.cmd == 'parity':
+    if args.cmd in ('parity', 'golden'):
         names = [n for n in args.variants.split(',') if n]
         unknown = sorted(set(names) - set(VARIANTS))
         if unknown:
             parser.error(f'unknown variants {unknown}; known: {sorted(VARIANTS)}')
-        run_parity(args.out, names)
+        (run_parity if args.cmd == 'parity' else run_golden)(args.out, names)
     elif args.cmd == 'serve':
         serve()
     else:

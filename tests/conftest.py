@@ -12,7 +12,7 @@ MMPOSE_PYTHON = Path(os.environ.get('MMPOSE_REF_PYTHON', ROOT / '.venv-mmpose' /
 
 
 def require_mmpose_reference():
-    """Skip when the reference environment is missing, or fail under PARITY_REQUIRED=1 (make test)."""
+    """Skip when the reference environment is missing, or fail under PARITY_REQUIRED=1 (make test-parity)."""
     import subprocess
 
     import pytest

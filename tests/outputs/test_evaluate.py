@@ -265,6 +265,7 @@ MMPOSE_PARITY = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.parity
 def test_oks_nms_and_pckh_match_mmpose(tmp_path):
     """Same kept indices as mmpose's oks_nms, same MPII table as MpiiPCKAccuracy (reference env)."""
     require_mmpose_reference()

@@ -246,6 +246,7 @@ MMPOSE_CHECK = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.parity
 def test_export_mmpose_loads_in_mmpose(tmp_path):
     """The exported pair builds and loads strictly in the mmpose reference environment."""
     require_mmpose_reference()

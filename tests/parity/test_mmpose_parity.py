@@ -6,7 +6,9 @@ mmengine checkpoints, and records outputs and SimCCLabel results. Here the nativ
 (a) load each checkpoint strictly from OUR config, (b) reproduce mmpose's SimCC outputs within 1e-5,
 (c) reproduce SimCCLabel encode/decode exactly.
 
-Without the reference environment the tests skip, unless PARITY_REQUIRED=1 (then they fail).
+Without the reference environment the tests skip, unless PARITY_REQUIRED=1 (then they fail);
+`make test-parity` sets it. `make test` runs test_golden.py instead (the same checks from stored
+mmpose outputs) and deselects these.
 The measured differences are printed (pytest -s) and, if PARITY_REPORT names a file, written
 there as JSON.
 """
@@ -114,6 +116,25 @@ def test_codec_matches_simcc_label(reference, name):
         kp, sc = codec.decode(sx, sy)
         np.testing.assert_array_equal(kp, ref[want_kp])
         np.testing.assert_array_equal(sc, ref[want_sc])
+
+
+def test_golden_files_are_what_mmpose_gives_today(reference, tmp_path):
+    """tests/parity/golden (checked without mmpose by test_golden.py) is what mmpose computes now."""
+    from tests.parity.test_golden import GOLDEN, TOLERANCE
+    run = subprocess.run([str(REF_PYTHON), str(ROOT / 'scripts' / 'mmpose_reference.py'), 'golden',
+                          '--out', str(tmp_path)], capture_output=True, text=True, timeout=1200)
+    if run.returncode != 0:
+        pytest.fail(f'scripts/mmpose_reference.py golden failed:\n{run.stderr[-3000:]}')
+    stored, today = (json.loads((d / 'manifest.json').read_text()) for d in (GOLDEN, tmp_path))
+    assert {k: v for k, v in stored.items() if k != 'versions'} == {k: v for k, v in today.items() if k != 'versions'}
+    for name in stored['variants']:
+        want, got = np.load(GOLDEN / f'{name}.npz'), np.load(tmp_path / f'{name}.npz')
+        assert sorted(want.files) == sorted(got.files)
+        for key in want.files:
+            if key in ('lut', 'simcc_x', 'simcc_y'):  # float32 network arithmetic
+                assert np.abs(want[key] - got[key]).max() <= TOLERANCE, (name, key)
+            else:  # codec
+                np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-9, err_msg=f'{name} {key}')
 
 
 def test_state_dict_signature_of_m_matches_mmpose(reference):
