@@ -10,7 +10,10 @@ On-disk layout (layout 'pose-distill-cache', version 2)
   views                     (V, N, P) float32, chunks (1, C, P): the view records replayed by dump and train
   teachers/<name>/          attrs: union_joints [K], bins_x Bx, bins_y By, bin_map {...},
                             window_x wx, window_y wy, tail_blocks_x bx, tail_blocks_y by, lossless
-                            (wx = Bx, wy = By, bx = by = 1 when lossless)
+                            (wx = Bx, wy = By, bx = by = 1 when lossless), datasets: the datasets
+                            whose rows the teacher is run on (null: all; a val cache runs a teacher
+                            only where the report scores it): units with none of their rows are
+                            never written and not pending, and their rows read as zeros
     x_start, y_start        (V, N, K) int16     first bin of the window
     x_values, y_values      (V, N, K, wx|wy) float16  log-probabilities inside the window
     x_tail, y_tail          (V, N, K, bx|by) float16  per block: log mean probability of its seen bins
@@ -96,8 +99,10 @@ def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_bloc
                 raise ValueError(f'teacher {name!r}: window {window} must be in [1, {bins}] ({axis} bins)')
             if not 1 <= tail_blocks <= bins:
                 raise ValueError(f'teacher {name!r}: tail_blocks {tail_blocks} must be in [1, {bins}] ({axis} bins)')
+    datasets = spec.get('datasets')
     return dict(union_joints=union_joints, num_joints=len(union_joints), bins_x=bins_x, bins_y=bins_y,
                 bin_map=spec['bin_map'], lossless=bool(lossless),
+                datasets=None if datasets is None else [str(d) for d in datasets],
                 window_x=bins_x if lossless else int(window), window_y=bins_y if lossless else int(window),
                 tail_blocks_x=1 if lossless else int(tail_blocks), tail_blocks_y=1 if lossless else int(tail_blocks))
 
@@ -248,6 +253,18 @@ class Cache:
     def units(self) -> list[tuple[int, int]]:
         return [(v, c) for v in range(self.n_views) for c in range(self.n_chunks)]
 
+    def rows_of(self, teacher: str) -> np.ndarray:
+        """(N,) bool: the rows the teacher is run on (its spec's datasets; all when it has none)."""
+        datasets = self.teacher_spec(teacher).get('datasets')
+        if datasets is None:
+            return np.ones(self.n_instances, dtype=bool)
+        return np.isin(self.instances.dataset, datasets)
+
+    def chunks_of(self, teacher: str) -> np.ndarray:
+        """(n_chunks,) bool: the chunks holding at least one of the teacher's rows (its units)."""
+        rows = self.rows_of(teacher)
+        return np.array([rows[self.chunk_rows(c)].any() for c in range(self.n_chunks)], dtype=bool)
+
     def _array(self, teacher: str, name: str):
         key = (teacher, name)
         if key not in self._arrays:
@@ -260,8 +277,8 @@ class Cache:
         return self._array(teacher, 'done')[...]
 
     def pending_units(self, teacher: str) -> list[tuple[int, int]]:
-        done = self.done(teacher)
-        return [(v, c) for v, c in self.units() if not done[v, c]]
+        done, mine = self.done(teacher), self.chunks_of(teacher)
+        return [(v, c) for v, c in self.units() if mine[c] and not done[v, c]]
 
     # ---- writing --------------------------------------------------------------------------
     def update_manifest(self, **items) -> None:
@@ -302,17 +319,20 @@ class Cache:
         self._array(teacher, 'done')[view, chunk] = True  # last: an interrupted unit stays pending
 
     # ---- reading --------------------------------------------------------------------------
-    def _require_done(self, teacher: str, view: int) -> None:
+    def _require_done(self, teacher: str, view: int, chunks=None) -> None:
+        """The teacher's units of `view` (those of `chunks` only, when given) are written."""
         if not 0 <= view < self.n_views:
             raise IndexError(f'view {view} outside [0, {self.n_views}) in {self.path}')
         done = self._array(teacher, 'done')[view]  # one row of markers, not the whole (V, n_chunks)
+        done = done | ~self.chunks_of(teacher) if chunks is None else done[np.asarray(chunks, dtype=np.int64)]
         if not done.all():
             missing = np.flatnonzero(~done)
             raise CacheError(f'{self.path}: teacher {teacher!r} view {view} has {missing.size} of {done.size} '
                              f'chunks not written (first: {missing[:5].tolist()}); resume the dump')
 
     def read_view_plane(self, teacher: str, view: int) -> dict:
-        """All N rows of one view for one teacher, read whole-chunk: the arrays as stored plus bins_x/bins_y."""
+        """All N rows of one view for one teacher, read whole-chunk: the arrays as stored plus bins_x/bins_y.
+        Rows outside the teacher's chunks (rows_of) are zeros."""
         self._require_done(teacher, view)
         spec = self.teacher_spec(teacher)
         plane = {f'{axis}_{field}': self._array(teacher, f'{axis}_{field}')[view]
@@ -325,9 +345,9 @@ class Cache:
 
         For spot checks (fidelity samples); training should use read_view_plane.
         """
-        self._require_done(teacher, view)
-        spec = self.teacher_spec(teacher)
         idx = np.asarray(idx, dtype=np.int64)
+        self._require_done(teacher, view, np.unique(idx // self.chunk_size))
+        spec = self.teacher_spec(teacher)
         plane = {f'{axis}_{field}': self._array(teacher, f'{axis}_{field}').get_orthogonal_selection((view, idx))
                  for axis in AXES for field in ROW_FIELDS}
         plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])

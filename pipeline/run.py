@@ -67,6 +67,19 @@ def split_views(cfg: Config, table: InstanceTable, num_views: int, policy: str |
     return out
 
 
+def teacher_datasets(cfg: Config, teacher: str, split: str) -> list[str] | None:
+    """The datasets whose crops a teacher is run on: all of them for training (teaching the other
+    dataset's joints is the point; None); on val only where the report scores its rows: its own
+    dataset, and datasets with a full 21-joint truth (the synthetic twins), where it is scored on
+    the joints it knows. On real data a COCO teacher's rows on MPII crops would never be read."""
+    own = cfg.teachers[teacher].get('dataset')
+    if split != 'val' or own is None:
+        return None
+    scored = [name for name, ds in cfg.datasets.items()
+              if name == own or (ds.get('truth', {}).get('val') and resolve(ds['truth']['val']).exists())]
+    return None if len(scored) == len(cfg.datasets) else scored
+
+
 def cache_path(cfg: Config, split: str) -> Path:
     return resolve(cfg.cache.root) / f'{split}.zarr'
 

@@ -25,7 +25,7 @@ from data.skeletons import union_indices
 from data.views import VIEW_FIELDS, replay_view, view_box_scales
 from pipeline.config import resolve
 from pipeline.run import (cache_path, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
-                          split_instances, split_views)
+                          split_instances, split_views, teacher_datasets)
 from stages.evaluation import warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.targets import student_bins, teacher_rows
@@ -87,12 +87,15 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
         if device.type == 'cuda':
             model = model.to(memory_format=torch.channels_last)
         specs[name] = dict(union_joints=union_indices(model.skeleton_name).tolist(),
-                           bins_x=bins[0], bins_y=bins[1],
+                           bins_x=bins[0], bins_y=bins[1], datasets=teacher_datasets(cfg, name, split),
                            bin_map=dict(per_instance=True, rule=BIN_MAP_RULE,
                                         teacher_input_size=list(model.input_size),
                                         teacher_split=model.codec.simcc_split_ratio))
         if name in names:
             models[name] = model
+            if rank == 0 and specs[name]['datasets'] is not None:
+                print(f'{split}: teacher {name} runs on {", ".join(specs[name]["datasets"])} only '
+                      '(the rows the report scores)')
 
     path = cache_path(cfg, split)
     # Every rank takes the same branch: rank 0 creates (or keeps) the store, the others wait for it.

@@ -59,9 +59,9 @@ def teacher_predictions(cfg, table):
         plane = cache.read_view_plane(name, 0)
         x, y, _, _ = reconstruct_rows(plane, rows)
         k, s = predict_from_simcc(x, y, table, rows, codec, student['input_size'], spec['union_joints'])
-        covered = np.zeros(21, bool)
+        covered = np.zeros(len(UNION21.joint_names), bool)
         covered[spec['union_joints']] = True
-        out[name] = (k, s, covered)
+        out[name] = (k, s, covered, spec.get('datasets'))  # scored only where the dump ran it
     return out
 
 
@@ -84,8 +84,9 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
 
     entries = {}  # name -> dict(kind, metrics, ...)
     predictions = {}
-    for name, (k, s, covered) in teacher_predictions(cfg, table).items():
-        entries[f'teacher {name}'] = dict(kind='teacher', metrics=evaluate_predictions(cfg, table, k, s, covered))
+    for name, (k, s, covered, datasets) in teacher_predictions(cfg, table).items():
+        entries[f'teacher {name}'] = dict(kind='teacher',
+                                          metrics=evaluate_predictions(cfg, table, k, s, covered, datasets))
     baseline = folder.baseline()
     if baseline.path != run_dir and baseline.checkpoint.exists():
         base = load_run_model(baseline)

@@ -129,6 +129,33 @@ def test_resume_lists_exactly_the_unwritten_units(tmp_path):
         cache.read_view_plane('coco', 0)
 
 
+def test_teacher_limited_to_some_datasets_has_only_their_units(tmp_path):
+    """A val cache runs a teacher only on the datasets the report scores: chunks without any of
+    those rows are not its units (never pending, never required), the rest read back as written."""
+    table = make_instances()
+    table.dataset[:] = np.where(np.arange(N) < 130, 'coco', 'mpii')  # chunk 2 (128-191) holds both
+    manifest = build_manifest(seed=7, teachers={}, norm=float('nan'))
+    teachers = {'coco': dict(TEACHERS['coco'], datasets=['coco']), 'mpii': TEACHERS['mpii']}
+    cache = create_cache(tmp_path / 'val.zarr', manifest, table, make_views(), FIELDS, teachers,
+                         window=WINDOW, lossless=False, chunk_size=CHUNK)
+    assert cache.chunks_of('coco').tolist() == [True, True, True, False, False]
+    assert cache.chunks_of('mpii').all() and cache.teacher_spec('mpii')['datasets'] is None
+    assert cache.pending_units('coco') == [(v, c) for v in range(V) for c in range(3)]
+    with pytest.raises(CacheError, match='chunks not written'):
+        cache.read_view_plane('coco', 0)
+    write_units(cache.path, [('coco', v, c) for v in range(V) for c in range(3)])
+    cache = open_cache(cache.path)
+    assert cache.pending_units('coco') == [] and cache.rows_of('coco').sum() == 130
+    plane = cache.read_view_plane('coco', 1)
+    rx, _, _, _ = reconstruct_rows(plane, np.arange(CHUNK))
+    sx, _, _, _ = unit_rows('coco', 1, 0, CHUNK)
+    np.testing.assert_array_equal(rx, reconstruct(*encode_window(sx, WINDOW), 96))
+    assert not plane['x_values'][3 * CHUNK:].any()  # never written
+    cache.read_rows('coco', 0, [5, 129])  # rows in written chunks only: fine
+    with pytest.raises(CacheError, match='chunks not written'):
+        cache.read_rows('coco', 0, [5, 200])
+
+
 def test_unit_killed_before_its_marker_stays_pending(tmp_path):
     cache = new_cache(tmp_path / 'train.zarr')
     real_array = cache._array

@@ -214,3 +214,25 @@ def test_refuses_cache_built_from_another_config(stage_env, dumped, tmp_path):
         dump_teachers(cfg, split='train', device='cpu')
     assert 'teachers.mpii' not in str(err.value)  # only the differing key is named
     assert_same_arrays(teacher_arrays(root / src.name), before, 'a refused cache must be left untouched')
+
+
+def test_val_dump_runs_a_teacher_only_where_the_report_scores_it(stage_env, dumped, capsys):
+    """Without a 21-joint truth (real data) a teacher's rows on the other dataset's val crops are never
+    scored, so the val dump does not compute them; with the twins' truth it does (cross-twin PCK)."""
+    from stages.report import teacher_predictions
+    cfg = stage_env.cfg('val_no_truth', **{'datasets.coco.truth.val': '', 'datasets.mpii.truth.val': '',
+                                           'cache.chunk_size': 4})  # 9 + 5 val instances: 4 chunks
+    table = split_instances(cfg, 'val')
+    dump_teachers(cfg, split='val', device='cpu')
+    assert 'val: teacher coco runs on coco only' in capsys.readouterr().out
+    cache = open_cache(cache_path(cfg, 'val'))
+    for name in ('coco', 'mpii'):
+        assert cache.teacher_spec(name)['datasets'] == [name]
+        mine = cache.chunks_of(name)
+        assert cache.pending_units(name) == [] and not mine.all()  # some chunks hold none of its rows
+        assert cache.written_rows(name) < len(table)
+        assert (table.dataset[cache.rows_of(name)] == name).all()
+    predictions = teacher_predictions(cfg, table)
+    assert predictions['coco'][3] == ['coco'] and predictions['mpii'][3] == ['mpii']
+    twins = open_cache(cache_path(stage_env.cfg('main'), 'val'))
+    assert all(twins.teacher_spec(n)['datasets'] is None for n in twins.teacher_names)  # all rows
