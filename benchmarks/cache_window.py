@@ -11,8 +11,9 @@ reconstructs the rows with each candidate:
 Columns: KL(full || reconstructed) mean and p99 at the distribution the student is distilled towards
 (the rows sharpened by the head loss's beta / train.temperature: pipeline.run.kd_temperature; 10x
 sharper than the stored rows for RTMPose), and mean on the stored rows themselves (T=1),
-argmax agreement, bytes per instance·view·teacher row (all joints, x and y) as stored (blosc-lz4 with
-byte shuffle, the cache's codec, over the sampled rows) and uncompressed, encode and decode rows/s.
+argmax agreement, bytes per instance·view·teacher row (all joints, x and y) as stored with the
+cache's codec (cache.store.DEFAULT_CODEC, one chunk of the sampled rows per array), with blosc-lz4
+(the previous default) and uncompressed, encode and decode rows/s.
 Also the KL of rows with student bins the teacher's crop does not reach, against the other rows.
 Last stdout line: one JSON object.
 
@@ -30,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cache.store import DEFAULT_CODEC, compressors_of  # noqa: E402
 from cache.window import FP16_LOWEST, encode_window, kl_at_temperature, log_softmax, reconstruct  # noqa: E402
 from data.images import decode_grouped  # noqa: E402
 from data.views import replay_view, view_box_scales  # noqa: E402
@@ -43,10 +45,17 @@ CANDIDATES = [(16, 1), (32, 1), (64, 1), (16, 16), (32, 8), (32, 16), (32, 32), 
 Q8_RANGE = 24.0  # log-probability floor of the 8-bit rows: e^-24 ~ 4e-11
 
 
-def compressed_bytes(arrays: list[np.ndarray]) -> int:
-    from numcodecs import Blosc
-    codec = Blosc(cname='lz4', clevel=5, shuffle=Blosc.SHUFFLE)
-    return sum(len(codec.encode(np.ascontiguousarray(a))) for a in arrays)
+def compressed_bytes(arrays: list[np.ndarray], codec: str = DEFAULT_CODEC) -> int:
+    """Bytes the arrays take stored by Zarr with one of the cache's codecs, each as one chunk."""
+    import zarr
+    total = 0
+    for a in arrays:
+        z = zarr.create_array(store=zarr.storage.MemoryStore(), shape=a.shape, dtype=a.dtype, chunks=a.shape,
+                              compressors=compressors_of(codec), fill_value=0)
+        z[...] = a
+        total += z.nbytes_stored() - len(z.metadata.to_buffer_dict(zarr.core.buffer.default_buffer_prototype())
+                                         ['zarr.json'].to_bytes())
+    return total
 
 
 def windowed(rows: np.ndarray, w: int, blocks: int):
@@ -95,9 +104,10 @@ def main(config_path, cfg_options, rows, device):
     # The student is distilled towards softmax(beta / T * stored log-probs): fidelity is measured there.
     temperature = kd_temperature(cfg)
     images = decode_grouped(table.image_path[idx])
-    result = dict(config=str(config_path), rows=int(len(idx)), temperature=temperature, teachers={})
+    result = dict(config=str(config_path), rows=int(len(idx)), temperature=temperature, codec=DEFAULT_CODEC,
+                  teachers={})
     print(f'{"teacher":8} {"encoding":>8} {"KL mean":>9} {"KL p99":>9} {"KL@T=1":>9} {"argmax":>7} '
-          f'{"B/row":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
+          f'{"B/row":>7} {"lz4 B":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         crops = np.stack([replay_view(img, table.bbox[r], views[v, r], model.input_size)[0]
@@ -125,6 +135,7 @@ def main(config_path, cfg_options, rows, device):
             e = dict(encoding=label, kl_mean=float(kl.mean()), kl_p99=float(np.quantile(kl, 0.99)),
                      kl_mean_t1=float(kl1.mean()), argmax_agreement=float(agree.mean()),
                      bytes_per_row=compressed_bytes(stored + outside) / n,
+                     lz4_bytes_per_row=compressed_bytes(stored + outside, 'lz4') / n,
                      raw_bytes_per_row=sum(a.nbytes for a in stored + outside) / n,
                      encode_rows_per_s=n / t_enc, decode_rows_per_s=n / t_dec,
                      rows_with_unseen_bins=float(unseen.mean()),
@@ -132,7 +143,8 @@ def main(config_path, cfg_options, rows, device):
                      kl_rows_without_unseen_bins=float(kl[~unseen].mean()) if (~unseen).any() else None)
             entries.append(e)
             print(f'{name:8} {label:>8} {e["kl_mean"]:9.2e} {e["kl_p99"]:9.2e} {e["kl_mean_t1"]:9.2e} '
-                  f'{e["argmax_agreement"]:7.4f} {e["bytes_per_row"]:7.0f} {e["raw_bytes_per_row"]:7.0f} '
+                  f'{e["argmax_agreement"]:7.4f} {e["bytes_per_row"]:7.0f} {e["lz4_bytes_per_row"]:7.0f} '
+                  f'{e["raw_bytes_per_row"]:7.0f} '
                   f'{e["encode_rows_per_s"]:9.0f} {e["decode_rows_per_s"]:9.0f}  '
                   f'{e["rows_with_unseen_bins"]:.2f} of rows: {e["kl_rows_with_unseen_bins"] or 0:.1e} vs '
                   f'{e["kl_rows_without_unseen_bins"] or 0:.1e}')
