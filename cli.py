@@ -61,7 +61,7 @@ def cli(debug):
 @click.option('--seed', default=0, show_default=True)
 def make_synthetic_cmd(out, n_images, seed):
     """Write the synthetic twin datasets (COCO-style + MPII-style, full 21-joint truth aside)."""
-    from data.synthetic import make_synthetic
+    from data.twins import make_synthetic
     summary = make_synthetic(out, n_images=n_images, seed=seed)
     click.echo(summary)
 

@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.skeletons import union_mask  # noqa: E402
-from data.synthetic import load_truth, truth_rows  # noqa: E402
+from data.truth import load_truth, truth_rows  # noqa: E402
 from outputs.evaluate import pck_union  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 from pipeline.run import split_instances  # noqa: E402

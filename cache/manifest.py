@@ -12,6 +12,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from data.files import to_plain
+
 # How teachers see a view; a cache written under another rule is refused.
 TEACHER_CROPS = 'native'  # each teacher's own crop of the view box (its aspect, its input size)
 BIN_MAP_RULE = ('teacher_bin = a * student_bin + b per instance, from the view box: '
@@ -34,37 +36,9 @@ def sha256_file(path, block_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _plain(value, key: str):
-    """Convert to JSON types (dict/list/str/int/float/bool/None); error names the offending key."""
-    import numpy as np  # local: only needed for the numpy scalar/array cases
-
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist(), key)
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, (str, int)):
-                raise TypeError(f'manifest key {key}.{k!r} is not a string')
-            out[str(k)] = _plain(v, f'{key}.{k}')
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_plain(v, f'{key}[{i}]') for i, v in enumerate(value)]
-    raise TypeError(f'manifest entry {key} has type {type(value).__name__}, which is not JSON-able')
-
-
 def build_manifest(**items) -> dict:
     """Plain JSON-able dict of the given items (numpy scalars/arrays, tuples and Paths converted)."""
-    manifest = {k: _plain(v, k) for k, v in items.items()}
+    manifest = {k: to_plain(v, strict=True, where=f'manifest entry {k}') for k, v in items.items()}
     # round trip: what is stored in Zarr attributes is exactly what we compare later
     return json.loads(json.dumps(manifest, allow_nan=True))
 

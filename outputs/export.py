@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from data.skeletons import Skeleton, get_skeleton
-from data.files import atomic_write
+from data.files import atomic_write, to_plain
 
 ONNX_INPUT = 'input'
 ONNX_OUTPUTS = ('simcc_x', 'simcc_y')
@@ -134,8 +134,8 @@ def dataset_info_from_meta(dataset_meta: dict) -> dict:
     names = [dataset_meta['keypoint_id2name'][i] for i in range(int(dataset_meta['num_keypoints']))]
     upper = set(dataset_meta.get('upper_body_ids', []))
     lower = set(dataset_meta.get('lower_body_ids', []))
-    colors = _plain(dataset_meta.get('keypoint_colors')) or [[255, 128, 0]] * len(names)
-    link_colors = _plain(dataset_meta.get('skeleton_link_colors')) or [[96, 96, 255]] * len(
+    colors = to_plain(dataset_meta.get('keypoint_colors')) or [[255, 128, 0]] * len(names)
+    link_colors = to_plain(dataset_meta.get('skeleton_link_colors')) or [[96, 96, 255]] * len(
         dataset_meta.get('skeleton_links', []))
     keypoint_info = {}
     for i, name in enumerate(names):
@@ -146,8 +146,8 @@ def dataset_info_from_meta(dataset_meta: dict) -> dict:
     skeleton_info = {n: dict(link=(names[a], names[b]), id=n, color=link_colors[n])
                      for n, (a, b) in enumerate(dataset_meta.get('skeleton_links', []))}
     return dict(dataset_name=dataset_meta['dataset_name'], keypoint_info=keypoint_info,
-                skeleton_info=skeleton_info, joint_weights=_plain(dataset_meta['dataset_keypoint_weights']),
-                sigmas=_plain(dataset_meta['sigmas']))
+                skeleton_info=skeleton_info, joint_weights=to_plain(dataset_meta['dataset_keypoint_weights']),
+                sigmas=to_plain(dataset_meta['sigmas']))
 
 
 def dataset_meta_from_skeleton(skeleton: Skeleton | str, dataset_name: str | None = None) -> dict:
@@ -164,21 +164,6 @@ def dataset_meta_from_skeleton(skeleton: Skeleton | str, dataset_name: str | Non
     })
 
 
-def _plain(value):
-    """numpy / tuples -> lists and Python scalars (weights_only-safe, mmengine-Config-safe)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    return value
-
-
 # mmpose's RTMPose test pipeline; inference_topdown reads cfg.test_dataloader.dataset.pipeline.
 def _test_pipeline(input_size):
     return [dict(type='LoadImage'), dict(type='GetBBoxCenterScale'),
@@ -192,7 +177,7 @@ def complete_dataset_meta(dataset_meta: dict) -> dict:
     """Fill the parse_pose_metainfo keys a partial dataset_meta leaves out (name2id, body halves,
     flip pairs, colours, link count, joint weights), from its names and flip_indices, in plain types.
     Needs num_keypoints, keypoint_id2name (or a skeleton name as dataset_name) and flip_indices."""
-    meta = _plain(dict(dataset_meta))
+    meta = to_plain(dict(dataset_meta))
     if 'num_keypoints' not in meta:
         raise ValueError('dataset_meta lacks num_keypoints (use dataset_meta_from_skeleton)')
     k = int(meta['num_keypoints'])
@@ -323,7 +308,7 @@ def export_mmpose(state_dict: dict, model_config_path: str | Path, out_dir: str 
                          f'dataset_meta has {num_keypoints} keypoints')
     mmpose_config(model_config_path, dataset_meta)  # validate before writing anything
     out_dir = Path(out_dir)
-    checkpoint = {'meta': {**_plain(extra_meta or {}), 'dataset_meta': dataset_meta},
+    checkpoint = {'meta': {**to_plain(extra_meta or {}), 'dataset_meta': dataset_meta},
                   'state_dict': {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}}
     pth = atomic_write(out_dir / 'student.pth',
                        lambda tmp: torch.save(checkpoint, tmp))

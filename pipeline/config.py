@@ -40,8 +40,9 @@ SECTION_KEYS = {
     'student': ('config', 'init_backbone'),
     'synthetic': ('out', 'images', 'seed'),
 }
-MODEL_KEYS = {'teachers': ('config', 'checkpoint', 'dataset', 'init_backbone', 'train'),
-              'pretrain': ('config', 'checkpoint', 'dataset', 'init_backbone', 'train', 'views')}
+# widen_backbone: init_backbone is the same network at half the width, widened by duplication first.
+MODEL_KEYS = {'teachers': ('config', 'checkpoint', 'dataset', 'init_backbone', 'widen_backbone', 'train'),
+              'pretrain': ('config', 'checkpoint', 'dataset', 'init_backbone', 'widen_backbone', 'train', 'views')}
 DATASET_KEYS = {'': ('type', 'train', 'val', 'truth'), 'train': ('ann_file', 'image_root'),
                 'val': ('ann_file', 'image_root', 'det_file', 'det_score_thr', 'head_boxes_file'),
                 'truth': ('train', 'val')}
@@ -130,6 +131,8 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
     for section, allowed in MODEL_KEYS.items():
         for name, model in (cfg.get(section) or {}).items():
             check_keys(model, allowed, f'{section}.{name}', where)
+            if model.get('widen_backbone') and not model.get('init_backbone'):
+                raise ConfigError(f'{where}: {section}.{name}.widen_backbone needs init_backbone')
     for name, ds in cfg.datasets.items():
         check_keys(ds, DATASET_KEYS[''], f'datasets.{name}', where)
         for part in ('train', 'val', 'truth'):
@@ -223,10 +226,3 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def to_plain(obj):
-    """ConfigDict -> plain dict/list (JSON-able), for manifests and logs."""
-    if isinstance(obj, (ConfigDict, dict)):
-        return {k: to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    return obj

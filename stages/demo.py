@@ -43,7 +43,7 @@ def _step(timings: dict, name: str, fn, done: bool) -> None:
 
 
 def _make_data(cfg, timings: dict) -> None:
-    from data.synthetic import make_synthetic
+    from data.twins import make_synthetic
     syn = cfg.synthetic
     out = resolve(syn.out)
     _step(timings, f'make-synthetic {syn.out}', lambda: make_synthetic(out, n_images=int(syn.images), seed=int(syn.seed)),
@@ -100,11 +100,7 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     _make_data(eval_cfg, timings)
     extra = [a for o in cfg_options for a in ('--cfg-options', o)]
     models = {**cfg.teachers, **cfg.get('pretrain', {})}
-    # Models whose backbone starts from another's checkpoint (init_backbone) train after it.
-    first = [n for n, t in models.items() if not t.get('init_backbone')]
-    for group in (first, [n for n in models if n not in first]):
-        if not group:
-            continue
+    for group in training_order(models):
         epochs = {n: models[n].get('train', {}).get('epochs', cfg.teacher_train.epochs) for n in group}
         todo = [n for n in group if not RunFolder(resolve(models[n].checkpoint).parent).finished(epochs[n])]
         _step(timings, 'train ' + ','.join(todo or group),
@@ -149,6 +145,22 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     atomic_write_text(out / 'manifest.json', json.dumps(manifest, indent=1) + '\n')
     print(f'== shipped teachers written to {out}')
     return out
+
+
+def training_order(models: dict) -> list[list[str]]:
+    """The models in groups that train side by side: a model whose backbone starts from another's
+    checkpoint (init_backbone) trains in a later group than that model."""
+    by_checkpoint = {str(resolve(t.checkpoint)): n for n, t in models.items()}
+    parent = {n: by_checkpoint.get(str(resolve(t.init_backbone))) if t.get('init_backbone') else None
+              for n, t in models.items()}
+    groups, placed = [], set()
+    while len(placed) < len(models):
+        group = [n for n in models if n not in placed and (parent[n] is None or parent[n] in placed)]
+        if not group:
+            raise ValueError('init_backbone chain with a cycle: ' + ', '.join(sorted(set(models) - placed)))
+        groups.append(group)
+        placed.update(group)
+    return groups
 
 
 def reseeded(cfg, seed: int) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from data.skeletons import COCO17, MPII16, union_indices, union_mask
+from data.truth import load_truth, truth_rows
 from outputs.evaluate import (coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results,
                               topdown_instance_areas)
 from pipeline.config import resolve
@@ -69,7 +70,7 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
             m['pckh@0.1'] = pckh(kpts[rows][:, mpii_idx], gt, vis, table.head_size[rows], thr=0.1)
         truth_file = ds.get('truth', {}).get('val')
         if truth_file and resolve(truth_file).exists():
-            from data.synthetic import load_truth, truth_rows
+            from data.truth import load_truth, truth_rows
             truth = load_truth(resolve(truth_file))
             at = truth_rows(table.select(rows), truth)
             t_kpts, t_vis, t_head = truth['keypoints21'][at], truth['visible21'][at], truth['head_size'][at]

@@ -26,7 +26,8 @@ from data.photometric import photometric_augment
 from data.skeletons import union_indices
 from data.views import replay_view, view_box, view_keypoints
 from outputs.export import dataset_meta_from_skeleton
-from pipeline.config import resolve, seed_everything, supervised_model, to_plain
+from data.files import to_plain
+from pipeline.config import resolve, seed_everything, supervised_model
 from pipeline.run import (RunFolder, cache_differences, cache_path, dist_info, head_loss_beta, pick_device,
                           split_instances, split_views)
 from stages.evaluation import evaluate_model
@@ -170,8 +171,9 @@ def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher
         # mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): RTMPose-s starts from a CSPNeXt
         # trained on COCO + AIC, RTMPose's MPII model from a backbone trained on COCO.
         source = resolve(spec.init_backbone)
-        init_backbone(model, source)
-        print(f'[{as_teacher or mode}] backbone initialised from {source}')
+        widen = bool(spec.get('widen_backbone', False))
+        init_backbone(model, source, widen=widen)
+        print(f'[{as_teacher or mode}] backbone initialised from {source}' + ' (widened x2)' * widen)
     table = split_instances(cfg, 'train')
     return RunSpec(mode=mode, tc=tc, epochs=int(epochs or tc['epochs']),
                    batch_size=int(batch_size or tc['batch_size']),

@@ -220,13 +220,42 @@ def load_model(config_path: str | os.PathLike, checkpoint_path: str | os.PathLik
     return model.to(device).eval()
 
 
-def init_backbone(model: nn.Module, checkpoint_path: str | os.PathLike) -> None:
+def init_backbone(model: nn.Module, checkpoint_path: str | os.PathLike, widen: bool = False) -> None:
     """mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): the `backbone.` weights of a
     checkpoint (its EMA weights when it has them) loaded strictly into model.backbone; the head keeps
-    its initialisation."""
+    its initialisation. widen=True: the checkpoint's backbone is the same architecture at half the
+    width, widened first (widened_by_duplication)."""
     weights = state_dict_from_checkpoint(load_checkpoint(checkpoint_path))
     backbone = {k[len('backbone.'):]: v for k, v in weights.items() if k.startswith('backbone.')}
+    if widen:
+        try:
+            backbone = widened_by_duplication(backbone, model.backbone.state_dict())
+        except ValueError as err:
+            raise CheckpointError(f'{checkpoint_path}: its backbone cannot be widened into the model: {err}') from None
     try:
         load_state_dict_strict(model.backbone, backbone)
     except ValueError as err:
         raise CheckpointError(f'{checkpoint_path}: its backbone does not fit the model: {err}') from None
+
+
+def widened_by_duplication(weights: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> dict:
+    """A network's weights widened into the same architecture at twice the width, computing the same
+    function (Net2WiderNet by duplication): every channel dimension that doubles repeats each channel
+    in place (c -> 2c, 2c + 1), which commutes with the channel concatenations and splits of CSP
+    blocks; a weight's input dimension (dim 1) that doubles is also halved, so each duplicated pair
+    of inputs sums to the original. Per-channel statistics (BatchNorm) are repeated. `target`: the
+    wider model's state dict (names and shapes); the same keys, each dimension equal or doubled."""
+    if set(weights) != set(target):
+        raise ValueError(f'different parameter names ({len(set(weights) ^ set(target))} differ)')
+    out = {}
+    for name, value in weights.items():
+        want = tuple(target[name].shape)
+        if value.dim() != len(want) or any(m not in (n, 2 * n) for n, m in zip(value.shape, want)):
+            raise ValueError(f'{name}: {tuple(value.shape)} is not {want} or half of it')
+        for dim, (n, m) in enumerate(zip(value.shape, want)):
+            if m == 2 * n:
+                value = value.repeat_interleave(2, dim=dim)
+                if dim == 1:
+                    value = value / 2
+        out[name] = value
+    return out

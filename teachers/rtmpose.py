@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from data.files import to_plain
 from teachers.simcc import SimCCCodec
 
 # CSPNeXt stage settings, per stage: in_channels, out_channels, num_blocks, add_identity, use_spp
@@ -368,15 +369,6 @@ class RTMPose(nn.Module):
         return (x - self.mean) / self.std
 
 
-def _to_dict(value: Any) -> Any:
-    """mmengine ConfigDict / Config -> plain dict (recursively); other values unchanged."""
-    if hasattr(value, 'to_dict'):
-        return value.to_dict()
-    if isinstance(value, Mapping):
-        return {k: _to_dict(v) for k, v in value.items()}
-    return value
-
-
 def load_config(cfg: Any) -> tuple[dict, str]:
     """Path / mmengine.Config / dict -> (plain dict, a name for error messages)."""
     if isinstance(cfg, (str, Path)):
@@ -384,9 +376,9 @@ def load_config(cfg: Any) -> tuple[dict, str]:
         path = Path(cfg)
         if not path.is_file():
             raise FileNotFoundError(f'model config not found: {path}')
-        return _to_dict(Config.fromfile(str(path))), str(path)
+        return to_plain(Config.fromfile(str(path))), str(path)
     name = getattr(cfg, 'filename', None) or '<config dict>'
-    return _to_dict(cfg), str(name)
+    return to_plain(cfg), str(name)
 
 
 def _norm_from_config(norm_cfg: Mapping[str, Any] | None, where: str) -> dict:

@@ -42,3 +42,16 @@ def test_data_and_cache_stay_at_the_bottom():
     for path in sorted((ROOT / 'cache').rglob('*.py')):
         bad = {m for m in imported_modules(path) if m.split('.')[0] in ('teachers', 'stages', 'training', 'torch')}
         assert not bad, f'{path.relative_to(ROOT)} imports {sorted(bad)}'
+
+
+def test_only_the_generators_import_the_synthetic_renderer():
+    """Evaluation reads the twins' truth (data/truth.py) without pulling in the renderer: only the
+    commands that make the twins import data.twins."""
+    makers = {'cli.py', 'stages/demo.py'}
+    for folder in ('benchmarks', 'pipeline', 'data', 'teachers', 'cache', 'outputs', 'training', 'stages'):
+        for path in sorted((ROOT / folder).rglob('*.py')):
+            rel = str(path.relative_to(ROOT))
+            if rel.startswith('data/twins/') or rel in makers:
+                continue
+            bad = {m for m in imported_modules(path) if m == 'data.twins' or m.startswith('data.twins.')}
+            assert not bad, f'{rel} imports {sorted(bad)}'

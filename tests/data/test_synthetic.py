@@ -8,7 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from data import synthetic as S
+from data.truth import load_truth, match_truth
+from data.twins import make_synthetic
+from data.twins.figure import COCO_STYLE, layout_figure, sample_body, sample_pose
+from data.twins.render import face_point_visible
 from data.instances import InstanceTable
 from data.skeletons import COCO17, MPII16, UNION21_NAMES, union_indices
 
@@ -19,7 +22,7 @@ SEED = 3
 @pytest.fixture(scope='module')
 def twins(tmp_path_factory):
     out = tmp_path_factory.mktemp('synthetic')
-    summary = S.make_synthetic(out, n_images=N_IMAGES, seed=SEED, val_fraction=0.25, image_size=(240, 200))
+    summary = make_synthetic(out, n_images=N_IMAGES, seed=SEED, val_fraction=0.25, image_size=(240, 200))
     return out, summary
 
 
@@ -29,7 +32,7 @@ def _files(root: Path) -> dict:
 
 def test_same_seed_same_bytes_other_seed_differs(twins, tmp_path):
     out, _ = twins
-    S.make_synthetic(tmp_path / 'again', n_images=N_IMAGES, seed=SEED, val_fraction=0.25, image_size=(240, 200))
+    make_synthetic(tmp_path / 'again', n_images=N_IMAGES, seed=SEED, val_fraction=0.25, image_size=(240, 200))
     first, again = _files(out), _files(tmp_path / 'again')
     assert first.keys() == again.keys()
     for name in first:
@@ -39,7 +42,7 @@ def test_same_seed_same_bytes_other_seed_differs(twins, tmp_path):
     pixel_hash = hashlib.sha256(pixels.tobytes()).hexdigest()
     assert pixel_hash == hashlib.sha256(cv2.imread(str(tmp_path / 'again/coco/images/train/000000000001.jpg'))
                                         .tobytes()).hexdigest()
-    S.make_synthetic(tmp_path / 'other', n_images=2, seed=SEED + 1, styles=('coco',), image_size=(240, 200))
+    make_synthetic(tmp_path / 'other', n_images=2, seed=SEED + 1, styles=('coco',), image_size=(240, 200))
     other = cv2.imread(str(tmp_path / 'other/coco/images/train/000000000001.jpg'))
     assert hashlib.sha256(other.tobytes()).hexdigest() != pixel_hash
 
@@ -70,7 +73,7 @@ def test_coco_json_is_real_format_and_matches_truth(twins, split):
     assert len(coco.getImgIds()) == summary['coco'][split]['images']
     anns = coco.loadAnns(coco.getAnnIds())
     assert len(anns) == summary['coco'][split]['instances'] > 0
-    truth = S.load_truth(out / f'coco/annotations/truth21_{split}.npz')
+    truth = load_truth(out / f'coco/annotations/truth21_{split}.npz')
     rows = {int(k): i for i, k in enumerate(truth['instance_key'])}
     assert len(rows) == len(anns)
     for ann in anns:
@@ -96,7 +99,7 @@ def test_coco_json_is_real_format_and_matches_truth(twins, split):
 def test_mpii_json_one_based_and_matches_truth(twins, split):
     out, summary = twins
     rows = json.loads((out / f'mpii/annotations/mpii_{split}.json').read_text())
-    truth = S.load_truth(out / f'mpii/annotations/truth21_{split}.npz')
+    truth = load_truth(out / f'mpii/annotations/truth21_{split}.npz')
     assert len(rows) == len(truth['instance_key']) == summary['mpii'][split]['instances'] > 0
     np.testing.assert_array_equal(truth['instance_key'], np.arange(len(rows)))
     idx = union_indices(MPII16)
@@ -123,7 +126,7 @@ def test_mpii_gt_mat_like_the_real_one(twins):
     out, _ = twins
     mat = loadmat(str(out / 'mpii/annotations/mpii_gt_val.mat'))
     rows = json.loads((out / 'mpii/annotations/mpii_val.json').read_text())
-    truth = S.load_truth(out / 'mpii/annotations/truth21_val.npz')
+    truth = load_truth(out / 'mpii/annotations/truth21_val.npz')
     n = len(rows)
     assert mat['headboxes_src'].shape == (2, 2, n)
     assert mat['jnt_missing'].shape == (16, n) and mat['pos_gt_src'].shape == (16, 2, n)
@@ -139,7 +142,7 @@ def test_mpii_gt_mat_like_the_real_one(twins):
 
 def test_truth_geometry_is_consistent(twins):
     out, _ = twins
-    t = S.load_truth(out / 'coco/annotations/truth21_train.npz')
+    t = load_truth(out / 'coco/annotations/truth21_train.npz')
     kp = t['keypoints21'].astype(np.float64)
     j = {n: kp[:, i] for i, n in enumerate(UNION21_NAMES)}
     np.testing.assert_allclose(j['pelvis'], (j['left_hip'] + j['right_hip']) / 2, atol=0.02)
@@ -150,18 +153,18 @@ def test_truth_geometry_is_consistent(twins):
 
 
 def test_face_points_follow_facing():
-    body = S.sample_body(np.random.default_rng(0))
-    pose = S.sample_pose(np.random.default_rng(0), S.COCO_STYLE)
+    body = sample_body(np.random.default_rng(0))
+    pose = sample_pose(np.random.default_rng(0), COCO_STYLE)
     pose.update(roll=0.0, head_yaw=0.0, head_pitch=0.0, head_roll=0.0, torso_side=0.0, torso_twist=0.0)
-    front = S.face_point_visible(S.layout_figure(dict(pose, yaw=0.0), body, 150, np.array([100., 100.])))
-    back = S.face_point_visible(S.layout_figure(dict(pose, yaw=180.0), body, 150, np.array([100., 100.])))
-    profile = S.face_point_visible(S.layout_figure(dict(pose, yaw=90.0), body, 150, np.array([100., 100.])))
+    front = face_point_visible(layout_figure(dict(pose, yaw=0.0), body, 150, np.array([100., 100.])))
+    back = face_point_visible(layout_figure(dict(pose, yaw=180.0), body, 150, np.array([100., 100.])))
+    profile = face_point_visible(layout_figure(dict(pose, yaw=90.0), body, 150, np.array([100., 100.])))
     assert all(front.values())
     assert not back['nose'] and not back['left_eye'] and not back['right_eye'] and back['left_ear']
     assert profile['nose'] and profile['left_ear'] != profile['right_ear']
     # facing the camera, the person's left is on the image right; from behind, on the image left
-    f = S.layout_figure(dict(pose, yaw=0.0), body, 150, np.array([100., 100.])).joints
-    b = S.layout_figure(dict(pose, yaw=180.0), body, 150, np.array([100., 100.])).joints
+    f = layout_figure(dict(pose, yaw=0.0), body, 150, np.array([100., 100.])).joints
+    b = layout_figure(dict(pose, yaw=180.0), body, 150, np.array([100., 100.])).joints
     ls, rs = UNION21_NAMES.index('left_shoulder'), UNION21_NAMES.index('right_shoulder')
     assert f[ls, 0] > f[rs, 0] and b[ls, 0] < b[rs, 0]
     ht, un = UNION21_NAMES.index('head_top'), UNION21_NAMES.index('upper_neck')
@@ -179,25 +182,25 @@ def _table(keys):
 
 def test_load_and_match_truth(twins, tmp_path):
     out, _ = twins
-    truth = S.load_truth(out / 'coco/annotations/truth21_val.npz')
+    truth = load_truth(out / 'coco/annotations/truth21_val.npz')
     keys = truth['instance_key'][::-1].copy()
-    kp, vis = S.match_truth(_table(keys), truth)
+    kp, vis = match_truth(_table(keys), truth)
     np.testing.assert_array_equal(kp, truth['keypoints21'][::-1])
     np.testing.assert_array_equal(vis, truth['visible21'][::-1])
-    _, inside = S.match_truth(_table(keys), truth, mask='in_image21')
+    _, inside = match_truth(_table(keys), truth, mask='in_image21')
     np.testing.assert_array_equal(inside, truth['in_image21'][::-1])
     with pytest.raises(KeyError, match='no synthetic truth'):
-        S.match_truth(_table([int(keys.max()) + 1]), truth)
+        match_truth(_table([int(keys.max()) + 1]), truth)
     with pytest.raises(FileNotFoundError, match='not found'):
-        S.load_truth(tmp_path / 'missing.npz')
+        load_truth(tmp_path / 'missing.npz')
     np.savez(tmp_path / 'bad.npz', instance_key=np.zeros(1))
     with pytest.raises(ValueError, match='missing arrays'):
-        S.load_truth(tmp_path / 'bad.npz')
+        load_truth(tmp_path / 'bad.npz')
 
 
 def test_fifty_images_are_fast(tmp_path):
     t0 = time.perf_counter()
-    S.make_synthetic(tmp_path, n_images=25, seed=0)  # 25 per twin = 50 images
+    make_synthetic(tmp_path, n_images=25, seed=0)  # 25 per twin = 50 images
     assert time.perf_counter() - t0 < 10.0  # ~2 s on a quiet 2-core machine; generous under load
 
 
@@ -209,8 +212,8 @@ def test_project_loaders_read_the_twins(twins):
         pytest.skip(f'data/coco.py or data/mpii.py not available yet ({e})')
     out, _ = twins
     coco = load_coco(out / 'coco/annotations/person_keypoints_val.json', out / 'coco/images/val', split_mode='val')
-    truth = S.load_truth(out / 'coco/annotations/truth21_val.npz')
-    kp, _ = S.match_truth(coco, truth)
+    truth = load_truth(out / 'coco/annotations/truth21_val.npz')
+    kp, _ = match_truth(coco, truth)
     lab = coco.keypoints_visible > 0
     assert len(coco) > 0 and lab.any() and not lab[:, 17:].any()
     np.testing.assert_allclose(coco.keypoints[lab], kp[lab], atol=0.01)
@@ -218,8 +221,8 @@ def test_project_loaders_read_the_twins(twins):
 
     mpii = load_mpii(out / 'mpii/annotations/mpii_val.json', out / 'mpii/images',
                      head_boxes_file=out / 'mpii/annotations/mpii_gt_val.mat')
-    truth = S.load_truth(out / 'mpii/annotations/truth21_val.npz')
-    kp, _ = S.match_truth(mpii, truth)
+    truth = load_truth(out / 'mpii/annotations/truth21_val.npz')
+    kp, _ = match_truth(mpii, truth)
     lab = mpii.keypoints_visible > 0
     assert len(mpii) == len(truth['instance_key']) and not lab[:, :5].any()
     np.testing.assert_allclose(mpii.keypoints[lab], kp[lab], atol=0.01)

@@ -74,7 +74,7 @@ def _demo_student(seed: int = 0):
 @pytest.fixture(scope='module')
 def deployed(tmp_path_factory):
     """(onnx path, val image folder, COCO detection file, predict output folder, val annotations)."""
-    from data.synthetic import make_synthetic
+    from data.twins import make_synthetic
     from outputs.export import check_onnx, export_onnx
     from stages.predict import load_predictor, predict_images
     from teachers.checkpoints import save_checkpoint

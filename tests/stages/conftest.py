@@ -71,7 +71,7 @@ class StageEnv:
     (work_dir, cache.root) live in their own folder `root/tag`."""
 
     def __init__(self, root: Path, n_images: int = N_IMAGES):
-        from data.synthetic import make_synthetic
+        from data.twins import make_synthetic
         from pipeline.config import load_config
         self.root = root
         self.data = root / 'synthetic'

@@ -216,7 +216,7 @@ def test_train_refuses_an_unfinished_dump(stage_env, dumped, tmp_path):
 def _val_errors(cfg, model) -> dict:
     """Per val dataset: PCK@0.5 and mean head-normalised error against the full 21-joint truth, on the
     joints the dataset annotates ('own') and the ones it lacks ('missing')."""
-    from data.synthetic import load_truth, truth_rows
+    from data.truth import load_truth, truth_rows
     from outputs.evaluate import normalized_distances
     from pipeline.run import split_instances
     from teachers.inference import predict_model

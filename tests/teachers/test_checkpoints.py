@@ -175,3 +175,30 @@ def test_init_backbone_loads_the_backbone_only_and_refuses_a_misfit(tmp_path):
     student = build_model('pipeline/configs/models/rtmpose-demo_union21_128x96.py')  # half the width
     with pytest.raises(CheckpointError, match=r'coco\.pth: its backbone does not fit'):
         init_backbone(student, path)
+
+
+def test_widened_backbone_computes_the_same_features_duplicated(tmp_path):
+    """A half-width backbone widened into the teacher network gives the narrow backbone's feature map
+    with every channel repeated in place (eval mode, BN statistics randomised so they matter)."""
+    import torch
+    from teachers.checkpoints import CheckpointError, init_backbone, save_checkpoint
+    from teachers.rtmpose import build_model
+    torch.manual_seed(0)
+    narrow = build_model('pipeline/configs/models/rtmpose-demo-s_coco17_128x96.py').eval()
+    with torch.no_grad():
+        for name, b in narrow.named_buffers():
+            if name.endswith('running_mean'):
+                b.normal_(0, 0.1)
+            elif name.endswith('running_var'):
+                b.uniform_(0.5, 2.0)
+    path = save_checkpoint(tmp_path / 'narrow.pth', narrow.state_dict())
+    wide = build_model('pipeline/configs/models/rtmpose-demo_coco17_128x96.py').eval()
+    init_backbone(wide, path, widen=True)
+    x = torch.randn(2, 3, 128, 96)
+    with torch.no_grad():
+        want = narrow.backbone(x)[-1].repeat_interleave(2, dim=1)
+        got = wide.backbone(x)[-1]
+    assert got.shape == want.shape and want.abs().max() > 0.1
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), (got - want).abs().max()
+    with pytest.raises(CheckpointError, match='cannot be widened'):
+        init_backbone(narrow, save_checkpoint(tmp_path / 'wide.pth', wide.state_dict()), widen=True)

@@ -1,0 +1,42 @@
+"""Reading the synthetic twins' 21-joint truth (truth21_{train,val}.npz) back and matching it to an
+instance table. numpy only: evaluation reads the truth without the renderer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from data.instances import InstanceTable
+
+TRUTH_KEYS = ('instance_key', 'image_id', 'keypoints21', 'visible21', 'in_image21', 'head_size', 'body_box')
+
+def load_truth(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'synthetic truth file not found: {path}')
+    with np.load(path) as z:
+        missing = [k for k in TRUTH_KEYS if k not in z.files]
+        if missing:
+            raise ValueError(f'{path}: not a synthetic truth file, missing arrays {missing}')
+        return {k: z[k] for k in z.files}
+
+
+def truth_rows(table: InstanceTable, truth: dict) -> np.ndarray:
+    """Index into the truth arrays of each table row, matched by instance_key. Raises if a row has no truth."""
+    keys, wanted = truth['instance_key'], np.asarray(table.instance_key)
+    order = np.argsort(keys, kind='stable')
+    pos = np.minimum(np.searchsorted(keys[order], wanted), max(len(keys) - 1, 0))
+    found = keys[order][pos] == wanted if len(keys) else np.zeros(len(wanted), bool)
+    if not np.all(found):
+        raise KeyError(f'{int((~found).sum())} instances have no synthetic truth (instance_key e.g. '
+                       f'{wanted[~found][:5].tolist()}); was the table loaded from the truth file\'s split?')
+    return order[pos]
+
+
+def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible21') -> tuple[np.ndarray, np.ndarray]:
+    """Truth keypoints (N, 21, 2) and a (N, 21) bool mask ('visible21' or 'in_image21') for each
+    table row, matched by instance_key. Raises if a row has no truth."""
+    if mask not in ('visible21', 'in_image21'):
+        raise ValueError(f"mask must be 'visible21' or 'in_image21', got {mask!r}")
+    rows = truth_rows(table, truth)
+    return truth['keypoints21'][rows], truth[mask][rows].astype(bool)
