@@ -50,9 +50,14 @@ def _make_data(cfg, timings: dict) -> None:
           (out / 'mpii' / 'annotations' / 'mpii_val.json').exists())
 
 
+def run_cli(args: list[str]) -> None:
+    """`python cli.py ARGS` in a child process, its output on this console: the demo runs each stage as
+    the command a user would type (and imports no stage)."""
+    print('   python cli.py ' + shlex.join(args), flush=True)
+    subprocess.run([sys.executable, str(resolve('cli.py')), *args], check=True)
+
+
 def run_demo(config_path: str, cfg_options=()) -> None:
-    from stages.dump import dump_teachers
-    from stages.report import export_report
     from teachers.shipped import verify_shipped
 
     t0 = time.perf_counter()
@@ -66,23 +71,23 @@ def run_demo(config_path: str, cfg_options=()) -> None:
         print(f'== {what}: {path} matches its manifest (sha256 {entry["sha256"][:12]}...)')
     _make_data(cfg, timings)
     work = resolve(cfg.work_dir)
+    extra = [a for o in cfg_options for a in ('--cfg-options', o)]
     for split in ('train', 'val'):
-        _step(timings, f'dump-teachers {split}', lambda split=split: dump_teachers(cfg, split=split),
+        _step(timings, f'dump-teachers {split}',
+              lambda split=split: run_cli(['dump-teachers', '--config', config_path, '--split', split, *extra]),
               _dump_complete(cfg, split))
     # The two trainings are independent: side by side, one process and one thread each (on a shared
     # 2-core machine a 2-thread torch process next to other work was seen to slow down many-fold per step).
     modes = [m for m in ('offline', 'supervised') if not RunFolder(work / m).finished(cfg.train.epochs)]
-    extra = [a for o in cfg_options for a in ('--cfg-options', o)]
     _step(timings, 'train-student ' + ','.join(modes),
           lambda: run_parallel([['train-student', '--config', config_path, '--mode', m, *extra] for m in modes],
                                work / 'logs'), not modes)
-    report = {}
-    _step(timings, 'export-report', lambda: report.setdefault('path', export_report(work / 'offline', onnx=True)),
+    _step(timings, 'export-report', lambda: run_cli(['export-report', '--run', str(work / 'offline'), '--onnx']),
           False)
     timings['total'] = round(time.perf_counter() - t0, 1)
     (work / 'demo_timings.json').write_text(json.dumps(timings, indent=1))
     print(f'\ndemo finished in {timings["total"]:.0f} s; steps: {timings}')
-    print(f'report: {report.get("path")}')
+    print(f'report: {work / "offline" / "report" / "report.html"}')
 
 
 def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, out_dir: str) -> Path:
