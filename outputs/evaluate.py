@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.skeletons import COCO17_SIGMAS, MPII16_NAMES
+from data.skeletons import COCO17_SIGMAS, MPII16_NAMES, UNION21
 from data.files import atomic_write_text
 
 COCO_STAT_NAMES = ('AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl')
@@ -326,7 +326,7 @@ def pck_union(pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, norm: np
     per_joint (21,) and the matching counts.
     """
     pred = np.asarray(pred, np.float64)
-    if pred.shape[1:] != (21, 2):
+    if pred.shape[1:] != (len(UNION21.joint_names), 2):
         raise ValueError(f'pck_union expects union-21 keypoints (N,21,2), got {pred.shape}')
     annotated = np.broadcast_to(np.asarray(annotated, bool), pred.shape[:2])
     dist = normalized_distances(pred, truth, np.asarray(visible) > 0, norm)
