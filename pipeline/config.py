@@ -147,6 +147,11 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
         for key in ('config', 'checkpoint'):
             if key not in t:
                 raise ConfigError(f'{where}: teachers.{name} needs {key!r}')
+    for section in ('teachers', 'pretrain'):  # the dataset a model is trained on (and scored on first)
+        for name, t in (cfg.get(section) or {}).items():
+            if t.get('dataset') is not None and t.dataset not in cfg.datasets:
+                raise ConfigError(f'{where}: {section}.{name}.dataset {t.dataset!r} names no dataset of the config '
+                                  f'({sorted(cfg.datasets)})')
     for name, p in cfg.get('pretrain', {}).items():
         for key in ('config', 'checkpoint', 'dataset'):
             if key not in p:

@@ -87,6 +87,8 @@ def test_pretrain_models_are_checked_and_found_by_name():
         load_config(teachers_cfg, {'pretrain.extra': dict(config='x.py', checkpoint='y.pth')})
     with pytest.raises(ConfigError, match=r"pretrain\.student_init\.train\.epoch: unknown key"):
         load_config(teachers_cfg, {'pretrain.student_init.train': dict(epoch=3)})
+    with pytest.raises(ConfigError, match=r"teachers\.mpii\.dataset 'mpii2' names no dataset of the config"):
+        load_config(teachers_cfg, {'teachers.mpii.dataset': 'mpii2'})
     with pytest.raises(ConfigError, match=r"teachers\.mpii\.widen_backbone needs init_backbone"):
         load_config(teachers_cfg, {'teachers.mpii.init_backbone': None, 'teachers.mpii.widen_backbone': True})
 
