@@ -32,11 +32,3 @@ def truth_rows(table: InstanceTable, truth: dict) -> np.ndarray:
                        f'{wanted[~found][:5].tolist()}); was the table loaded from the truth file\'s split?')
     return order[pos]
 
-
-def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible21') -> tuple[np.ndarray, np.ndarray]:
-    """Truth keypoints (N, 21, 2) and a (N, 21) bool mask ('visible21' or 'in_image21') for each
-    table row, matched by instance_key. Raises if a row has no truth."""
-    if mask not in ('visible21', 'in_image21'):
-        raise ValueError(f"mask must be 'visible21' or 'in_image21', got {mask!r}")
-    rows = truth_rows(table, truth)
-    return truth['keypoints21'][rows], truth[mask][rows].astype(bool)

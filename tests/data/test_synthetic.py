@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data.truth import load_truth, match_truth
+from data.truth import load_truth, truth_rows
 from data.twins import make_synthetic
 from data.twins.figure import COCO_STYLE, layout_figure, sample_body, sample_pose
 from data.twins.render import face_point_visible
@@ -24,6 +24,15 @@ def twins(tmp_path_factory):
     out = tmp_path_factory.mktemp('synthetic')
     summary = make_synthetic(out, n_images=N_IMAGES, seed=SEED, val_fraction=0.25, image_size=(240, 200))
     return out, summary
+
+
+def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible21') -> tuple[np.ndarray, np.ndarray]:
+    """Truth keypoints (N, 21, 2) and a (N, 21) bool mask ('visible21' or 'in_image21') for each
+    table row, matched by instance_key. Raises if a row has no truth."""
+    if mask not in ('visible21', 'in_image21'):
+        raise ValueError(f"mask must be 'visible21' or 'in_image21', got {mask!r}")
+    rows = truth_rows(table, truth)
+    return truth['keypoints21'][rows], truth[mask][rows].astype(bool)
 
 
 def _files(root: Path) -> dict:
