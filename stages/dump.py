@@ -55,6 +55,8 @@ class UnitCrops(torch.utils.data.Dataset):
 
 def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device=None,
                   batch_size=None, num_workers=None, resume=True):
+    """Run the config's teachers (or `teacher_names`) over every pending unit of the split's cache;
+    returns the per-teacher stats written to the cache manifest."""
     t_start = time.perf_counter()
     device = pick_device(device, cfg.dump_stage.get('device'))
     batch_size = batch_size or int(cfg.dump_stage.get('batch_size', 64))
@@ -71,18 +73,38 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
             warn_missing_head_boxes(cfg)
     check_image_files(table.image_path)  # before the store exists: a bad image stops nothing half-made
     views = split_views(cfg, table, num_views)
-    manifest = expected_manifest(cfg, split, num_views, table)
     student = model_geometry(cfg.student.config)
-    student_size = student['input_size']
-    bins = student_bins(student_size, student['split'])
+    models, specs = load_teachers(cfg, split, teacher_names, device, student, announce=rank == 0)
+    cache = open_store(cfg, split, expected_manifest(cfg, split, num_views, table), table, views, specs, checks,
+                       resume, rank, world, device)
 
+    pending = {name: set(map(tuple, cache.pending_units(name))) for name in models}
+    units = sorted(set().union(*pending.values()))[rank::world]
+    loader = torch.utils.data.DataLoader(
+        UnitCrops(table, views, units, cache.chunk_size, {name: tuple(m.input_size) for name, m in models.items()}),
+        batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=device.type == 'cuda',
+        persistent_workers=False, prefetch_factor=4 if num_workers else None)
+    done = run_units(cache, models, pending, loader, student, device, batch_size, split, rank, t_start)
+
+    if world > 1:
+        torch.distributed.barrier()  # every rank's units are written before rank 0 sums them
+    stats = record_stats(cfg, cache, models, done['fidelity_sample'], time.perf_counter() - t_start, device,
+                         batch_size, rank)
+    print(f'{cache.path}: {len(table)} instances x {num_views} views; ' + ', '.join(
+        f'{n}: {done["rows"][n]} rows, {done["forward_s"][n]:.1f}s forward' for n in models))
+    return stats
+
+
+def load_teachers(cfg, split, teacher_names, device, student, announce):
+    """(the teachers to run {name: model}, every teacher's cache spec {name: spec}). A spec says which
+    union joints the teacher fills, the student's bins, the bin-map rule and the datasets it runs on."""
     names = teacher_names or list(cfg.teachers)
     unknown = set(names) - set(cfg.teachers)
     if unknown:
         raise ValueError(f'--teachers: {sorted(unknown)} not in the config (has {list(cfg.teachers)})')
+    bins = student_bins(student['input_size'], student['split'])
     models, specs = {}, {}
-    for name in cfg.teachers:
-        t = cfg.teachers[name]
+    for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         if device.type == 'cuda':
             model = model.to(memory_format=torch.channels_last)
@@ -93,10 +115,15 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
                                         teacher_split=model.codec.simcc_split_ratio))
         if name in names:
             models[name] = model
-            if rank == 0 and specs[name]['datasets'] is not None:
+            if announce and specs[name]['datasets'] is not None:
                 print(f'{split}: teacher {name} runs on {", ".join(specs[name]["datasets"])} only '
                       '(the rows the report scores)')
+    return models, specs
 
+
+def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, world, device):
+    """The split's cache, created (rank 0) unless a matching one exists to resume; refused when it was
+    built from another config."""
     path = cache_path(cfg, split)
     # Every rank takes the same branch: rank 0 creates (or keeps) the store, the others wait for it.
     if world > 1 and not torch.distributed.is_initialized():
@@ -115,16 +142,13 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     if diffs:
         raise RuntimeError(f'{path}: existing cache was built from another config; '
                            'use --no-resume to start over. Differences:\n  ' + '\n  '.join(diffs))
+    return cache
 
-    pending = {name: set(map(tuple, cache.pending_units(name))) for name in models}
-    units = sorted(set().union(*pending.values()))[rank::world]
-    input_sizes = {name: tuple(models[name].input_size) for name in models}
-    loader = torch.utils.data.DataLoader(
-        UnitCrops(table, views, units, cache.chunk_size, input_sizes),
-        batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=device.type == 'cuda',
-        persistent_workers=False, prefetch_factor=4 if num_workers else None)
 
-    # The writer thread overlaps Zarr encode+write with the next unit's forward pass.
+def run_units(cache, models, pending, loader, student, device, batch_size, split, rank, t_start) -> dict:
+    """Every unit through every teacher that still needs it; a writer thread overlaps the Zarr encode +
+    write with the next unit's forward pass. Returns forward seconds and rows per teacher, and a few
+    full rows per teacher kept aside to measure what the store loses."""
     writes: queue.Queue = queue.Queue(maxsize=8)
     errors = []
 
@@ -140,7 +164,7 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     forward_s = {name: 0.0 for name in models}
     rows_done = {name: 0 for name in models}
     fidelity_sample = {name: [] for name in models}
-    bar = tqdm(total=sum(len(cache.pending_units(n)) for n in models), desc=f'dump {split}', unit='unit',
+    bar = tqdm(total=sum(len(units) for units in pending.values()), desc=f'dump {split}', unit='unit',
                disable=rank != 0)
     for item in loader:
         if errors:
@@ -152,13 +176,13 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
             if device.type == 'cuda':
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            sx, sy, ox, oy = teacher_rows(model, item['crops'][name], item['box_scales'], student_size,
+            sx, sy, ox, oy = teacher_rows(model, item['crops'][name], item['box_scales'], student['input_size'],
                                           student['split'], device, batch_size)
             sx, sy, ox, oy = (a.cpu().numpy() for a in (sx, sy, ox, oy))  # the sync ends the timing
             seconds = time.perf_counter() - t0
             forward_s[name] += seconds
             rows_done[name] += len(sx)
-            if len(fidelity_sample[name]) < 2:  # full rows kept aside to measure what the store loses
+            if len(fidelity_sample[name]) < 2:
                 fidelity_sample[name].append((view, np.asarray(item['rows'][:128]), sx[:128], sy[:128]))
             writes.put((name, view, chunk, sx, sy, ox, oy, seconds))
             bar.update(1)
@@ -168,19 +192,19 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     bar.close()
     if errors:
         raise errors[0]
+    return dict(forward_s=forward_s, rows=rows_done, fidelity_sample=fidelity_sample)
 
-    if world > 1:
-        torch.distributed.barrier()  # every rank's units are written before rank 0 sums them
-    wall = time.perf_counter() - t_start
-    # At the distribution the student is distilled towards (rows sharpened by beta / T), and on the rows as stored.
+
+def record_stats(cfg, cache, models, fidelity_sample, wall, device, batch_size, rank) -> dict:
+    """Per teacher: forward seconds and rows summed over its done units (so a resumed or sharded dump
+    reports what one uninterrupted run would), wall time, and the fidelity of the stored rows, at the
+    distribution the student is distilled towards (rows sharpened by beta / T) and as stored."""
     fidelity = fidelity_report(cache, {name: list(stored_vs_full(cache, name, fidelity_sample[name]))
                                        for name in models if fidelity_sample[name]},
                                temperatures=sorted({kd_temperature(cfg), 1.0}))
     stats = dict(cache.manifest.get('stats', {}))
     for name in models:
         prev = stats.get(name, {})
-        # rows and forward time are summed over the done units at read, so a resumed dump and a
-        # sharded one (every rank wrote its units' times) report the totals of one uninterrupted run
         stats[name] = dict(forward_seconds=cache.forward_seconds(name), rows=cache.written_rows(name),
                            wall_seconds=prev.get('wall_seconds', 0.0) + wall,
                            device=str(device), batch_size=batch_size,
@@ -188,9 +212,6 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
                            fidelity={**prev.get('fidelity', {}), **fidelity['teachers'][name]})
     if rank == 0:
         cache.update_manifest(stats=stats)
-    msg = f'{path}: {len(table)} instances x {num_views} views; ' + ', '.join(
-        f'{n}: {rows_done[n]} rows, {forward_s[n]:.1f}s forward' for n in models)
-    print(msg)
     return stats
 
 

@@ -66,9 +66,7 @@ def teacher_predictions(cfg, table):
 
 
 def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=False, device=None):
-    from outputs.export import check_onnx, dataset_meta_from_skeleton, export_mmpose, export_onnx
     from outputs.predictions import write_predictions_h5
-    from teachers.checkpoints import load_checkpoint, state_dict_from_checkpoint
 
     folder = RunFolder(run_dir)
     run_dir, run = folder.path, folder.read_run()
@@ -83,7 +81,6 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
         return load_model(resolve(f.read_run()['model_config']), f.checkpoint, device=device).eval()
 
     entries = {}  # name -> dict(kind, metrics, ...)
-    predictions = {}
     for name, (k, s, covered, datasets) in teacher_predictions(cfg, table).items():
         entries[f'teacher {name}'] = dict(kind='teacher',
                                           metrics=evaluate_predictions(cfg, table, k, s, covered, datasets))
@@ -99,44 +96,8 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     entries[f'student ({run["mode"]})'] = dict(kind='student', metrics=evaluate_predictions(
         cfg, table, k, s, union_mask(student.skeleton_name)), log=folder.read_log())
 
-    # -- cost accounting -------------------------------------------------------------------------
-    train_cache = cache_path(cfg, 'train')
-    cost = {}
-    if train_cache.exists():
-        c = open_cache(train_cache)
-        stats = c.manifest.get('stats', {})
-        n_train = c.n_instances
-        epochs = int(run['epochs'])
-        per_teacher = {}
-        for t, st in stats.items():
-            per_row = st['forward_seconds'] / max(st['rows'], 1)
-            per_teacher[t] = dict(rows=st['rows'], forward_seconds=st['forward_seconds'],
-                                  seconds_per_instance=per_row, device=st.get('device'),
-                                  online_seconds=per_row * n_train * epochs)
-        paid = sum(v['forward_seconds'] for v in per_teacher.values())
-        online = sum(v['online_seconds'] for v in per_teacher.values())
-        logs = {e: v.get('log', []) for e, v in entries.items() if v.get('log')}
-        ips = {e: float(np.median([r['images_per_s'] for r in lg])) for e, lg in logs.items() if lg}
-        cost = dict(train_instances=n_train, views=c.n_views, epochs=epochs, teachers=per_teacher,
-                    teacher_seconds_paid_once=paid, teacher_seconds_online=online,
-                    saving_factor=online / paid if paid else None,
-                    cache_bytes=dir_bytes(train_cache), cache_bytes_val=dir_bytes(cache_path(cfg, 'val'))
-                    if cache_path(cfg, 'val').exists() else None,
-                    train_images_per_s=ips,
-                    fidelity={t: st.get('fidelity') for t, st in stats.items()},
-                    input_checks=c.manifest.get('input_checks', []))
-
-    # -- exports ---------------------------------------------------------------------------------
-    exports = {}
-    ckpt = load_checkpoint(folder.checkpoint)
-    sd = state_dict_from_checkpoint(ckpt)
-    exports['mmpose'] = {k: str(v) for k, v in export_mmpose(
-        sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(student.skeleton_name)).items()}
-    if onnx:
-        onnx_path = out / 'export' / 'student.onnx'
-        student_cpu = load_model(resolve(run['model_config']), folder.checkpoint, device='cpu').eval()
-        export_onnx(student_cpu, tuple(student_cpu.input_size), onnx_path)
-        exports['onnx'] = dict(path=str(onnx_path), max_abs_diff=float(check_onnx(onnx_path, student_cpu)))
+    cost = teacher_cost(cfg, run, entries)
+    exports = export_student(folder, run, student, out, onnx)
 
     # -- figures and files -----------------------------------------------------------------------
     figures = dict(curves=figure_curves({e: v.get('log', []) for e, v in entries.items()}),
@@ -161,6 +122,51 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
                              joint_names=list(UNION21.joint_names))
         written['h5'] = out / 'predictions.h5'
     return written.get('html') or written.get('md') or out
+
+
+def teacher_cost(cfg, run, entries) -> dict:
+    """What the teachers cost: forward seconds paid once in the dump against what online
+    distillation would pay over the run's epochs; cache size and fidelity; training throughput."""
+    train_cache = cache_path(cfg, 'train')
+    if not train_cache.exists():
+        return {}
+    c = open_cache(train_cache)
+    stats = c.manifest.get('stats', {})
+    n_train = c.n_instances
+    epochs = int(run['epochs'])
+    per_teacher = {}
+    for t, st in stats.items():
+        per_row = st['forward_seconds'] / max(st['rows'], 1)
+        per_teacher[t] = dict(rows=st['rows'], forward_seconds=st['forward_seconds'],
+                              seconds_per_instance=per_row, device=st.get('device'),
+                              online_seconds=per_row * n_train * epochs)
+    paid = sum(v['forward_seconds'] for v in per_teacher.values())
+    online = sum(v['online_seconds'] for v in per_teacher.values())
+    logs = {e: v.get('log', []) for e, v in entries.items() if v.get('log')}
+    ips = {e: float(np.median([r['images_per_s'] for r in lg])) for e, lg in logs.items() if lg}
+    return dict(train_instances=n_train, views=c.n_views, epochs=epochs, teachers=per_teacher,
+                teacher_seconds_paid_once=paid, teacher_seconds_online=online,
+                saving_factor=online / paid if paid else None,
+                cache_bytes=dir_bytes(train_cache), cache_bytes_val=dir_bytes(cache_path(cfg, 'val'))
+                if cache_path(cfg, 'val').exists() else None,
+                train_images_per_s=ips,
+                fidelity={t: st.get('fidelity') for t, st in stats.items()},
+                input_checks=c.manifest.get('input_checks', []))
+
+
+def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool) -> dict:
+    """The student as an mmpose checkpoint + config (and ONNX, checked with onnxruntime)."""
+    from outputs.export import check_onnx, dataset_meta_from_skeleton, export_mmpose, export_onnx
+    from teachers.checkpoints import load_checkpoint, state_dict_from_checkpoint
+    sd = state_dict_from_checkpoint(load_checkpoint(folder.checkpoint))
+    exports = {'mmpose': {k: str(v) for k, v in export_mmpose(
+        sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(student.skeleton_name)).items()}}
+    if onnx:
+        onnx_path = out / 'export' / 'student.onnx'
+        student_cpu = load_model(resolve(run['model_config']), folder.checkpoint, device='cpu').eval()
+        export_onnx(student_cpu, tuple(student_cpu.input_size), onnx_path)
+        exports['onnx'] = dict(path=str(onnx_path), max_abs_diff=float(check_onnx(onnx_path, student_cpu)))
+    return exports
 
 
 def example_images(table, predictions, n=6):

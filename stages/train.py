@@ -298,26 +298,33 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                 sums[k] = sums.get(k, 0.0) + v.detach() * len(x)
             if step % 20 == 0:
                 bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
-        secs = time.perf_counter() - t_epoch
-        sums = {k: float(v) for k, v in sums.items()}
-        record = dict(epoch=epoch + 1, step=step, lr=optimizer.param_groups[0]['lr'],
-                      images_per_s=n_seen * world / secs, seconds=secs,
-                      loss_total=sum(sums.values()) / max(n_seen, 1),
-                      **{f'loss_{k}': v / max(n_seen, 1) for k, v in sums.items()})
-        last = epoch + 1 == run.epochs
-        if rank == 0 and (last or (epoch + 1) % int(tc['val_interval']) == 0):
-            record['val'] = evaluate_model(cfg, ema.module, device=device, datasets=run.datasets)
-        if rank == 0:
-            folder.log(record)
-            print(f'[{mode}] epoch {epoch + 1}/{run.epochs} ' + ' '.join(
-                f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
-        if rank == 0 and (last or (epoch + 1) % int(tc['checkpoint_interval']) == 0):
-            folder.save(model, optimizer, ema, epoch + 1, step, dict(
-                dataset_meta=dataset_meta_from_skeleton(model.skeleton_name), epoch=epoch + 1, iter=step,
-                mode=mode, model_config=run.model_cfg_path))
+        end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, time.perf_counter() - t_epoch,
+                  mode, tc)
     if world > 1:
         torch.distributed.destroy_process_group()
     if rank == 0 and as_teacher is None:
         from outputs.export import write_mmpose_config
         write_mmpose_config(resolve(run.model_cfg_path), run.work_dir / 'student_config.py')
     return run.work_dir
+
+
+def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, secs, mode, tc) -> None:
+    """The epoch's log record (losses, throughput; validation of the EMA model every val_interval
+    epochs and at the end) and the checkpoint every checkpoint_interval epochs and at the end."""
+    sums = {k: float(v) for k, v in sums.items()}
+    record = dict(epoch=epoch + 1, step=step, lr=optimizer.param_groups[0]['lr'],
+                  images_per_s=n_seen * run.world / secs, seconds=secs,
+                  loss_total=sum(sums.values()) / max(n_seen, 1),
+                  **{f'loss_{k}': v / max(n_seen, 1) for k, v in sums.items()})
+    last = epoch + 1 == run.epochs
+    if run.rank != 0:
+        return
+    if last or (epoch + 1) % int(tc['val_interval']) == 0:
+        record['val'] = evaluate_model(cfg, ema.module, device=run.device, datasets=run.datasets)
+    folder.log(record)
+    print(f'[{mode}] epoch {epoch + 1}/{run.epochs} ' + ' '.join(
+        f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
+    if last or (epoch + 1) % int(tc['checkpoint_interval']) == 0:
+        folder.save(model, optimizer, ema, epoch + 1, step, dict(
+            dataset_meta=dataset_meta_from_skeleton(model.skeleton_name), epoch=epoch + 1, iter=step,
+            mode=mode, model_config=run.model_cfg_path))
