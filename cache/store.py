@@ -264,8 +264,9 @@ class Cache:
 
     def chunks_of(self, teacher: str) -> np.ndarray:
         """(n_chunks,) bool: the chunks holding at least one of the teacher's rows (its units)."""
-        rows = self.rows_of(teacher)
-        return np.array([rows[self.chunk_rows(c)].any() for c in range(self.n_chunks)], dtype=bool)
+        if self.n_chunks == 0:
+            return np.zeros(0, dtype=bool)
+        return np.logical_or.reduceat(self.rows_of(teacher), np.arange(0, self.n_instances, self.chunk_size))
 
     def _array(self, teacher: str, name: str):
         key = (teacher, name)

@@ -67,6 +67,12 @@ def split_views(cfg: Config, table: InstanceTable, num_views: int, policy: str |
     return out
 
 
+def val_truth_file(ds) -> Path | None:
+    """A dataset's full 21-joint val truth file (the synthetic twins), or None when it has none."""
+    truth_file = (ds.get('truth') or {}).get('val')
+    return resolve(truth_file) if truth_file and resolve(truth_file).exists() else None
+
+
 def teacher_datasets(cfg: Config, teacher: str, split: str) -> list[str] | None:
     """The datasets whose crops a teacher is run on: all of them for training (teaching the other
     dataset's joints is the point; None); on val only where the report scores its rows: its own
@@ -75,8 +81,7 @@ def teacher_datasets(cfg: Config, teacher: str, split: str) -> list[str] | None:
     own = cfg.teachers[teacher].get('dataset')
     if split != 'val' or own is None:
         return None
-    scored = [name for name, ds in cfg.datasets.items()
-              if name == own or (ds.get('truth', {}).get('val') and resolve(ds['truth']['val']).exists())]
+    scored = [name for name, ds in cfg.datasets.items() if name == own or val_truth_file(ds) is not None]
     return None if len(scored) == len(cfg.datasets) else scored
 
 

@@ -14,7 +14,7 @@ from data.truth import load_truth, truth_rows
 from outputs.evaluate import (coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results,
                               topdown_instance_areas)
 from pipeline.config import resolve
-from pipeline.run import model_geometry, split_instances
+from pipeline.run import model_geometry, split_instances, val_truth_file
 from teachers.inference import predict_model
 
 
@@ -68,10 +68,9 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
             vis = table.keypoints_visible[rows][:, mpii_idx]
             m['pckh@0.5'] = pckh(kpts[rows][:, mpii_idx], gt, vis, table.head_size[rows], thr=0.5)
             m['pckh@0.1'] = pckh(kpts[rows][:, mpii_idx], gt, vis, table.head_size[rows], thr=0.1)
-        truth_file = ds.get('truth', {}).get('val')
-        if truth_file and resolve(truth_file).exists():
-            from data.truth import load_truth, truth_rows
-            truth = load_truth(resolve(truth_file))
+        truth_file = val_truth_file(ds)
+        if truth_file is not None:
+            truth = load_truth(truth_file)
             at = truth_rows(table.select(rows), truth)
             t_kpts, t_vis, t_head = truth['keypoints21'][at], truth['visible21'][at], truth['head_size'][at]
             annotated = table.annotated[rows][0]
