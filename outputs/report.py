@@ -135,6 +135,18 @@ def _cost_lines(cost: dict) -> list[str]:
                          f"mean KL(full‖stored) {kl}; argmax agreement {f.get('argmax_agreement', float('nan')) * 100:.2f}%; "
                          f"{f.get('bytes_per_row', float('nan')):.0f} B per instance·view (full fp16: "
                          f"{f.get('raw_fp16_bytes_per_row', float('nan')):.0f} B).")
+    ovo = cost.get('offline_vs_online')
+    if ovo:
+        deltas = '; '.join(f"{col.split()[0].upper()}-style {v['delta']:+.1f}"
+                           + ('' if v['delta_se'] is None else f" ± {v['delta_se']:.1f}")
+                           + ('' if v['noise_floor'] is None else f" (noise floor {v['noise_floor']:.1f})")
+                           for col, v in ovo['all21'].items())
+        lines.append(f"Cached against live teachers (benchmarks/offline_vs_online.py, last result {ovo['file']}, "
+                     f"seeds {', '.join(map(str, ovo['seeds']))}, {ovo['epochs']} epochs): student PCK on all 21 "
+                     f"joints, offline minus online, mean over the seeds ± its standard error: {deltas}.")
+    elif 'offline_vs_online' in cost:
+        lines.append('Cached against live teachers: not measured for this run\'s work_dir yet '
+                     '(python benchmarks/offline_vs_online.py).')
     return lines
 
 

@@ -17,6 +17,10 @@ from data.instances import InstanceTable
 from data.views import POLICIES, VIEW_FIELDS, draw_views
 from pipeline.config import resolve
 
+# benchmarks/offline_vs_online.py leaves its last result in the run's work_dir under this name; the
+# report quotes it.
+OFFLINE_VS_ONLINE_FILE = 'offline_vs_online.json'
+
 
 def pick_device(device: str | None, configured: str | None = None) -> torch.device:
     """`device` is what the user asked for on the command line: a CUDA device that does not exist is

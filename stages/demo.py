@@ -112,6 +112,10 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
               lambda todo=todo: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
                                                '--as-teacher', n, *extra] for n in todo],
                                              resolve(cfg.work_dir) / 'logs'), not todo)
+        if not todo:  # trained by an earlier call: its logged training time stands in for the wall time
+            timings[f'train {",".join(group)} (logged)'] = max(
+                round(sum(r['seconds'] for r in RunFolder(resolve(models[n].checkpoint).parent).read_log()), 1)
+                for n in group)
 
     out = resolve(out_dir)
     (out / 'logs').mkdir(parents=True, exist_ok=True)

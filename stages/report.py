@@ -17,7 +17,7 @@ from data.files import atomic_write_text
 from outputs.files import finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import load_config, resolve
-from pipeline.run import RunFolder, cache_differences, cache_path, model_geometry, pick_device, split_instances
+from pipeline.run import OFFLINE_VS_ONLINE_FILE, RunFolder, cache_differences, cache_path, model_geometry, pick_device, split_instances
 from stages.evaluation import evaluate_predictions, warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.inference import predict_from_simcc, predict_model
@@ -151,7 +151,21 @@ def teacher_cost(cfg, run, entries) -> dict:
                 if cache_path(cfg, 'val').exists() else None,
                 train_images_per_s=ips,
                 fidelity={t: st.get('fidelity') for t, st in stats.items()},
-                input_checks=c.manifest.get('input_checks', []))
+                input_checks=c.manifest.get('input_checks', []),
+                offline_vs_online=offline_vs_online_result(cfg))
+
+
+
+def offline_vs_online_result(cfg) -> dict | None:
+    """The last offline-vs-online result for this config's work_dir: seeds, the all-21 paired deltas
+    and the checks; None when the benchmark has not run for it."""
+    path = resolve(cfg.work_dir) / OFFLINE_VS_ONLINE_FILE
+    if not path.exists():
+        return None
+    r = json.loads(path.read_text())
+    return dict(file=str(path), seeds=r['seeds'], epochs=r['epochs'], checks=r['checks'],
+                all21={col: {k: r['paired'][col][k] for k in ('delta', 'delta_se', 'noise_floor')}
+                       for col in ('coco pck_all', 'mpii pck_all') if col in r['paired']})
 
 
 def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool) -> dict:

@@ -145,3 +145,21 @@ def test_report_states_the_coco_val_box_source():
         assert 'coco val boxes: ground-truth boxes from the annotation file.' in render(gt)
         assert 'coco val boxes: detections from /d/person_dets.json (score >= 0.3).' in render(det)
         assert 'ground-truth boxes' not in render(det)
+
+
+def _cost(offline_vs_online):
+    return {'train_instances': 10, 'views': 8, 'epochs': 20, 'teacher_seconds_paid_once': 5.0,
+            'teacher_seconds_online': 25.0, 'saving_factor': 5.0, 'cache_bytes': 2 ** 20, 'teachers': {},
+            'offline_vs_online': offline_vs_online}
+
+
+def test_the_cost_section_quotes_the_offline_vs_online_result_or_says_how_to_get_it():
+    from outputs.report import _cost_lines
+    ovo = dict(file='outputs/demo/offline_vs_online.json', seeds=[0, 1, 2], epochs=20, checks={},
+               all21={'coco pck_all': dict(delta=-0.43, delta_se=0.8, noise_floor=2.1),
+                      'mpii pck_all': dict(delta=0.6, delta_se=None, noise_floor=None)})
+    line = [x for x in _cost_lines(_cost(ovo)) if x.startswith('Cached against live teachers')][0]
+    assert 'seeds 0, 1, 2, 20 epochs' in line
+    assert 'COCO-style -0.4 ± 0.8 (noise floor 2.1); MPII-style +0.6.' in line
+    line = [x for x in _cost_lines(_cost(None)) if x.startswith('Cached against live teachers')][0]
+    assert 'not measured' in line and 'benchmarks/offline_vs_online.py' in line
