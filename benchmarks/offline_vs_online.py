@@ -132,7 +132,8 @@ def main(config_path, seeds, epochs, out):
                 for col in table if results[f'offline_lossless_seed{s0}'][col] is not None}
     print(f'\nper run (val, %):\n{"column":18}' + ''.join(f'{n:>24}' for n in runs))
     for col in table:
-        print(f'{col:18}' + ''.join(f'{results[n][col]:24.1f}' for n in runs))
+        print(f'{col:18}' + ''.join(f'{"–":>24}' if results[n][col] is None else f'{results[n][col]:24.1f}'
+                                    for n in runs))
     print(f'\npaired over seeds {seeds}: offline_default - online\n'
           f'{"column":18}{"online":>9}{"offline":>9}{"mean delta":>12}{"± se":>7}{"per seed":>22}{"noise floor":>13}'
           f'{"lossless, seed " + str(s0):>20}')

@@ -1,7 +1,10 @@
-"""How much of a teacher's drop on the other twin is framing? Each shipped teacher on both twins' val
-split, once with the dataset's own boxes and once with tight boxes around the same people (the
-in-image truth keypoints). PCK@0.5 against the full truth, on the joints the teacher predicts.
-Last stdout line: one JSON object.
+"""How much of a teacher's drop on the other twin is framing, and how much is the poses? Each shipped
+teacher on both twins' val split, once with the dataset's own boxes and once with tight boxes around
+the same people (the in-image truth keypoints). PCK@0.5 against the full truth, on the joints the
+teacher predicts. Where the truth records each figure's activity, the same split into figures doing
+an activity the teacher's own twin also draws (in its train truth) and figures doing one it never
+draws. And how much of the teacher's crop a person fills: the median of (height of the in-image truth
+keypoints / height of the crop) on each twin. Last stdout line: one JSON object.
 
     python benchmarks/teacher_framing.py [--config pipeline/configs/demo_synthetic.py]
 """
@@ -17,7 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data.geometry import bbox_xyxy2cs, fix_aspect_ratio  # noqa: E402
 from data.skeletons import union_mask  # noqa: E402
+from data.views import BBOX_PADDING  # noqa: E402
 from data.truth import load_truth, truth_rows  # noqa: E402
 from outputs.evaluate import pck_union  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
@@ -35,19 +40,35 @@ def main(config_path):
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint))
         covered = union_mask(model.skeleton_name)
+        own_truth = load_truth(resolve(cfg.datasets[t.dataset].truth.train))
+        own_activities = set(own_truth['activity'].tolist()) if 'activity' in own_truth else None
         for ds in cfg.datasets:
             rows = table.select(np.flatnonzero(table.dataset == ds))
             truth = load_truth(resolve(cfg.datasets[ds].truth.val))
             at = truth_rows(rows, truth)
             kp, inside = truth['keypoints21'][at], truth['in_image21'][at]
+            height = np.array([k[v][:, 1].max() - k[v][:, 1].min() for k, v in zip(kp, inside)])
+            h_in, w_in = model.input_size[1], model.input_size[0]
+            crop_h = fix_aspect_ratio(bbox_xyxy2cs(rows.bbox, padding=BBOX_PADDING)[1], w_in / h_in)[:, 1]
+            fill = float(np.median(height / crop_h))
+            out[f'{name} on {ds}, person height / crop height (median)'] = round(fill, 2)
+            print(f'teacher {name} ({h_in}x{w_in}) on the {ds} twin: a person spans {fill:.2f} of the crop height (median)')
             tight = rows.select(np.arange(len(rows)))
             tight.bbox = np.array([np.concatenate([k[v].min(0), k[v].max(0)]) for k, v in zip(kp, inside)], np.float32)
+            groups = {'': np.ones(len(at), bool)}
+            if own_activities is not None and 'activity' in truth:
+                shared = np.isin(truth['activity'][at], sorted(own_activities))
+                groups.update({', activities its twin draws': shared, ', activities its twin never draws': ~shared})
             for label, tab in (('dataset_boxes', rows), ('tight_boxes', tight)):
                 k, _ = predict_model(model, tab, torch.device('cpu'))
-                r = pck_union(k, kp, truth['visible21'][at] * covered[None], truth['head_size'][at],
-                              rows.annotated[0], 0.5)
-                out[f'{name} on {ds}, {label}'] = round(100 * r['all'], 1)
-                print(f'teacher {name} on the {ds} twin, {label}: PCK {100 * r["all"]:.1f}')
+                for group, m in groups.items():
+                    if not m.any():
+                        continue
+                    r = pck_union(k[m], kp[m], truth['visible21'][at][m] * covered[None], truth['head_size'][at][m],
+                                  rows.annotated[0], 0.5)
+                    out[f'{name} on {ds}, {label}{group}'] = round(100 * r['all'], 1)
+                    print(f'teacher {name} on the {ds} twin, {label}{group} ({int(m.sum())} people): '
+                          f'PCK {100 * r["all"]:.1f}')
     print(json.dumps(dict(benchmark='teacher_framing', config=config_path, pck=out)))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from data.instances import InstanceTable
 
 TRUTH_KEYS = ('instance_key', 'image_id', 'keypoints21', 'visible21', 'in_image21', 'head_size', 'body_box')
+# Optional: 'activity' (str per person: what the figure is doing; files written before it lack it).
 
 def load_truth(path) -> dict:
     path = Path(path)

@@ -290,6 +290,7 @@ class PersonTruth:
     head_box: np.ndarray  # (4,) x1, y1, x2, y2 of the head (incl. hair)
     body_box: np.ndarray  # (4,) full body box, unclipped
     visible_mask: np.ndarray  # (h, w) bool: pixels of this person not covered by anything
+    activity: str  # the pose activity the figure was drawn doing (figure.Style.activities)
 
 
 def person_truth(scene: Scene, i: int) -> PersonTruth:
@@ -311,4 +312,5 @@ def person_truth(scene: Scene, i: int) -> PersonTruth:
     body = np.concatenate([kp, f.hands[:, :2], f.feet[:, :2], head])
     margin = 0.25 * s
     return PersonTruth(kp, in_image, seen, face_hidden, np.concatenate([head.min(0), head.max(0)]),
-                       np.concatenate([body.min(0) - margin, body.max(0) + margin]), scene.owner == i + 1)
+                       np.concatenate([body.min(0) - margin, body.max(0) + margin]), scene.owner == i + 1,
+                       p.pose['activity'])

@@ -109,7 +109,8 @@ def truth_arrays(truths: list[PersonTruth], keys: list[int], image_ids: list[int
             'visible21': np.array([t.visible21 for t in truths], bool).reshape(-1, K21),
             'in_image21': np.array([t.in_image21 for t in truths], bool).reshape(-1, K21),
             'head_size': (0.6 * np.hypot(head[:, 2] - head[:, 0], head[:, 3] - head[:, 1])).astype(np.float32),
-            'body_box': np.array([t.body_box for t in truths], np.float32).reshape(-1, 4)}
+            'body_box': np.array([t.body_box for t in truths], np.float32).reshape(-1, 4),
+            'activity': np.array([t.activity for t in truths], dtype='<U16')}
 
 
 def write_truth(path: Path, arrays: dict) -> None:

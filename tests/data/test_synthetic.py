@@ -241,3 +241,12 @@ def test_project_loaders_read_the_twins(twins):
     b = mpii.bbox
     c, half = (b[:, :2] + b[:, 2:]) / 2, 1.25 * (b[:, 2:] - b[:, :2]) / 2
     assert np.all(~lab | (np.abs(mpii.keypoints - c[:, None]) <= half[:, None]).all(-1))
+
+
+def test_truth_records_each_figures_activity_from_its_twins_mix(twins):
+    from data.twins.figure import MPII_STYLE
+    out, _ = twins
+    for style in (COCO_STYLE, MPII_STYLE):
+        t = load_truth(out / f'{style.name}/annotations/truth21_train.npz')
+        assert t['activity'].shape == t['instance_key'].shape
+        assert set(t['activity'].tolist()) <= set(style.activities), style.name
