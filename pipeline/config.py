@@ -23,7 +23,7 @@ REQUIRED = {
     'datasets': 'dict of dataset name -> dict(type=coco|mpii, train=dict(...), val=dict(...))',
     'teachers': 'dict of teacher name -> dict(config=..., checkpoint=...)',
     'student': 'dict(config=<mmpose-style model config of the union-21 student>, init_backbone=<checkpoint or None>)',
-    'views': 'dict(num_views=V, policy=main|final|none)',
+    'views': 'dict(num_views=V, policy=main|final|wide|none)',
     'cache': 'dict(root=..., window=w, lossless=False, chunk_size=...)',
     'dump_stage': 'dict(batch_size=..., num_workers=..., device=...) for dump-teachers',
     'train': 'the training recipe (epochs, batch_size, lr, losses, ...)',

@@ -200,4 +200,11 @@ def test_keypoints_follow_the_crop(flip):
 def test_view_geometry_rejects_bad_view():
     with pytest.raises(ValueError, match='view'):
         view_geometry(np.zeros(4), np.zeros(3), STUDENT)
-    assert len(VIEW_FIELDS) == NUM_VIEW_FIELDS and set(POLICIES) == {'main', 'final', 'none'}
+    assert len(VIEW_FIELDS) == NUM_VIEW_FIELDS and set(POLICIES) == {'main', 'final', 'wide', 'none'}
+
+
+def test_wide_policy_is_final_with_a_scale_range_reaching_past_rtmposes():
+    final, wide = POLICIES['final'], POLICIES['wide']
+    assert wide.scale_factor == (0.75, 1.75) and final.scale_factor == (0.75, 1.25)
+    assert {k: v for k, v in vars(wide).items() if k != 'scale_factor'} == \
+        {k: v for k, v in vars(final).items() if k != 'scale_factor'}
