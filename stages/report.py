@@ -17,7 +17,8 @@ from data.files import atomic_write_text
 from outputs.files import finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import load_config, resolve
-from pipeline.run import OFFLINE_VS_ONLINE_FILE, RunFolder, cache_differences, cache_path, model_geometry, pick_device, split_instances
+from pipeline.run import (OFFLINE_VS_ONLINE_FILE, RunFolder, cache_differences, cache_path, model_geometry, pick_device,
+                          split_instances)
 from stages.evaluation import evaluate_predictions, warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.inference import predict_from_simcc, predict_model
@@ -153,7 +154,6 @@ def teacher_cost(cfg, run, entries) -> dict:
                 fidelity={t: st.get('fidelity') for t, st in stats.items()},
                 input_checks=c.manifest.get('input_checks', []),
                 offline_vs_online=offline_vs_online_result(cfg))
-
 
 
 def offline_vs_online_result(cfg) -> dict | None:
