@@ -64,7 +64,8 @@ POLICIES = {
     # RTMPose stage 2 (train_pipeline_stage2)
     'final': ViewPolicy(shift_factor=0.0, scale_factor=(0.75, 1.25), rotate_factor=60.0),
     # 'final' with a scale range that reaches the MPII box's framing in a 3:4 crop (a person spans a
-    # median 0.55 of it against 0.77 in a COCO box: scale 1.4); measured for the COCO demo teacher only
+    # median 0.55 of it against 0.77 in a COCO box: scale 1.4); measured for the COCO demo teacher, not
+    # shipped (docs/results.md: +4 to +7 on the other twin, seeds 5 apart on its own)
     'wide': ViewPolicy(shift_factor=0.0, scale_factor=(0.75, 1.75), rotate_factor=60.0),
     'none': ViewPolicy(flip_prob=0.0, half_body_prob=0.0, shift_prob=0.0, scale_factor=(1.0, 1.0),
                        scale_prob=0.0, rotate_prob=0.0),
