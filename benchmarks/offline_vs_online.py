@@ -76,9 +76,9 @@ def paired(online: dict, offline: dict) -> dict:
             continue
         deltas = [b - a for a, b in zip(on, off)]
         d_mean, d_sd = mean_sd(deltas)
-        out[col] = dict(online=mean_sd(on)[0], offline=mean_sd(off)[0], delta=d_mean, deltas=deltas,
-                        delta_se=None if d_sd is None else d_sd / math.sqrt(len(deltas)),
-                        noise_floor=mean_sd(on)[1])
+        on_mean, on_sd = mean_sd(on)
+        out[col] = dict(online=on_mean, offline=mean_sd(off)[0], delta=d_mean, deltas=deltas,
+                        delta_se=None if d_sd is None else d_sd / math.sqrt(len(deltas)), noise_floor=on_sd)
     return out
 
 

@@ -114,8 +114,7 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
                                              resolve(cfg.work_dir) / 'logs'), not todo)
         if not todo:  # trained by an earlier call: its logged training time stands in for the wall time
             timings[f'train {",".join(group)} (logged)'] = max(
-                round(sum(r['seconds'] for r in RunFolder(resolve(models[n].checkpoint).parent).read_log()), 1)
-                for n in group)
+                train_seconds(RunFolder(resolve(models[n].checkpoint).parent).read_log()) for n in group)
 
     out = resolve(out_dir)
     (out / 'logs').mkdir(parents=True, exist_ok=True)
@@ -136,7 +135,7 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
             role=role, sha256=file_sha256(target),
             bytes=target.stat().st_size, config=str(t.config), dataset=t.dataset,
             skeleton=model.skeleton_name, flops_per_image=count_flops(model),
-            log=f'logs/{name}.log.jsonl', steps=log[-1]['step'], train_seconds=round(sum(r['seconds'] for r in log), 1),
+            log=f'logs/{name}.log.jsonl', steps=log[-1]['step'], train_seconds=train_seconds(log),
             val_demo=_teacher_scores(evaluate_model(eval_cfg, model, device=torch.device('cpu')), t.dataset))
         print(f'== {target}: {files[target.name]["bytes"] / 1e6:.1f} MB, {json.dumps(files[target.name]["val_demo"])}')
     command = ('python cli.py demo-teachers ' + shlex.join(['--config', config_path, *extra, '--eval-config',
@@ -154,6 +153,11 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     atomic_write_text(out / 'manifest.json', json.dumps(manifest, indent=1) + '\n')
     print(f'== shipped teachers written to {out}')
     return out
+
+
+def train_seconds(log: list[dict]) -> float:
+    """A run's training time from its log (the epochs' seconds)."""
+    return round(sum(r['seconds'] for r in log), 1)
 
 
 def training_order(models: dict) -> list[list[str]]:
