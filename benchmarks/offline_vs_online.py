@@ -10,13 +10,15 @@ and once, for the first seed:
 A pair shares everything but where the teacher targets come from, so `offline - online` per seed is
 what the cache costs plus run-to-run variation; its mean over the seeds is the cost. The noise floor
 is the spread of online itself between seeds (sample standard deviation): how far one run lands from
-another. Runs go two at a time, one thread each, longest first; finished runs and complete caches are
+another. Five seeds by default: over three, one column (the MPII-style face joints, five joints of
+~190 people) swung by 10 points between seeds and one poor run decided the verdict (docs/results.md).
+Runs go two at a time, one thread each, longest first; finished runs and complete caches are
 kept, so a rerun resumes. The first seed's default cache is the demo's (`make demo` writes it).
 Prints every report column (val split, %) per run and the paired deltas. Run on the config's own
 schedule, the result is also written to <work_dir>/offline_vs_online.json, which `export-report`
 quotes in its cost section. Last stdout line: one JSON object.
 
-    python benchmarks/offline_vs_online.py [--config pipeline/configs/demo_synthetic.py] [--seeds 0,1,2]
+    python benchmarks/offline_vs_online.py [--config pipeline/configs/demo_synthetic.py] [--seeds 0,1,2,3,4]
 """
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ def checks(table: dict) -> dict:
 
 @click.command()
 @click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py')
-@click.option('--seeds', default='0,1,2', show_default=True, help='comma-separated; the first also gets the lossless run')
+@click.option('--seeds', default='0,1,2,3,4', show_default=True, help='comma-separated; the first also gets the lossless run')
 @click.option('--epochs', default=None, type=int, help="default: the config's train.epochs")
 @click.option('--out', default='outputs/bench/offline_vs_online')
 def main(config_path, seeds, epochs, out):
