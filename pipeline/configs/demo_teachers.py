@@ -36,7 +36,8 @@ datasets = dict(
 # it at ~900 steps (70% val PCK after 3120 steps), seed 1 left it at ~1560 and fell back (18% at 2340);
 # an un-augmented pretraining of the teacher network itself flipped the same coin (seed 0 left the mean
 # pose at ~800 steps, seed 1 was still there at 1300) (docs/results.md). The student network, un-augmented
-# (`student_init` below), leaves it reliably (67.7% and 65.7% for seeds 0 and 1). So:
+# (`student_init` below), leaves it in both seeds (56.7% and 65.6% for seeds 0 and 1; 67.7% and 65.7%
+# on the previous twins). So:
 # - the COCO teacher's backbone is student_init's, widened to the teacher's width by duplicating every
 #   channel (widen_backbone: the same function at twice the width, teachers/checkpoints.py); training
 #   then uses the extra width;
@@ -47,7 +48,7 @@ teachers = dict(
               init_backbone='outputs/demo-teachers/student_init/last.pth', widen_backbone=True,
               train=dict(epochs=16)),  # ~2080 steps
     mpii=dict(checkpoint='outputs/demo-teachers/mpii/last.pth', init_backbone='outputs/demo-teachers/coco/last.pth',
-              train=dict(epochs=16)),  # ~1790 steps; at 10 epochs two seeds ended 3.6 apart, at 16 2.1
+              train=dict(epochs=16)),  # ~1790 steps; at 10 epochs two seeds ended 3.6 apart, at 16 2.1 (2.2 on the current twins)
 )
 
 # The student's starting point, as RTMPose-s starts from a CSPNeXt-s trained on COCO + AIC: the student's
