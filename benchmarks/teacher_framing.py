@@ -2,10 +2,9 @@
 teacher on both twins' val split, once with the dataset's own boxes and once with tight boxes around
 the same people (the in-image truth keypoints). PCK@0.5 against the full truth, on the joints the
 teacher predicts. On its own twin also with the MPII format's box around the same people (the square
-around the dataset's box; the MPII-style twin squares the body's box the same way): what that framing alone costs a teacher.
-Where the truth records each figure's activity, the same split into figures doing
-an activity the teacher's own twin also draws (in its train truth) and figures doing one it never
-draws. And how much of the teacher's crop a person fills: the median of (height of the in-image truth
+around the dataset's box; the MPII-style twin squares the body's box the same way): what that
+framing alone costs a teacher. Where the truth records each figure's activity and the other twin has
+figures doing one the teacher's own twin never draws (in its train truth), the same split by that. And how much of the teacher's crop a person fills: the median of (height of the in-image truth
 keypoints / height of the crop) on each twin. Last stdout line: one JSON object.
 
     python benchmarks/teacher_framing.py [--config pipeline/configs/demo_synthetic.py]
@@ -22,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.geometry import bbox_xyxy2cs, fix_aspect_ratio  # noqa: E402
+from data.geometry import bbox_cs2xyxy, bbox_xyxy2cs, fix_aspect_ratio  # noqa: E402
 from data.skeletons import union_mask  # noqa: E402
 from data.views import BBOX_PADDING  # noqa: E402
 from data.truth import load_truth, truth_rows  # noqa: E402
@@ -35,9 +34,8 @@ from teachers.checkpoints import load_model  # noqa: E402
 
 def square_boxes(bbox: np.ndarray) -> np.ndarray:
     """(N, 4) xyxy -> the square of side max(w, h) on the same centre (the MPII format's box)."""
-    center = (bbox[:, :2] + bbox[:, 2:]) / 2
-    half = np.maximum(bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1])[:, None] / 2
-    return np.concatenate([center - half, center + half], 1).astype(np.float32)
+    center, size = bbox_xyxy2cs(bbox, padding=1.0)
+    return bbox_cs2xyxy(center, fix_aspect_ratio(size, 1.0)).astype(np.float32)
 
 
 @click.command()
@@ -64,13 +62,16 @@ def main(config_path):
             print(f'teacher {name} ({h_in}x{w_in}) on the {ds} twin: a person spans {fill:.2f} of the crop height (median)')
             tight = rows.select(np.arange(len(rows)))
             tight.bbox = np.array([np.concatenate([k[v].min(0), k[v].max(0)]) for k, v in zip(kp, inside)], np.float32)
-            square = rows.select(np.arange(len(rows)))
-            square.bbox = square_boxes(rows.bbox)
-            boxes = [('dataset_boxes', rows), ('tight_boxes', tight)] + ([('square_boxes', square)] if ds == t.dataset else [])
+            boxes = [('dataset_boxes', rows), ('tight_boxes', tight)]
+            if ds == t.dataset:
+                square = rows.select(np.arange(len(rows)))
+                square.bbox = square_boxes(rows.bbox)
+                boxes.append(('square_boxes', square))
             groups = {'': np.ones(len(at), bool)}
             if own_activities is not None and 'activity' in truth:
                 shared = np.isin(truth['activity'][at], sorted(own_activities))
-                groups.update({', activities its twin draws': shared, ', activities its twin never draws': ~shared})
+                if not shared.all():  # else the split is the whole set again
+                    groups.update({', activities its twin draws': shared, ', activities its twin never draws': ~shared})
             for label, tab in boxes:
                 k, _ = predict_model(model, tab, torch.device('cpu'))
                 for group, m in groups.items():

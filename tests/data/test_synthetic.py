@@ -10,7 +10,7 @@ import pytest
 
 from data.truth import load_truth, truth_rows
 from data.twins import make_synthetic
-from data.twins.figure import COCO_STYLE, layout_figure, sample_body, sample_pose
+from data.twins.figure import COCO_STYLE, MPII_STYLE, layout_figure, sample_body, sample_pose
 from data.twins.render import face_point_visible
 from data.instances import InstanceTable
 from data.skeletons import COCO17, MPII16, UNION21_NAMES, union_indices
@@ -244,7 +244,6 @@ def test_project_loaders_read_the_twins(twins):
 
 
 def test_truth_records_each_figures_activity_from_its_twins_mix(twins):
-    from data.twins.figure import MPII_STYLE
     out, _ = twins
     for style in (COCO_STYLE, MPII_STYLE):
         t = load_truth(out / f'{style.name}/annotations/truth21_train.npz')
