@@ -81,9 +81,11 @@ def get_policy(policy: ViewPolicy | str) -> ViewPolicy:
         raise KeyError(f'unknown view policy {policy!r}; known: {sorted(POLICIES)}') from None
 
 
-def identity_view() -> np.ndarray:
+def identity_view(flip: bool = False) -> np.ndarray:
+    """The un-augmented crop (evaluation), or its mirror (`flip`: the flip test's second crop)."""
     view = np.zeros(NUM_VIEW_FIELDS, np.float32)
     view[F['scale']] = 1.0
+    view[F['flip']] = float(flip)
     return view
 
 
@@ -176,9 +178,13 @@ def _half_body_boxes(keypoints21, visible21, apply, prefer_upper, policy: ViewPo
 
 
 def draw_views(seed: int, dataset_index, instance_keys, n_views: int, keypoints21, visible21, bbox,
-               policy: ViewPolicy | str = 'main') -> np.ndarray:
-    """(n_views, N, len(VIEW_FIELDS)) float32 view records; view 0 is the identity.
+               policy: ViewPolicy | str = 'main', first_view: int = 1) -> np.ndarray:
+    """(n_views, N, len(VIEW_FIELDS)) float32 view records, all drawn under `policy` (none is the
+    un-augmented crop unless the policy draws it, as 'none' does).
 
+    View v of the result has the view index `first_view + v` in the random counter, so the first V
+    views of a draw of V' > V views are the V views of a draw of V: a cache of 8 views holds the
+    caches of 1, 2 and 4. Stages of a schedule draw from disjoint index ranges (`stage_first_view`).
     dataset_index: int or (N,) ints; instance_keys: (N,) int64; keypoints21 (N, 21, 2) and visible21
     (N, 21) in image pixels (used by the half-body box); bbox (N, 4) (only its row count is used: the
     box itself enters at replay time).
@@ -193,13 +199,15 @@ def draw_views(seed: int, dataset_index, instance_keys, n_views: int, keypoints2
     dsets = np.broadcast_to(np.asarray(dataset_index, np.int64), (n,))
     if (dsets < 0).any():
         raise ValueError('draw_views: dataset_index must be >= 0')
+    if first_view < 0:
+        raise ValueError(f'draw_views: first_view must be >= 0, got {first_view}')
     out = np.zeros((n_views, n, NUM_VIEW_FIELDS), np.float32)
     out[..., F['scale']] = 1.0
-    if n_views <= 1 or n == 0:
+    if n_views < 1 or n == 0:
         return out
 
-    v_idx = np.repeat(np.arange(1, n_views, dtype=np.int64), n)  # rows ordered (view, instance)
-    i_idx = np.tile(np.arange(n), n_views - 1)
+    v_idx = np.repeat(np.arange(first_view, first_view + n_views, dtype=np.int64), n)  # rows ordered (view, instance)
+    i_idx = np.tile(np.arange(n), n_views)
     counters = np.stack([np.zeros_like(v_idx), v_idx, keys[i_idx], dsets[i_idx]], axis=1).view(np.uint64)
     u = _uniforms(_philox_raw(seed, counters, _N_UNIFORMS))
 
@@ -222,8 +230,21 @@ def draw_views(seed: int, dataset_index, instance_keys, n_views: int, keypoints2
     rec[:, F['shift_x']:F['shift_y'] + 1] = shift
     rec[:, F['scale']] = scale
     rec[:, F['rotation']] = rot
-    out[1:] = rec.reshape(n_views - 1, n, NUM_VIEW_FIELDS)
+    out[:] = rec.reshape(n_views, n, NUM_VIEW_FIELDS)
     return out
+
+
+def stage_first_view(stage: int) -> int:
+    """The first view index of a schedule stage's draws (stage 0: 1, stage 1: 1 + 1000, ...). Views of
+    different stages never share random numbers, and index 0 (once the un-augmented view) is unused."""
+    return 1 + 1000 * int(stage)
+
+
+def mirror_matrix(M: np.ndarray, input_size) -> np.ndarray:
+    """A crop's warp matrix mirrored in crop space (u -> W - u, the flip of `flip_matrix`): the train-time
+    flip of a replayed view and the flip test. Its SimCC rows are the originals' mirrored by
+    teachers.simcc.mirror_simcc, exactly, and the teacher-to-student bin map still holds (data.geometry)."""
+    return compose_affine(flip_matrix(float(input_size[0])), M)
 
 
 # ---------------------------------------------------------------- replay

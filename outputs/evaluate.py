@@ -341,3 +341,14 @@ def pck_union(pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, norm: np
             'lacking': frac(~annotated), 'per_joint': per_joint, 'counts': counts,
             'n_annotated': int((~np.isnan(dist) & annotated).sum()),
             'n_lacking': int((~np.isnan(dist) & ~annotated).sum())}
+
+
+def headline_metric(val: dict, key: str) -> float | None:
+    """One number of a val record (stages.evaluation's per-dataset metrics) by 'DATASET/METRIC', METRIC
+    one of AP (COCO AP), PCKh (PCKh@0.5 mean), pck_all (PCK on the full truth, all joints); None when
+    the record does not have it. What evaluation.save_best ranks checkpoints by."""
+    dataset, metric = key.split('/')
+    m = val.get(dataset, {})
+    value = {'AP': (m.get('coco') or {}).get('AP'), 'PCKh': (m.get('pckh@0.5') or {}).get('mean'),
+             'pck_all': (m.get('pck_truth') or {}).get('all')}[metric]
+    return None if value is None or value != value else float(value)

@@ -84,6 +84,12 @@ def legend_lines(metrics: dict) -> list[str]:
                      + ('; the config has none, so no model is scored there.' if note.endswith('no head-box file')
                         else '.'))
     lines += box_lines(metrics.get('boxes') or {})
+    if 'flip_test' in metrics:
+        lines.append('Flip test ' + ('on' if metrics['flip_test'] else 'off') + ' (evaluation.flip_test; the '
+                     'table below has the other): each model\'s output averaged with its output on the mirrored '
+                     'crop (the teachers\': from the val cache\'s mirrored view).')
+    if checkpoint_line(metrics):
+        lines.append(checkpoint_line(metrics))
     return lines
 
 
@@ -161,6 +167,10 @@ def render_markdown(metrics: dict) -> str:
         out.append('| ' + ' | '.join([row[0]] + [_fmt(v) for v in row[1:]]) + ' |')
     for line in legend_lines(metrics):  # a paragraph each: markdown would run lines together
         out += ['', line]
+    if metrics.get('table_other'):
+        o = metrics['table_other']
+        out += ['', f'### {_other_title(metrics)}', '', '| ' + ' | '.join(o['columns']) + ' |', '|' + '---|' * len(o['columns'])]
+        out += ['| ' + ' | '.join([row[0]] + [_fmt(v) for v in row[1:]]) + ' |' for row in o['rows']]
     out += ['', '## Compute', ''] + [f'- {x}' for x in _cost_lines(metrics['cost'])]
     ex = metrics.get('exports', {})
     out += ['', '## Exports', '']
@@ -362,6 +372,16 @@ def _cost_clause(cost: dict) -> str:
             f'only when epochs exceed the {cost["views"]} cached views)')
 
 
+def _other_title(metrics: dict) -> str:
+    return 'Without flip test' if metrics.get('flip_test') else 'With flip test'
+
+
+def checkpoint_line(metrics: dict) -> str | None:
+    """Which checkpoint each trained model's row scores (best.pth by evaluation.save_best, or last.pth)."""
+    runs = {e: c for e, c in (metrics.get('checkpoints') or {}).items() if c != 'shipped'}
+    return 'Scored checkpoints: ' + '; '.join(f'{e}: {c}' for e, c in runs.items()) + '.' if runs else None
+
+
 def render_html(metrics: dict, figures: dict) -> str:
     t = metrics['table']
     verdict, good = _verdict(metrics)
@@ -379,7 +399,14 @@ def render_html(metrics: dict, figures: dict) -> str:
              f'<div class="verdict{"" if good else " bad"}">{html.escape(verdict)}</div>',
              '<h2>Results (val split, %)</h2>',
              f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>',
-             '<p class="muted">' + '<br>'.join(html.escape(x) for x in legend_lines(metrics)) + '</p>',
+             '<p class="muted">' + '<br>'.join(html.escape(x) for x in legend_lines(metrics)) + '</p>']
+    if metrics.get('table_other'):
+        o = metrics['table_other']
+        parts += [f'<h3>{_other_title(metrics)}</h3><table><thead><tr>'
+                  + ''.join(f'<th>{html.escape(c)}</th>' for c in o['columns']) + '</tr></thead><tbody>'
+                  + ''.join(f'<tr><td>{html.escape(r[0])}</td>' + ''.join(f'<td>{html.escape(_fmt(v))}</td>' for v in r[1:])
+                            + '</tr>' for r in o['rows']) + '</tbody></table>']
+    parts += [
              '<h2>What it cost</h2><ul>' + ''.join(f'<li>{_md_bold(x)}</li>' for x in _cost_lines(metrics['cost']))
              + '</ul>']
     if figures.get('curves'):

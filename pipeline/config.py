@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 from mmengine.config import Config, ConfigDict
 
+from data.photometric import PHOTOMETRIC_POLICIES
+from data.views import POLICIES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Top-level keys every pipeline config must have, and what each is for (used in error messages).
@@ -23,7 +26,7 @@ REQUIRED = {
     'datasets': 'dict of dataset name -> dict(type=coco|mpii, train=dict(...), val=dict(...))',
     'teachers': 'dict of teacher name -> dict(config=..., checkpoint=...)',
     'student': 'dict(config=<mmpose-style model config of the union-21 student>, init_backbone=<checkpoint or None>)',
-    'views': 'dict(num_views=V, policy=main|final|wide|none)',
+    'views': 'dict(num_views=V, policy=main|final|wide|none): the stage-1 views drawn per train instance',
     'cache': 'dict(root=..., window=w, lossless=False, chunk_size=...)',
     'dump_stage': 'dict(batch_size=..., num_workers=..., device=...) for dump-teachers',
     'train': 'the training recipe (epochs, batch_size, lr, losses, ...)',
@@ -32,9 +35,8 @@ DATASET_TYPES = ('coco', 'mpii')
 
 # The keys every other section may have (train / teacher_train: TRAIN_SCHEMA below). Unknown keys
 # are refused with the closest valid name, so a misspelt key never silently falls back to a default.
-OPTIONAL = ('teacher_train', 'pretrain', 'synthetic', 'strict_input')
+OPTIONAL = ('teacher_train', 'pretrain', 'synthetic', 'strict_input', 'stage2', 'evaluation')
 SECTION_KEYS = {
-    'views': ('num_views', 'policy'),
     'cache': ('root', 'window', 'tail_blocks', 'lossless', 'chunk_size'),
     'dump_stage': ('batch_size', 'num_workers', 'device'),
     'student': ('config', 'init_backbone'),
@@ -53,8 +55,10 @@ REQUIRED_VALUE = object()
 TRAIN_SCHEMA = {
     'epochs': (int, REQUIRED_VALUE),
     'batch_size': (int, REQUIRED_VALUE),
-    'base_lr': (float, REQUIRED_VALUE),  # AdamW lr at base_batch_size, scaled linearly to the real batch
-    'base_batch_size': (int, REQUIRED_VALUE),
+    'base_lr': (float, REQUIRED_VALUE),  # AdamW lr at the real batch (mmpose's base_lr)
+    # mmpose's auto_scale_lr.base_batch_size, applied as its --auto-scale-lr does: lr = base_lr x real
+    # batch / this. None: base_lr is the lr (mmpose's default: the flag is off).
+    'auto_scale_lr': ((int, type(None)), None),
     'weight_decay': (float, 0.05),  # none on norms and biases
     'warmup_steps': (int, 0),
     'grad_clip': ((float, type(None)), None),  # max total grad norm; None: no clipping
@@ -70,9 +74,31 @@ TRAIN_SCHEMA = {
     'num_workers': (int, 0),
     'amp': (bool, True),  # bf16 autocast on CUDA
     'channels_last': (bool, True),  # on CUDA
+    # Each epoch, each instance's cached view is mirrored with probability 1/2 (crop and cached rows
+    # alike, exactly: data.views.mirror_matrix, teachers.simcc.mirror_simcc): twice the views, no
+    # teacher cost.
+    'flip_views': (bool, True),
+    'sync_bn': (bool, False),  # SyncBatchNorm under torchrun (mmpose's RTMPose trains with SyncBN)
 }
-CHOICES = {'overlap': ('separate', 'mean', 'product', 'confidence'), 'gt_reduction': ('batch_mean', 'mmpose')}
-POSITIVE = ('epochs', 'batch_size', 'base_lr', 'base_batch_size', 'val_interval', 'checkpoint_interval')
+# The views of a schedule stage: stage 1 is `views`, stage 2 (mmpose's PipelineSwitchHook) `stage2`.
+VIEWS_SCHEMA = {'num_views': (int, REQUIRED_VALUE), 'policy': (str, REQUIRED_VALUE)}
+STAGE2_SCHEMA = {
+    'switch_epoch': (int, REQUIRED_VALUE),  # the first epoch (0-based) of stage 2: mmpose's switch_epoch
+    'num_views': (int, REQUIRED_VALUE),
+    'policy': (str, REQUIRED_VALUE),
+    'photometric': ((str, bool, type(None)), REQUIRED_VALUE),
+}
+EVALUATION_SCHEMA = {
+    'flip_test': (bool, True),  # mmpose's test_cfg flip_test (the published RTMPose numbers use it)
+    # Keep best.pth beside last.pth by this val metric, 'DATASET/METRIC' (METRIC: AP, PCKh, pck_all),
+    # higher is better (mmpose's save_best='coco/AP'); None: last.pth only.
+    'save_best': ((str, type(None)), None),
+}
+CHOICES = {'overlap': ('separate', 'mean', 'product', 'confidence'), 'gt_reduction': ('batch_mean', 'mmpose'),
+           'policy': tuple(POLICIES), 'photometric': tuple(PHOTOMETRIC_POLICIES) + (True, False, None)}
+POSITIVE = ('epochs', 'batch_size', 'base_lr', 'auto_scale_lr', 'val_interval', 'checkpoint_interval', 'num_views',
+            'switch_epoch')
+BEST_METRICS = ('AP', 'PCKh', 'pck_all')
 
 
 class ConfigError(ValueError):
@@ -158,14 +184,24 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
                 raise ConfigError(f'{where}: pretrain.{name} needs {key!r}')
         if name in cfg.teachers:
             raise ConfigError(f'{where}: pretrain.{name}: a teacher has that name already')
-        if 'views' in p and int(p.views.get('num_views', 0)) < 1:
-            raise ConfigError(f'{where}: pretrain.{name}.views.num_views must be >= 1')
     if 'config' not in cfg.student:
         raise ConfigError(f'{where}: student needs config')
-    v = cfg.views
-    if int(v.get('num_views', 0)) < 1:
-        raise ConfigError(f'{where}: views.num_views must be >= 1')
+    cfg.views = check_section(cfg.views, VIEWS_SCHEMA, 'views', where, required=True)
+    for name, p in cfg.get('pretrain', {}).items():
+        if 'views' in p:
+            p.views = check_section(p.views, VIEWS_SCHEMA, f'pretrain.{name}.views', where, required=True)
     cfg.train = check_train(cfg.train, 'train', where, required=True)
+    cfg.evaluation = check_section(cfg.get('evaluation') or {}, EVALUATION_SCHEMA, 'evaluation', where, required=True)
+    best = cfg.evaluation.save_best
+    if best is not None and (best.count('/') != 1 or best.split('/')[0] not in cfg.datasets
+                             or best.split('/')[1] not in BEST_METRICS):
+        raise ConfigError(f'{where}: evaluation.save_best must be DATASET/METRIC with DATASET one of '
+                          f'{sorted(cfg.datasets)} and METRIC one of {BEST_METRICS}, got {best!r}')
+    if cfg.get('stage2') is not None:
+        cfg.stage2 = check_section(cfg.stage2, STAGE2_SCHEMA, 'stage2', where, required=True)
+        if not 0 < cfg.stage2.switch_epoch < cfg.train.epochs:
+            raise ConfigError(f'{where}: stage2.switch_epoch must be in (0, train.epochs = {cfg.train.epochs}), '
+                              f'got {cfg.stage2.switch_epoch}')
     if 'teacher_train' in cfg:
         cfg.teacher_train = check_train(cfg.teacher_train, 'teacher_train', where, required=False)
     for section in ('teachers', 'pretrain'):  # a model's own overrides of teacher_train
@@ -192,12 +228,18 @@ def supervised_model(cfg: Config, name: str) -> ConfigDict:
 
 
 def check_train(section, name: str, where: str, required: bool) -> ConfigDict:
-    """A training section with unknown keys refused (closest valid name suggested), types and ranges
-    checked and, when `required`, every default filled in (teacher_train only overrides)."""
+    """A training section (train, teacher_train, a model's train overrides): TRAIN_SCHEMA's keys."""
+    return check_section(section, TRAIN_SCHEMA, name, where, required)
+
+
+def check_section(section, schema: dict, name: str, where: str, required: bool) -> ConfigDict:
+    """A config section against its schema: unknown keys refused (closest valid name suggested), types,
+    enumerated values (CHOICES, the allowed list in the message) and ranges checked and, when
+    `required`, every default filled in (an override section such as teacher_train only overrides)."""
     section = dict(section)
-    check_keys(section, tuple(TRAIN_SCHEMA), name, where)
+    check_keys(section, tuple(schema), name, where)
     out = {}
-    for key, (kind, default) in TRAIN_SCHEMA.items():
+    for key, (kind, default) in schema.items():
         if key not in section:
             if required and default is REQUIRED_VALUE:
                 raise ConfigError(f'{where}: {name}.{key} is required')
@@ -207,12 +249,13 @@ def check_train(section, name: str, where: str, required: bool) -> ConfigDict:
         value = section[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if isinstance(value, bool) and kind in (int, float) or not isinstance(value, kind):
-            names = ' or '.join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kind):
+            names = ' or '.join(k.__name__ for k in kinds)
             raise ConfigError(f'{where}: {name}.{key} must be {names}, got {value!r}')
         if key in CHOICES and value not in CHOICES[key]:
             raise ConfigError(f'{where}: {name}.{key} must be one of {CHOICES[key]}, got {value!r}')
-        if key in POSITIVE and value <= 0:
+        if key in POSITIVE and value is not None and value <= 0:
             raise ConfigError(f'{where}: {name}.{key} must be > 0, got {value!r}')
         out[key] = value
     return ConfigDict(out)

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from cache.manifest import MATCH_KEYS, TEACHER_CROPS, build_manifest, diff_manifest, sha256_file
 from data.datasets import dataset_indices, load_split
 from data.instances import InstanceTable
-from data.views import POLICIES, VIEW_FIELDS, draw_views
+from data.views import POLICIES, VIEW_FIELDS, draw_views, identity_view, stage_first_view
 from pipeline.config import resolve
 
 # benchmarks/offline_vs_online.py leaves its last result in the run's work_dir under this name; the
@@ -54,20 +54,48 @@ def split_instances(cfg: Config, split: str, checks: list | None = None) -> Inst
     return load_split(cfg.datasets, split, resolve, strict=bool(cfg.get('strict_input', False)), checks=checks)
 
 
-def split_views(cfg: Config, table: InstanceTable, num_views: int, policy: str | None = None) -> np.ndarray:
-    """(V, N, P) view records of every instance, drawn per dataset from (seed, dataset, instance key, view)
-    under `policy` (default: the config's views.policy)."""
-    names = list(cfg.datasets.keys())
-    ds_index = dataset_indices(table, names)
-    policy = POLICIES[policy or cfg.views.get('policy', 'main')]
-    out = None
-    for d in np.unique(ds_index):
-        rows = np.flatnonzero(ds_index == d)
-        v = draw_views(int(cfg.seed), int(d), table.instance_key[rows], num_views,
-                       table.keypoints[rows], table.keypoints_visible[rows], table.bbox[rows], policy)
-        if out is None:
-            out = np.zeros((num_views, len(table), v.shape[-1]), dtype=v.dtype)
-        out[:, rows] = v
+def view_stages(cfg: Config, split: str = 'train', views=None) -> list[dict]:
+    """The schedule stages of a split's views: [dict(num_views, policy, first_epoch)]. Train: stage 1 from
+    `views` (default: the config's views section), then the config's `stage2` when it trains on the
+    config's views; val: one stage, the un-augmented crop and its mirror (the flip test's two crops)."""
+    if split == 'val':
+        return [dict(num_views=2, policy='identity+mirror', first_epoch=0)]
+    own = views is None
+    views = cfg.views if own else views
+    stages = [dict(num_views=int(views.num_views), policy=str(views.policy), first_epoch=0)]
+    if own and cfg.get('stage2') is not None:
+        s2 = cfg.stage2
+        stages.append(dict(num_views=int(s2.num_views), policy=str(s2.policy), first_epoch=int(s2.switch_epoch)))
+    return stages
+
+
+def split_views(cfg: Config, table: InstanceTable, stages: list[dict]) -> np.ndarray:
+    """(V, N, P) view records of every instance, the stages' views one after another. Stage s draws its
+    views per dataset from (seed, dataset, instance key, stage_first_view(s) + v); the val stage is the
+    un-augmented crop and its mirror."""
+    if stages and stages[0]['policy'] == 'identity+mirror':
+        return np.broadcast_to(np.stack([identity_view(), identity_view(flip=True)])[:, None],
+                               (2, len(table), len(VIEW_FIELDS))).copy()
+    ds_index = dataset_indices(table, list(cfg.datasets.keys()))
+    out = np.zeros((sum(st['num_views'] for st in stages), len(table), len(VIEW_FIELDS)), np.float32)
+    start = 0
+    for s, st in enumerate(stages):
+        for d in np.unique(ds_index):
+            rows = np.flatnonzero(ds_index == d)
+            out[start:start + st['num_views'], rows] = draw_views(
+                int(cfg.seed), int(d), table.instance_key[rows], st['num_views'], table.keypoints[rows],
+                table.keypoints_visible[rows], table.bbox[rows], POLICIES[st['policy']], first_view=stage_first_view(s))
+        start += st['num_views']
+    return out
+
+
+def stage_view_indices(cache_stages: list[dict], stages: list[dict]) -> list[np.ndarray]:
+    """Per stage, the cache's view indices a run with `stages` reads: the first num_views of each of the
+    cache's stages (a stage's views are a prefix of a larger draw: data.views.draw_views)."""
+    out, start = [], 0
+    for have, want in zip(cache_stages, stages):
+        out.append(start + np.arange(want['num_views']))
+        start += have['num_views']
     return out
 
 
@@ -114,12 +142,17 @@ def kd_temperature(cfg: Config) -> float:
     return float(cfg.train.temperature) / head_loss_beta(cfg.student.config)
 
 
-def cache_differences(cfg: Config, split: str, cache, table: InstanceTable) -> list[str]:
-    """How an open cache's manifest differs from what `cfg` would write for `split` (empty: it fits)."""
-    return diff_manifest(expected_manifest(cfg, split, cache.n_views, table), cache.manifest, keys=MATCH_KEYS)
+def cache_differences(cfg: Config, split: str, cache, table: InstanceTable, stages: list[dict] | None = None) -> list[str]:
+    """How an open cache's manifest differs from what `cfg` would write for `split` (empty: it fits).
+    A cache with more views per stage than `stages` asks for fits: a run reads the first ones."""
+    stages = stages or view_stages(cfg, split)
+    cached = cache.manifest.get('views', {}).get('stages') or []
+    if len(cached) == len(stages) and all(c.get('num_views', 0) >= s['num_views'] for c, s in zip(cached, stages)):
+        stages = [dict(s, num_views=c['num_views']) for c, s in zip(cached, stages)]
+    return diff_manifest(expected_manifest(cfg, split, stages, table), cache.manifest, keys=MATCH_KEYS)
 
 
-def expected_manifest(cfg: Config, split: str, num_views: int, table: InstanceTable) -> dict:
+def expected_manifest(cfg: Config, split: str, stages: list[dict], table: InstanceTable) -> dict:
     """What a cache built from `cfg` must say about itself; train-student compares against it."""
     student = model_geometry(cfg.student.config)
     teachers = {}
@@ -135,8 +168,8 @@ def expected_manifest(cfg: Config, split: str, num_views: int, table: InstanceTa
         student=dict(input_size=list(student['input_size']), split=student['split']),
         teachers=teachers,
         annotations=annotations,
-        views=dict(num_views=num_views, policy=cfg.views.get('policy', 'main'), seed=int(cfg.seed),
-                   fields=list(VIEW_FIELDS)),
+        views=dict(stages=[dict(num_views=int(s['num_views']), policy=s['policy']) for s in stages],
+                   seed=int(cfg.seed), fields=list(VIEW_FIELDS)),  # when a stage starts is training's
         storage=dict(window=int(cfg.cache.window), tail_blocks=int(cfg.cache.tail_blocks),
                      lossless=bool(cfg.cache.get('lossless', False)),
                      chunk_size=int(cfg.cache.chunk_size), teacher_crops=TEACHER_CROPS),
@@ -152,18 +185,20 @@ class RunFolder:
         pipeline_config.py   the resolved pipeline config, so export-report sees exactly what trained
         log.jsonl            one record per epoch (losses, lr, throughput, val metrics when evaluated)
         last.pth             the EMA weights (mmpose layout) + the state to resume from
+        best.pth             the EMA weights at the best val score by evaluation.save_best (meta.best)
         student_config.py    the mmpose config of the student (student runs)
         report/              export-report's output
 
     The no-distillation baseline of a run is its sibling folder `supervised`."""
 
-    RUN_JSON, CONFIG, LOG, CHECKPOINT, MMPOSE_CONFIG, REPORT = (
-        'run.json', 'pipeline_config.py', 'log.jsonl', 'last.pth', 'student_config.py', 'report')
+    RUN_JSON, CONFIG, LOG, CHECKPOINT, BEST, MMPOSE_CONFIG, REPORT = (
+        'run.json', 'pipeline_config.py', 'log.jsonl', 'last.pth', 'best.pth', 'student_config.py', 'report')
 
     def __init__(self, path):
         self.path = Path(path)
         self.run_json, self.config, self.log_path = (self.path / n for n in (self.RUN_JSON, self.CONFIG, self.LOG))
         self.checkpoint, self.mmpose_config = self.path / self.CHECKPOINT, self.path / self.MMPOSE_CONFIG
+        self.best = self.path / self.BEST
         self.report = self.path / self.REPORT
 
     def baseline(self) -> 'RunFolder':
@@ -187,6 +222,7 @@ class RunFolder:
         """A new run empties the log; the config and run.json are (re)written either way."""
         if not resume:
             self.log_path.write_text('')
+            self.best.unlink(missing_ok=True)
         cfg.dump(str(self.config))
         with open(self.run_json, 'w') as f:
             json.dump(run, f, indent=1)
@@ -204,6 +240,25 @@ class RunFolder:
                         train_state=dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                                          ema=ema.state_dict(), torch_rng=torch.get_rng_state(),
                                          epoch=epoch, step=step))
+
+    def best_score(self, key: str) -> float:
+        """The best val score by `key` logged so far (a resumed run keeps its best), or -inf."""
+        return max([r['best']['value'] for r in self.read_log() if r.get('best', {}).get('metric') == key],
+                   default=float('-inf'))
+
+    def save_best(self, ema, meta: dict) -> None:
+        from teachers.checkpoints import save_checkpoint
+        save_checkpoint(self.best, ema.module.state_dict(), meta)
+
+    def scored_checkpoint(self) -> tuple[Path, str]:
+        """The checkpoint a report scores and how to name it: best.pth when the run kept one (mmpose
+        reports its save_best checkpoint), else last.pth."""
+        best = [r['best'] for r in self.read_log() if 'best' in r]
+        if self.best.exists() and best:
+            best = best[-1]
+            return self.best, f"best.pth (epoch {best['epoch']}, {best['metric']} {100 * best['value']:.1f})"
+        log = self.read_log()
+        return self.checkpoint, f"last.pth (epoch {log[-1]['epoch'] if log else '?'})"
 
     def resume(self, model, optimizer, ema) -> tuple[int, int]:
         """Load the resume state into model, optimizer and EMA; returns (epoch, step) reached."""

@@ -25,7 +25,7 @@ from data.skeletons import union_indices
 from data.views import VIEW_FIELDS, replay_view, view_box_scales
 from pipeline.config import resolve
 from pipeline.run import (cache_path, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
-                          split_instances, split_views, teacher_datasets)
+                          split_instances, split_views, teacher_datasets, view_stages)
 from stages.evaluation import warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.targets import student_bins, teacher_rows
@@ -62,7 +62,10 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     batch_size = batch_size or int(cfg.dump_stage.get('batch_size', 64))
     num_workers = int(cfg.dump_stage.get('num_workers', 0) if num_workers is None else num_workers)
     rank, world = dist_info()
-    num_views = 1 if split == 'val' else int(num_views or cfg.views.num_views)
+    stages = view_stages(cfg, split)
+    if num_views and split == 'train':  # --views: stage 1's count
+        stages[0]['num_views'] = int(num_views)
+    num_views = sum(st['num_views'] for st in stages)
 
     checks = []
     table = split_instances(cfg, split, checks)
@@ -72,10 +75,10 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
         if split == 'val':  # said now, not first noticed as empty PCKh cells in the report
             warn_missing_head_boxes(cfg)
     check_image_files(table.image_path)  # before the store exists: a bad image stops nothing half-made
-    views = split_views(cfg, table, num_views)
+    views = split_views(cfg, table, stages)
     student = model_geometry(cfg.student.config)
     models, specs = load_teachers(cfg, split, teacher_names, device, student, announce=rank == 0)
-    cache = open_store(cfg, split, expected_manifest(cfg, split, num_views, table), table, views, specs, checks,
+    cache = open_store(cfg, split, expected_manifest(cfg, split, stages, table), table, views, specs, checks,
                        resume, rank, world, device)
 
     pending = {name: set(map(tuple, cache.pending_units(name))) for name in models}

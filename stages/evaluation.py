@@ -1,4 +1,4 @@
-"""Validation wiring: predictions on the val split's view 0, scored with the field's metrics.
+"""Validation wiring: predictions on the val split's un-augmented crops (and their mirrors: the flip test), scored with the field's metrics.
 
 Predictions are union-21 keypoints in image pixels; `covered` says which joints the predictor has
 (a COCO teacher has no head_top). Metrics per dataset: COCO AP (pycocotools) for COCO-type
@@ -79,9 +79,11 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
     return out
 
 
-def evaluate_model(cfg, model, device, datasets=None, table=None) -> dict:
+def evaluate_model(cfg, model, device, datasets=None, table=None, flip_test=None) -> dict:
+    """Val metrics of `model`, with the flip test as the config's evaluation.flip_test unless `flip_test`."""
     table = table if table is not None else split_instances(cfg, 'val')
     if datasets is not None:
         table = table.select(np.isin(table.dataset, datasets))
-    kpts, scores = predict_model(model, table, device)
+    flip_test = cfg.evaluation.flip_test if flip_test is None else flip_test
+    kpts, scores = predict_model(model, table, device, flip_test=flip_test)
     return evaluate_predictions(cfg, table, kpts, scores, union_mask(model.skeleton_name), datasets)

@@ -41,7 +41,9 @@ def box_sources(datasets: dict) -> dict:
 
 
 def teacher_predictions(cfg, table):
-    """Each teacher's val predictions decoded from the cache (view 0, student bins)."""
+    """Each teacher's val predictions decoded from the cache (student bins): {name: (plain, flip test,
+    covered, datasets)} with plain = (keypoints, scores) of view 0 (the un-augmented crop) and flip test
+    the same averaged with view 1 (its mirror)."""
     from teachers.simcc import SimCCCodec
     path = cache_path(cfg, 'val')
     cache = open_cache(path)
@@ -57,12 +59,13 @@ def teacher_predictions(cfg, table):
     rows = np.arange(len(table))
     for name in cache.teacher_names:
         spec = cache.teacher_spec(name)
-        plane = cache.read_view_plane(name, 0)
-        x, y, _, _ = reconstruct_rows(plane, rows)
-        k, s = predict_from_simcc(x, y, table, rows, codec, student['input_size'], spec['union_joints'])
+        x, y, _, _ = reconstruct_rows(cache.read_view_plane(name, 0), rows)
+        mirrored = reconstruct_rows(cache.read_view_plane(name, 1), rows)[:2]
+        args = (table, rows, codec, student['input_size'], spec['union_joints'])
         covered = np.zeros(len(UNION21.joint_names), bool)
         covered[spec['union_joints']] = True
-        out[name] = (k, s, covered, spec.get('datasets'))  # scored only where the dump ran it
+        out[name] = (predict_from_simcc(x, y, *args), predict_from_simcc(x, y, *args, mirrored=mirrored),
+                     covered, spec.get('datasets'))  # scored only where the dump ran it
     return out
 
 
@@ -77,25 +80,31 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     device = pick_device(device)
     warn_missing_head_boxes(cfg)
     table = split_instances(cfg, 'val')
+    flip_test = bool(cfg.evaluation.flip_test)
 
-    def load_run_model(f: RunFolder):
-        return load_model(resolve(f.read_run()['model_config']), f.checkpoint, device=device).eval()
+    def scored(f: RunFolder, kind: str, name: str) -> tuple[dict, tuple]:
+        """A run's entry (its scored checkpoint: best.pth if kept, else last.pth) with and without the
+        flip test; the predictions the configured evaluation gives."""
+        path, which = f.scored_checkpoint()
+        model = load_model(resolve(f.read_run()['model_config']), path, device=device).eval()
+        both = {flip: predict_model(model, table, device, flip_test=flip) for flip in (True, False)}
+        metrics = {flip: evaluate_predictions(cfg, table, *both[flip], union_mask(model.skeleton_name))
+                   for flip in both}
+        entries[name] = dict(kind=kind, metrics=metrics[flip_test], metrics_no_flip=metrics[False],
+                             metrics_flip=metrics[True], checkpoint=which, log=f.read_log())
+        return both[flip_test]
 
     entries = {}  # name -> dict(kind, metrics, ...)
-    for name, (k, s, covered, datasets) in teacher_predictions(cfg, table).items():
-        entries[f'teacher {name}'] = dict(kind='teacher',
-                                          metrics=evaluate_predictions(cfg, table, k, s, covered, datasets))
+    for name, (plain, flipped, covered, datasets) in teacher_predictions(cfg, table).items():
+        metrics = {flip: evaluate_predictions(cfg, table, *p, covered, datasets)
+                   for flip, p in ((False, plain), (True, flipped))}
+        entries[f'teacher {name}'] = dict(kind='teacher', metrics=metrics[flip_test], metrics_no_flip=metrics[False],
+                                          metrics_flip=metrics[True], checkpoint='shipped')
     baseline = folder.baseline()
     if baseline.path != run_dir and baseline.checkpoint.exists():
-        base = load_run_model(baseline)
-        k, s = predict_model(base, table, device)
-        entries['baseline (no KD)'] = dict(kind='baseline', metrics=evaluate_predictions(
-            cfg, table, k, s, union_mask(base.skeleton_name)), log=baseline.read_log())
-    student = load_run_model(folder)
-    k, s = predict_model(student, table, device)
-    predictions = (k, s)
-    entries[f'student ({run["mode"]})'] = dict(kind='student', metrics=evaluate_predictions(
-        cfg, table, k, s, union_mask(student.skeleton_name)), log=folder.read_log())
+        scored(baseline, 'baseline', 'baseline (no KD)')
+    predictions = scored(folder, 'student', f'student ({run["mode"]})')
+    student = load_model(resolve(run['model_config']), folder.scored_checkpoint()[0], device=device).eval()
 
     cost = teacher_cost(cfg, run, entries)
     exports = export_student(folder, run, student, out, onnx)
@@ -105,7 +114,12 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
                    per_joint=figure_per_joint(entries),
                    examples=example_images(table, predictions, n=6))
     metrics = dict(run=str(run_dir), mode=run['mode'], config=run['config'], joints=list(UNION21.joint_names),
-                   table=results_rows(entries), entries={e: v['metrics'] for e, v in entries.items()},
+                   table=results_rows(entries), flip_test=flip_test,
+                   table_other=results_rows({e: dict(metrics=v['metrics_flip' if not flip_test else 'metrics_no_flip'])
+                                             for e, v in entries.items()}),
+                   checkpoints={e: v['checkpoint'] for e, v in entries.items()},
+                   entries={e: v['metrics'] for e, v in entries.items()},
+                   entries_no_flip={e: v['metrics_no_flip'] for e, v in entries.items()},
                    boxes=box_sources(cfg.datasets),
                    cost=cost, exports=exports, training=dict(epochs=run['epochs'], batch_size=run['batch_size']))
     written = {}
@@ -172,12 +186,13 @@ def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool)
     """The student as an mmpose checkpoint + config (and ONNX, checked with onnxruntime)."""
     from outputs.export import check_onnx, dataset_meta_from_skeleton, export_mmpose, export_onnx
     from teachers.checkpoints import load_checkpoint, state_dict_from_checkpoint
-    sd = state_dict_from_checkpoint(load_checkpoint(folder.checkpoint))
+    checkpoint = folder.scored_checkpoint()[0]  # the one the report scores
+    sd = state_dict_from_checkpoint(load_checkpoint(checkpoint))
     exports = {'mmpose': {k: str(v) for k, v in export_mmpose(
         sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(student.skeleton_name)).items()}}
     if onnx:
         onnx_path = out / 'export' / 'student.onnx'
-        student_cpu = load_model(resolve(run['model_config']), folder.checkpoint, device='cpu').eval()
+        student_cpu = load_model(resolve(run['model_config']), checkpoint, device='cpu').eval()
         export_onnx(student_cpu, tuple(student_cpu.input_size), onnx_path)
         exports['onnx'] = dict(path=str(onnx_path), max_abs_diff=float(check_onnx(onnx_path, student_cpu)))
     return exports

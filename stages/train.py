@@ -23,13 +23,14 @@ from tqdm import tqdm
 from cache.store import open_cache
 from data.images import read_image
 from data.photometric import photometric_augment
-from data.skeletons import union_indices
-from data.views import replay_view, view_box, view_keypoints
+from data.skeletons import UNION21, get_skeleton, union_indices
+from data.views import mirror_matrix, view_box, view_geometry, view_keypoints, warp_crop
 from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
-from pipeline.config import resolve, seed_everything, supervised_model
+from pipeline.config import BEST_METRICS, resolve, seed_everything, supervised_model
+from outputs.evaluate import headline_metric
 from pipeline.run import (RunFolder, cache_differences, cache_path, dist_info, head_loss_beta, pick_device,
-                          split_instances, split_views)
+                          split_instances, split_views, stage_view_indices, view_stages)
 from stages.evaluation import evaluate_model
 from teachers.checkpoints import init_backbone, load_model
 from teachers.rtmpose import build_model
@@ -39,12 +40,20 @@ from training.schedule import lr_at, param_groups, scaled_lr
 from training.targets import teacher_targets_offline, teacher_targets_online
 
 
-def epoch_view(seed: int, epoch: int, num_views: int) -> int:
-    """The view every instance uses in `epoch`: a fresh permutation of the V views every V epochs,
-    so all views are used; one view per epoch means one contiguous cache plane per epoch."""
-    cycle, pos = divmod(epoch, num_views)
-    perm = np.random.Generator(np.random.Philox(key=seed, counter=[cycle, 0x5EED, 0, 0])).permutation(num_views)
-    return int(perm[pos])
+def epoch_view(seed: int, epoch: int, stage_views: list, first_epochs: list) -> int:
+    """The cache view every instance uses in `epoch`: within its schedule stage, a fresh permutation of
+    the stage's views every V epochs, so all are used; one view per epoch means one contiguous cache
+    plane per epoch. `stage_views`: per stage, its views' indices; `first_epochs`: each stage's first epoch."""
+    stage = max(s for s, first in enumerate(first_epochs) if epoch >= first)
+    views = np.asarray(stage_views[stage])
+    cycle, pos = divmod(epoch - first_epochs[stage], len(views))
+    perm = np.random.Generator(np.random.Philox(key=seed, counter=[cycle, 0x5EED, stage, 0])).permutation(len(views))
+    return int(views[perm[pos]])
+
+
+def mirrored_items(seed: int, epoch: int, n: int) -> np.ndarray:
+    """(n,) bool: which instances see their view mirrored in `epoch` (train.flip_views), p = 1/2."""
+    return np.random.Generator(np.random.Philox(key=seed, counter=[epoch, 0xF11F, 0, 0])).random(n) < 0.5
 
 
 def photometric_policy(value):
@@ -60,37 +69,51 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 class TrainCrops(torch.utils.data.Dataset):
     """Item i of the current view: the student crop (+ photometric aug), ground-truth SimCC labels for
-    the model's joints, and (online mode) each teacher's native crop of the same view."""
+    the model's joints, and (online mode) each teacher's native crop of the same view. With `mirror`
+    (train.flip_views) about half the items of an epoch are the view's mirror (data.views.mirror_matrix),
+    their labels' joints swapped; the caller mirrors their cached rows (item['mirrored'])."""
 
     def __init__(self, table, views, student_size, codec, model_joints, teacher_sizes=None,
-                 photometric=True, seed=0):
+                 photometric=True, seed=0, mirror=False):
         self.table, self.views = table, views
         self.student_size, self.codec, self.model_joints = tuple(student_size), codec, model_joints
         self.teacher_sizes = teacher_sizes or {}
-        self.photometric, self.seed = photometric, seed
-        self.view, self.epoch = 0, 0
+        self.photometric, self.seed, self.mirror = photometric, seed, mirror
+        self.view, self.epoch, self.mirrored = 0, 0, np.zeros(len(table), bool)
 
     def set_epoch(self, epoch, view):
         self.epoch, self.view = epoch, view
+        self.mirrored = mirrored_items(self.seed, epoch, len(self.table)) if self.mirror \
+            else np.zeros(len(self.table), bool)
 
     def __len__(self):
         return len(self.table)
 
+    def crop(self, img, i, size):
+        """Item i's crop of the current view at a model's input size (mirrored when drawn so) + its matrix."""
+        M = view_geometry(self.table.bbox[i], self.views[self.view, i], size)[4]
+        if self.mirrored[i]:
+            M = mirror_matrix(M, size)
+        return warp_crop(img, M, size), M
+
     def __getitem__(self, i):
         t, view = self.table, self.views[self.view, i]
         img = read_image(t.image_path[i])
-        crop, M = replay_view(img, t.bbox[i], view, self.student_size)
+        crop, M = self.crop(img, i, self.student_size)
         kpts, vis = view_keypoints(t.keypoints[i], t.keypoints_visible[i] * t.annotated[i], view, M)
+        if self.mirrored[i]:
+            kpts, vis = kpts[UNION21.flip_indices], vis[UNION21.flip_indices]
         kpts, vis = kpts[self.model_joints], vis[self.model_joints]
         labels = self.codec.encode(kpts[None], vis[None])
         if self.photometric:
             rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[self.epoch, i, 0xA06, 0]))
             crop = photometric_augment(crop, rng, policy=self.photometric)
-        item = dict(index=i, img=crop, target_x=labels['keypoint_x_labels'][0].astype(np.float32),
+        item = dict(index=i, img=crop, mirrored=bool(self.mirrored[i]),
+                    target_x=labels['keypoint_x_labels'][0].astype(np.float32),
                     target_y=labels['keypoint_y_labels'][0].astype(np.float32),
                     target_weight=labels['keypoint_weights'][0].astype(np.float32))
         for name, size in self.teacher_sizes.items():  # each teacher's native crop of the view box
-            item[f'crop_{name}'] = replay_view(img, t.bbox[i], view, size)[0]
+            item[f'crop_{name}'] = self.crop(img, i, size)[0]
         if self.teacher_sizes:  # relates the teachers' bins to the student's (per instance)
             item['box_scale'] = view_box(t.bbox[i], view)[1]
         return item
@@ -188,12 +211,12 @@ class TargetSource:
     view plane per teacher in memory per epoch, the next one read ahead), the live teachers (online:
     on their own crops of the same replayed views) or nowhere (supervised)."""
 
-    def __init__(self, cfg, run: RunSpec, view_cfg):
+    def __init__(self, cfg, run: RunSpec, stages: list[dict]):
         self.run, self.cache, self.models, self.specs, self.prefetch, self.planes = run, None, {}, {}, None, None
         if run.mode == 'offline':
             path = cache_path(cfg, 'train')
             self.cache = open_cache(path)
-            diffs = cache_differences(cfg, 'train', self.cache, run.table)
+            diffs = cache_differences(cfg, 'train', self.cache, run.table, stages)
             if diffs:
                 raise RuntimeError(f'{path}: this cache was not built from this config; refusing it. '
                                    'Differences:\n  ' + '\n  '.join(diffs))
@@ -202,14 +225,17 @@ class TargetSource:
                 raise RuntimeError(f'{path}: the dump is not finished ({pending} units pending); '
                                    'run dump-teachers again to resume it')
             self.views = self.cache.views
+            self.stage_views = stage_view_indices(self.cache.manifest['views']['stages'], stages)
             self.specs = {t: self.cache.teacher_spec(t) for t in self.cache.teacher_names}
             self.prefetch = PlanePrefetch(self.cache, list(self.specs))
         else:
-            self.views = split_views(cfg, run.table, int(view_cfg.num_views), policy=view_cfg.get('policy'))
+            self.views = split_views(cfg, run.table, stages)
+            self.stage_views = stage_view_indices(stages, stages)
             if run.mode == 'online':
                 for name, t in cfg.teachers.items():
                     self.models[name] = load_model(resolve(t.config), resolve(t.checkpoint), device=run.device).eval()
         self.teacher_sizes = {n: tuple(m.input_size) for n, m in self.models.items()}  # online: their crops
+        self.flip_indices = get_skeleton(run.model.skeleton_name).flip_indices  # the student's joints
 
     def start_epoch(self, view: int, next_view: int | None) -> None:
         if self.prefetch:
@@ -221,7 +247,8 @@ class TargetSource:
         run, model = self.run, self.run.model
         if self.cache:
             rows = self.run.index_of_row[batch['index'].numpy()]
-            return teacher_targets_offline(self.planes, rows, self.specs, num_joints, run.device)
+            return teacher_targets_offline(self.planes, rows, self.specs, num_joints, run.device,
+                                           mirrored=batch['mirrored'], flip_indices=self.flip_indices)
         if self.models:
             return teacher_targets_online(self.models, batch, tuple(model.input_size), model.codec.simcc_split_ratio,
                                           num_joints, run.device, run.batch_size)
@@ -232,17 +259,26 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
           as_teacher=None, num_workers=None, overwrite=False):
     run = run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher, num_workers, overwrite)
     tc, model, device, rank, world, seed = run.tc, run.model, run.device, run.rank, run.world, run.seed
-    view_cfg = (supervised_model(cfg, as_teacher) if as_teacher else cfg.student).get('views', cfg.views)
-    source = TargetSource(cfg, run, view_cfg)  # a pretrain model may have its own views (un-augmented)
-    num_views = source.views.shape[0]
+    own_views = (supervised_model(cfg, as_teacher) if as_teacher else cfg.student).get('views')
+    stages = view_stages(cfg, 'train', own_views)  # a pretrain model may have its own views (un-augmented)
+    source = TargetSource(cfg, run, stages)
+    first_epochs = [st['first_epoch'] for st in stages]
+    photometric = [photometric_policy(tc['photometric'])] + (
+        [photometric_policy(cfg.stage2.photometric)] if len(stages) > 1 else [])
     model_joints = union_indices(model.skeleton_name)
     dataset = TrainCrops(run.table.select(run.index_of_row), source.views[:, run.index_of_row],
                          tuple(model.input_size), model.codec, model_joints, teacher_sizes=source.teacher_sizes,
-                         photometric=photometric_policy(tc['photometric']), seed=seed)
-    lr = scaled_lr(float(tc['base_lr']), int(tc['base_batch_size']), run.batch_size * world)
+                         seed=seed, mirror=bool(tc['flip_views']))
+    # mmpose: base_lr is the lr; --auto-scale-lr (train.auto_scale_lr) scales it to the real batch
+    lr = float(tc['base_lr']) if tc['auto_scale_lr'] is None else \
+        scaled_lr(float(tc['base_lr']), int(tc['auto_scale_lr']), run.batch_size * world)
+    if bool(tc['sync_bn']) and world > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = torch.optim.AdamW(param_groups(model, float(tc['weight_decay'])), lr=lr)
     ema = ModelEMA(model, momentum=float(tc['ema_momentum']))
-    total_steps = run.epochs * math.ceil(len(dataset) / (run.batch_size * world))
+    steps_per_epoch = math.ceil(len(dataset) / (run.batch_size * world))
+    total_steps = run.epochs * steps_per_epoch
+    cosine_start = (run.epochs // 2) * steps_per_epoch  # mmpose: CosineAnnealingLR(begin=max_epochs // 2)
     channels_last = bool(tc['channels_last']) and device.type == 'cuda'
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -261,9 +297,12 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
 
     for epoch in range(start_epoch, run.epochs):
         t_epoch = time.perf_counter()
-        view = epoch_view(seed, epoch, num_views)
+        stage = sum(epoch >= first for first in first_epochs) - 1
+        view = epoch_view(seed, epoch, source.stage_views, first_epochs)
+        dataset.photometric = photometric[stage]
         dataset.set_epoch(epoch, view)
-        source.start_epoch(view, epoch_view(seed, epoch + 1, num_views) if epoch + 1 < run.epochs else None)
+        source.start_epoch(view, epoch_view(seed, epoch + 1, source.stage_views, first_epochs)
+                           if epoch + 1 < run.epochs else None)
         order = epoch_order(seed, epoch, len(dataset))[rank::world]
         loader = torch.utils.data.DataLoader(dataset, batch_size=run.batch_size, sampler=order.tolist(),
                                              num_workers=run.num_workers, pin_memory=device.type == 'cuda',
@@ -273,7 +312,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         bar = tqdm(loader, desc=f'{mode} epoch {epoch + 1}/{run.epochs}', leave=False, disable=rank != 0)
         for batch in bar:
             for g in optimizer.param_groups:
-                g['lr'] = lr_at(step, total_steps, lr, int(tc['warmup_steps']))
+                g['lr'] = lr_at(step, total_steps, lr, int(tc['warmup_steps']), cosine_start=cosine_start)
             x = model.normalize(batch['img'].to(device, non_blocking=True))
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -319,12 +358,20 @@ def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums
     last = epoch + 1 == run.epochs
     if run.rank != 0:
         return
+    meta = dict(dataset_meta=dataset_meta_from_skeleton(model.skeleton_name), epoch=epoch + 1, iter=step,
+                mode=mode, model_config=run.model_cfg_path)
     if last or (epoch + 1) % int(tc['val_interval']) == 0:
         record['val'] = evaluate_model(cfg, ema.module, device=run.device, datasets=run.datasets)
+        key = cfg.evaluation.save_best
+        score = headline_metric(record['val'], key) if key else None
+        if score is not None and score > folder.best_score(key):  # mmpose's save_best, rule 'greater'
+            folder.save_best(ema, dict(meta, best=dict(metric=key, value=score)))
+            record['best'] = dict(metric=key, value=score, epoch=epoch + 1)
     folder.log(record)
     print(f'[{mode}] epoch {epoch + 1}/{run.epochs} ' + ' '.join(
         f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
+    if 'val' in record:
+        print(f'[{mode}] val: ' + ' '.join(f'{ds}/{m}={100 * v:.1f}' for ds in record['val'] for m in BEST_METRICS
+                                          if (v := headline_metric(record['val'], f'{ds}/{m}')) is not None))
     if last or (epoch + 1) % int(tc['checkpoint_interval']) == 0:
-        folder.save(model, optimizer, ema, epoch + 1, step, dict(
-            dataset_meta=dataset_meta_from_skeleton(model.skeleton_name), epoch=epoch + 1, iter=step,
-            mode=mode, model_config=run.model_cfg_path))
+        folder.save(model, optimizer, ema, epoch + 1, step, meta)

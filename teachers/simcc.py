@@ -193,3 +193,20 @@ def map_teacher_logits(logits: Tensor, a, b, n_student: int) -> tuple[Tensor, Te
     outside_frac = (1.0 - inside).to(torch.float32)
     outside_mass = (log_probs.exp() * outside_frac).sum(-1)
     return student, outside_mass
+
+
+def mirror_simcc(simcc_x, simcc_y, flip_indices):
+    """SimCC rows (..., K, Bx), (..., K, By) of a crop -> the rows of its mirror (u -> W - u in crop pixels,
+    data.views.mirror_matrix), left and right joints swapped (`flip_indices`, the rows' own joint order).
+
+    Bin b holds pixel b / split, so the mirror sends bin b to Bx - b: the x rows reversed and moved one
+    bin up (mmpose's flip_vectors reverses only, which is the mirror u -> W - 1/split - u). Bin 0 of
+    the result would come from bin Bx, just outside the crop; it repeats bin 1. y only swaps joints.
+    Works on numpy arrays and torch tensors alike."""
+    idx = np.asarray(flip_indices)
+    if isinstance(simcc_x, Tensor):
+        rev = simcc_x[..., torch.as_tensor(idx, device=simcc_x.device), :].flip(-1)
+        x = torch.cat([rev[..., :1], rev[..., :-1]], dim=-1)
+        return x, simcc_y[..., torch.as_tensor(idx, device=simcc_y.device), :]
+    rev = np.asarray(simcc_x)[..., idx, :][..., ::-1]
+    return np.concatenate([rev[..., :1], rev[..., :-1]], axis=-1), np.asarray(simcc_y)[..., idx, :]

@@ -9,6 +9,7 @@ import torch
 
 from cache.store import reconstruct_rows
 from data.skeletons import union_indices
+from teachers.simcc import mirror_simcc
 from teachers.targets import teacher_rows
 
 
@@ -29,13 +30,29 @@ def teacher_target(logp_x, logp_y, outside_x, outside_y, joints, num_joints):
                 coverage=coverage, outside_mass=scatter_joints(outside, joints, num_joints))
 
 
-def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device):
-    """Cached targets of cache rows `rows` (reconstructed from the in-memory view planes)."""
+def mirror_target(target: dict, mirrored: torch.Tensor, flip_indices) -> dict:
+    """A teacher's targets with the rows of `mirrored` items replaced by their mirror (the train-time
+    flip of a cached view: teachers.simcc.mirror_simcc; the joints are the student's, so the flip
+    pairs are its skeleton's). Coverage is left as is: a teacher's joints are closed under flipping."""
+    if not bool(mirrored.any()):
+        return target
+    mx, my = mirror_simcc(target['logp_x'], target['logp_y'], flip_indices)
+    m = mirrored.to(target['logp_x'].device)[:, None, None]
+    idx = torch.as_tensor(np.asarray(flip_indices), device=m.device)
+    return dict(target, logp_x=torch.where(m, mx, target['logp_x']), logp_y=torch.where(m, my, target['logp_y']),
+                outside_mass=torch.where(m, target['outside_mass'][:, idx], target['outside_mass']))
+
+
+def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device, mirrored=None, flip_indices=None):
+    """Cached targets of cache rows `rows` (reconstructed from the in-memory view planes); the items of
+    `mirrored` ((n,) bool) get their rows mirrored (`flip_indices`: the student's joints' flip pairs)."""
     out = {}
     for name, spec in teacher_specs.items():
         x, y, ox, oy = (torch.from_numpy(a).to(device, non_blocking=True)
                         for a in reconstruct_rows(planes[name], rows))
         out[name] = teacher_target(x, y, ox, oy, spec['union_joints'], num_joints)
+        if mirrored is not None:
+            out[name] = mirror_target(out[name], torch.as_tensor(mirrored, dtype=torch.bool), flip_indices)
     return out
 
 

@@ -6,8 +6,8 @@ from data.geometry import (bbox_xyxy2cs, compose_affine, fix_aspect_ratio, flip_
                            teacher_to_student_bins, transform_points)
 from data.skeletons import UNION21
 from data.views import (F, LOWER_BODY_IDS, NUM_VIEW_FIELDS, POLICIES, UPPER_BODY_IDS, VIEW_FIELDS, _philox_raw,
-                        draw_views, identity_view, replay_view, view_box, view_box_scales, view_geometry,
-                        view_keypoints, view_matrices)
+                        draw_views, identity_view, replay_view, stage_first_view, view_box, view_box_scales,
+                        view_geometry, view_keypoints, view_matrices)
 
 STUDENT = (192, 256)
 TEACHER = (256, 256)
@@ -59,12 +59,25 @@ def test_draw_views_row_alone_equals_row_in_batch():
     assert not np.array_equal(draw_views(3, 0, keys, 6, kp, vis, bbox, 'main'), batch)
 
 
-def test_view_zero_is_identity_and_none_policy_is_identity():
+def test_no_view_is_the_unaugmented_crop_and_none_policy_is_identity():
+    """Every view is drawn (view 0 was once the un-augmented crop: 1 step in V saw no augmentation);
+    the 'none' policy (un-augmented pretraining) still gives the identity."""
     keys, kp, vis, bbox = _people(30)
-    views = draw_views(0, 0, keys, 4, kp, vis, bbox, 'main')
-    np.testing.assert_array_equal(views[0], np.tile(identity_view(), (30, 1)))
+    for policy in ('main', 'final'):
+        views = draw_views(0, 0, keys, 4, kp, vis, bbox, policy)
+        assert not (views == identity_view()).all(-1).any(), policy
+        assert (views[..., F['scale']] != 1).mean() > 0.9, policy
     none = draw_views(0, 0, keys, 4, kp, vis, bbox, 'none')
     np.testing.assert_array_equal(none, np.tile(identity_view(), (4, 30, 1)))
+
+
+def test_stages_draw_disjoint_views_and_a_stage_is_a_prefix_of_a_larger_draw():
+    keys, kp, vis, bbox = _people(30)
+    s1 = draw_views(0, 0, keys, 8, kp, vis, bbox, 'main', first_view=stage_first_view(0))
+    np.testing.assert_array_equal(draw_views(0, 0, keys, 3, kp, vis, bbox, 'main', first_view=stage_first_view(0)),
+                                  s1[:3])
+    s2 = draw_views(0, 0, keys, 2, kp, vis, bbox, 'main', first_view=stage_first_view(1))
+    assert not np.isclose(s2[:, None], s1[None]).all(-1).any()  # no stage-2 view repeats a stage-1 one
 
 
 def test_main_policy_statistics_follow_rtmpose():

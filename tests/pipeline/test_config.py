@@ -60,7 +60,7 @@ def test_train_defaults_are_written_once_and_filled_in(tmp_path):
     assert set(cfg.train) == set(TRAIN_SCHEMA)
     p = tmp_path / 'minimal.py'
     p.write_text(f"_base_ = ['{resolve('pipeline/configs/demo_synthetic.py')}']\n"
-                 "train = dict(_delete_=True, epochs=2, batch_size=8, base_lr=1e-3, base_batch_size=8,\n"
+                 "train = dict(_delete_=True, epochs=2, batch_size=8, base_lr=1e-3,\n"
                  "             loss_weights=dict(gt=1.0, coco=0.5, mpii=0.5))\n")
     cfg = load_config(p)
     assert cfg.train.overlap == TRAIN_SCHEMA['overlap'][1] == 'confidence'

@@ -67,9 +67,14 @@ def test_markdown_table_equals_metrics_json(report):
 
 
 def test_report_numbers_are_the_measured_ones(report):
-    """Student metrics == training's final val of the same EMA weights; compute == the dump's stats."""
+    """Student metrics == training's val of the scored EMA weights (best.pth: the epoch that logged the
+    best COCO AP); compute == the dump's stats."""
     m, cfg = report['metrics'], report['cfg']
-    final_val = read_log(report['run'])[-1]['val']
+    log = read_log(report['run'])
+    best = [r for r in log if 'best' in r][-1]
+    assert best['best']['value'] == max(r['val']['coco']['coco']['AP'] for r in log)
+    assert m['checkpoints']['student (offline)'].startswith(f"best.pth (epoch {best['epoch']}, coco/AP ")
+    final_val = best['val']
     student = m['entries']['student (offline)']
     for ds in cfg.datasets:
         assert student[ds]['pck_truth']['all'] == pytest.approx(final_val[ds]['pck_truth']['all'])
@@ -97,14 +102,14 @@ def test_predictions_h5(report):
 
 
 def test_exports(report):
-    """mmpose export = the run's EMA weights, loadable by our builder; ONNX matches PyTorch."""
+    """mmpose export = the run's scored EMA weights (best.pth), loadable by our builder; ONNX matches PyTorch."""
     import torch
     from teachers.checkpoints import load_checkpoint, load_model, state_dict_from_checkpoint
     ex = report['metrics']['exports']
     ckpt, config = Path(ex['mmpose']['checkpoint']), Path(ex['mmpose']['config'])
     assert ckpt.is_file() and config.is_file()
     exported = state_dict_from_checkpoint(load_checkpoint(ckpt))
-    ema = load_checkpoint(report['run'] / 'last.pth')['state_dict']
+    ema = load_checkpoint(report['run'] / 'best.pth')['state_dict']
     assert set(exported) == set(ema) and all(torch.equal(exported[k], ema[k]) for k in ema)
     load_model(config, ckpt)  # the exported config builds the model the checkpoint fits
     onnx = ex['onnx']
