@@ -36,7 +36,7 @@ from cache.window import FP16_LOWEST, encode_window, kl_at_temperature, log_soft
 from data.images import decode_grouped  # noqa: E402
 from data.views import replay_view, view_box_scales  # noqa: E402
 from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
-from pipeline.run import kd_temperature, model_geometry, pick_device, split_instances, split_views  # noqa: E402
+from pipeline.run import kd_temperature, model_geometry, pick_device, split_instances, split_views, view_stages  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
 from teachers.targets import teacher_rows  # noqa: E402
 
@@ -94,7 +94,7 @@ def main(config_path, cfg_options, rows, device):
     cfg = load_config(resolve(config_path), parse_cfg_options(cfg_options))
     device = pick_device(device)
     table = split_instances(cfg, 'train')
-    views = split_views(cfg, table, int(cfg.views.num_views))
+    views = split_views(cfg, table, view_stages(cfg, 'train'))
     student = model_geometry(cfg.student.config)
     size = student['input_size']
     bins = (int(size[0] * student['split']), int(size[1] * student['split']))

@@ -112,7 +112,10 @@ def load_config(path: str | os.PathLike, overrides: dict | None = None) -> Confi
         raise ConfigError(f'{path}: pipeline config not found')
     cfg = Config.fromfile(str(path))
     if overrides:
-        cfg.merge_from_dict(dict(overrides))  # `key=None` sets None (e.g. no head-box file)
+        overrides = dict(overrides)
+        for key in [k for k, v in overrides.items() if '.' not in k and isinstance(v, dict) and cfg.get(k) is None]:
+            cfg[key] = overrides.pop(key)  # a section the file leaves None (stage2 = None) set whole
+        cfg.merge_from_dict(overrides)  # `key=None` sets None (e.g. no head-box file)
     cfg.config_path = str(path)
     validate_config(cfg, str(path))
     return cfg

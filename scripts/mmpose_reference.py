@@ -369,6 +369,74 @@ def serve() -> None:
         reply.flush()
 
 
+RTMPOSE_S_RECIPE = 'body_2d_keypoint/rtmpose/coco/rtmpose-s_8xb256-420e_coco-256x192.py'
+
+
+def recipe() -> dict:
+    """The training hyper-parameters of mmpose's RTMPose-s config, with the defaults of the classes it
+    names read from mmpose / mmdet themselves: the keys of tests/pipeline/test_recipe.py RECORDED."""
+    import inspect
+
+    from mmengine.config import Config
+    mmpose = import_mmpose()
+    cfg = Config.fromfile(str(Path(mmpose.__file__).parent / '.mim' / 'configs' / RTMPOSE_S_RECIPE))
+    from mmpose.datasets.transforms import RandomBBoxTransform, RandomFlip, RandomHalfBody
+    from mmpose.registry import MODELS
+    from mmdet.datasets.transforms import YOLOXHSVRandomAug
+
+    def defaults(cls) -> dict:
+        return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    def step(pipeline, name) -> dict:
+        return next(dict(t) for t in pipeline if t['type'] == name)
+
+    def album(pipeline, name) -> dict:
+        return next(dict(t) for t in step(pipeline, 'Albumentation')['transforms'] if t['type'] == name)
+
+    hooks = {h['type'].split('.')[-1]: h for h in cfg.custom_hooks}
+    stage2 = hooks['PipelineSwitchHook']
+    warmup, cosine = cfg.param_scheduler
+    ema_cls = MODELS.get(hooks['EMAHook']['ema_type'])
+    if ema_cls is None:
+        from mmdet.registry import MODELS as MMDET_MODELS
+        ema_cls = MMDET_MODELS.get(hooks['EMAHook']['ema_type'])
+    half = {**defaults(RandomHalfBody), **step(cfg.train_pipeline, 'RandomHalfBody')}
+    hsv = {**defaults(YOLOXHSVRandomAug), **step(cfg.train_pipeline, 'mmdet.YOLOXHSVRandomAug')}
+    opt = cfg.optim_wrapper
+    out = {
+        'epochs': cfg.train_cfg.max_epochs, 'stage2.first_epoch': stage2['switch_epoch'],
+        'batch_per_gpu': cfg.train_dataloader.batch_size,
+        'lr_at_real_batch': opt.optimizer.lr,  # auto_scale_lr needs --auto-scale-lr
+        'weight_decay': float(opt.optimizer.weight_decay),
+        'norm_and_bias_decay': float(opt.optimizer.weight_decay) * max(opt.paramwise_cfg.norm_decay_mult,
+                                                                       opt.paramwise_cfg.bias_decay_mult),
+        'warmup.iters': warmup['end'], 'warmup.start_factor': warmup['start_factor'],
+        'cosine.first_epoch': cosine['begin'], 'cosine.eta_min_factor': cosine['eta_min'] / opt.optimizer.lr,
+        'grad_clip': opt.get('clip_grad'), 'amp': opt.type == 'AmpOptimWrapper',
+        'ema.momentum': hooks['EMAHook']['momentum'], 'ema.gamma': defaults(ema_cls)['gamma'],
+        'ema.update_buffers': hooks['EMAHook']['update_buffers'],
+        'codec.input_size': list(cfg.codec['input_size']), 'codec.sigma': list(cfg.codec['sigma']),
+        'codec.split': cfg.codec['simcc_split_ratio'], 'loss.beta': cfg.model.head.loss['beta'],
+        'flip.prob': {**defaults(RandomFlip), **step(cfg.train_pipeline, 'RandomFlip')}['prob'],
+        'half_body.prob': half['prob'], 'half_body.min_total_keypoints': half['min_total_keypoints'],
+        'half_body.min_upper_keypoints': half['min_upper_keypoints'],
+        'half_body.min_lower_keypoints': half['min_lower_keypoints'], 'half_body.padding': half['padding'],
+        'half_body.upper_prioritized_prob': half['upper_prioritized_prob'],
+        'hsv.deltas': [hsv['hue_delta'], hsv['saturation_delta'], hsv['value_delta']],
+        'blur.prob': album(cfg.train_pipeline, 'Blur')['p'], 'median_blur.prob': album(cfg.train_pipeline, 'MedianBlur')['p'],
+        'stage1.dropout_prob': album(cfg.train_pipeline, 'CoarseDropout')['p'],
+        'stage2.dropout_prob': album(stage2['switch_pipeline'], 'CoarseDropout')['p'],
+        'flip_test': cfg.model.test_cfg['flip_test'], 'save_best': cfg.default_hooks.checkpoint['save_best'],
+        'val_interval': cfg.train_cfg.val_interval, 'sync_bn': cfg.model.backbone.norm_cfg['type'] == 'SyncBN',
+    }
+    for stage, pipeline in (('stage1', cfg.train_pipeline), ('stage2', stage2['switch_pipeline'])):
+        bbox = {**defaults(RandomBBoxTransform), **step(pipeline, 'RandomBBoxTransform')}
+        out.update({f'{stage}.{k}': list(bbox[k]) if k == 'scale_factor' else bbox[k]
+                    for k in ('shift_factor', 'shift_prob', 'scale_factor', 'scale_prob', 'rotate_factor', 'rotate_prob')})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='cmd', required=True)
@@ -380,6 +448,7 @@ def main() -> None:
     g.add_argument('--variants', default=','.join(VARIANTS))
     sub.add_parser('serve')
     sub.add_parser('signature')
+    sub.add_parser('recipe', help='print the RTMPose-s training recipe as JSON')
     args = parser.parse_args()
     if args.cmd in ('parity', 'golden'):
         names = [n for n in args.variants.split(',') if n]
@@ -389,6 +458,8 @@ def main() -> None:
         (run_parity if args.cmd == 'parity' else run_golden)(args.out, names)
     elif args.cmd == 'serve':
         serve()
+    elif args.cmd == 'recipe':
+        print(json.dumps(recipe()))
     else:
         ref_cfg, _ = load_variant_config('m')
         sd = build_reference(ref_cfg).state_dict()

@@ -36,7 +36,7 @@ from teachers.checkpoints import init_backbone, load_model
 from teachers.rtmpose import build_model
 from training.ema import ModelEMA
 from training.losses import distillation_loss, kd_weight_schedule
-from training.schedule import lr_at, param_groups, scaled_lr
+from training.schedule import cosine_start_step, learning_rate, lr_at, param_groups
 from training.targets import teacher_targets_offline, teacher_targets_online
 
 
@@ -269,16 +269,14 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     dataset = TrainCrops(run.table.select(run.index_of_row), source.views[:, run.index_of_row],
                          tuple(model.input_size), model.codec, model_joints, teacher_sizes=source.teacher_sizes,
                          seed=seed, mirror=bool(tc['flip_views']))
-    # mmpose: base_lr is the lr; --auto-scale-lr (train.auto_scale_lr) scales it to the real batch
-    lr = float(tc['base_lr']) if tc['auto_scale_lr'] is None else \
-        scaled_lr(float(tc['base_lr']), int(tc['auto_scale_lr']), run.batch_size * world)
+    lr = learning_rate(tc['base_lr'], tc['auto_scale_lr'], run.batch_size * world)
     if bool(tc['sync_bn']) and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = torch.optim.AdamW(param_groups(model, float(tc['weight_decay'])), lr=lr)
     ema = ModelEMA(model, momentum=float(tc['ema_momentum']))
     steps_per_epoch = math.ceil(len(dataset) / (run.batch_size * world))
     total_steps = run.epochs * steps_per_epoch
-    cosine_start = (run.epochs // 2) * steps_per_epoch  # mmpose: CosineAnnealingLR(begin=max_epochs // 2)
+    cosine_start = cosine_start_step(run.epochs, steps_per_epoch)
     channels_last = bool(tc['channels_last']) and device.type == 'cuda'
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

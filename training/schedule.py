@@ -5,7 +5,7 @@ RTMPose (mmpose projects/rtmpose configs):
   LinearLR(start_factor=1e-5, by_epoch=False, begin=0, end=1000)
   CosineAnnealingLR(eta_min=base_lr * 0.05, begin=max_epochs // 2, end=max_epochs,
                     T_max=max_epochs // 2, by_epoch=True, convert_to_iter_based=True)
-  auto_scale_lr(base_batch_size=1024)
+  auto_scale_lr(base_batch_size=1024), applied only with --auto-scale-lr (`learning_rate`)
 ``lr_at`` reproduces the lr mmengine's chained schedulers give at each iteration.
 """
 from __future__ import annotations
@@ -46,6 +46,19 @@ def scaled_lr(base_lr: float = 4e-3, base_batch: int = 1024, batch: int = 1024) 
     return base_lr * batch / base_batch
 
 
+def learning_rate(base_lr: float, auto_scale_lr: int | None, batch: int) -> float:
+    """The lr of a run, as mmpose sets it: `base_lr` is the lr at the real batch (`batch`, all GPUs);
+    with `auto_scale_lr` (mmpose's auto_scale_lr.base_batch_size under --auto-scale-lr) it is scaled
+    linearly from that batch to the real one."""
+    return float(base_lr) if auto_scale_lr is None else scaled_lr(float(base_lr), int(auto_scale_lr), int(batch))
+
+
+def cosine_start_step(epochs: int, steps_per_epoch: int) -> int:
+    """First iteration of the cosine decay: mmpose's CosineAnnealingLR(begin=max_epochs // 2, by_epoch=True,
+    convert_to_iter_based=True) starts at that epoch's first iteration."""
+    return (int(epochs) // 2) * int(steps_per_epoch)
+
+
 def warmup_factor(step: int, warmup_steps: int, start_factor: float = 1e-5) -> float:
     """mmengine LinearLR(begin=0, end=warmup_steps): start_factor at step 0, 1.0 from step
     warmup_steps - 1 on (mmengine spreads the ramp over end - begin - 1 steps)."""
@@ -83,4 +96,4 @@ def lr_at(step: int, total_steps: int, base_lr: float, warmup_steps: int,
     return lr * warmup_factor(step, warmup_steps, warmup_start_factor)
 
 
-__all__ = ['param_groups', 'scaled_lr', 'warmup_factor', 'lr_at', 'NORM_LAYERS']
+__all__ = ['param_groups', 'scaled_lr', 'learning_rate', 'cosine_start_step', 'warmup_factor', 'lr_at', 'NORM_LAYERS']

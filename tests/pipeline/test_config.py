@@ -102,6 +102,9 @@ def test_pretrain_models_are_checked_and_found_by_name():
     ('datasets.mpii.val.head_box_file', r"datasets\.mpii\.val\.head_box_file: unknown key; did you mean "
                                         r"'head_boxes_file'\?"),
     ('dump_stages', r"dump_stages: unknown key; did you mean 'dump_stage'\?"),
+    ('views.polcy', r"views\.polcy: unknown key; did you mean 'policy'\?"),
+    ('evaluation.flip_tset', r"evaluation\.flip_tset: unknown key; did you mean 'flip_test'\?"),
+    ('train.flip_view', r"train\.flip_view: unknown key; did you mean 'flip_views'\?"),
 ])
 def test_every_section_refuses_unknown_keys_with_the_closest_name(key, message):
     """A misspelt key anywhere is an error, not a silent fallback to a default."""
@@ -117,3 +120,19 @@ def test_run_folder_configs_load_again():
     with tempfile.TemporaryDirectory() as d:
         cfg.dump(str(Path(d) / 'pipeline_config.py'))
         assert load_config(Path(d) / 'pipeline_config.py').cache.window == cfg.cache.window
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'views.policy': 'mian'}, r"views\.policy must be one of \('main', 'final', 'wide', 'none'\), got 'mian'"),
+    ({'train.photometric': 'mian'}, r"train\.photometric must be one of \('main', 'final', 'none', True, False, None\)"),
+    ({'stage2': dict(switch_epoch=20, num_views=2, policy='final', photometric='final')},
+     r'stage2\.switch_epoch must be in \(0, train\.epochs = 20\), got 20'),
+    ({'stage2': dict(switch_epoch=5, num_views=2, policy='fina', photometric='final')}, r'stage2\.policy must be one of'),
+    ({'stage2': dict(switch_epoch=5, num_views=2, policy='final')}, r'stage2\.photometric is required'),
+    ({'stage2': dict(switch_epoch=5, num_views=0, policy='final', photometric=None)}, r'stage2\.num_views must be > 0'),
+    ({'evaluation.save_best': 'coco/APP'}, r"evaluation\.save_best must be DATASET/METRIC .* got 'coco/APP'"),
+    ({'train.auto_scale_lr': 0}, r'train\.auto_scale_lr must be > 0'),
+])
+def test_enumerated_values_and_new_sections_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(resolve('pipeline/configs/demo_synthetic.py'), overrides)

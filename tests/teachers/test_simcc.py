@@ -140,3 +140,29 @@ def test_per_row_maps_equal_row_by_row_maps():
         assert torch.equal(student[i:i + 1], s_i) and torch.equal(outside[i:i + 1], o_i)
     with pytest.raises(ValueError, match='per row'):
         map_teacher_logits(logits, a[:3], b[:3], 192)
+
+
+def test_mirror_simcc_is_the_crop_mirror_exactly_and_plain_reversal_is_one_bin_off():
+    """Labels of keypoints mirrored in crop pixels (u -> W - u, data.views.mirror_matrix) equal the
+    original labels mirrored by mirror_simcc, bin for bin; mmpose's flip_vectors (reversal only)
+    puts every peak one bin away. numpy and torch agree; joints swap by the flip indices."""
+    from data.geometry import flip_matrix, transform_points
+    from teachers.simcc import mirror_simcc
+    codec = _codec()
+    rng = np.random.default_rng(1)
+    kpts = rng.uniform([4, 4], [188, 252], size=(3, 4, 2)).astype(np.float32)
+    flip = np.array([1, 0, 3, 2])
+    enc = codec.encode(kpts, np.ones((3, 4), np.float32))
+    mirrored = transform_points(kpts, flip_matrix(192)[:2])[:, flip]
+    enc_m = codec.encode(mirrored.astype(np.float32), np.ones((3, 4), np.float32))
+    mx, my = mirror_simcc(enc['keypoint_x_labels'], enc['keypoint_y_labels'], flip)
+    np.testing.assert_allclose(mx, enc_m['keypoint_x_labels'], atol=1e-6)
+    np.testing.assert_array_equal(my, enc_m['keypoint_y_labels'])
+    reversed_only = enc['keypoint_x_labels'][:, flip, ::-1]
+    assert (reversed_only.argmax(-1) == enc_m['keypoint_x_labels'].argmax(-1) - 1).all()
+    tx, ty = mirror_simcc(torch.from_numpy(enc['keypoint_x_labels']), torch.from_numpy(enc['keypoint_y_labels']), flip)
+    np.testing.assert_array_equal(tx.numpy(), mx)
+    np.testing.assert_array_equal(ty.numpy(), my)
+    # its own inverse, but for the edge bin it cannot know (bin 0 repeats bin 1)
+    back = mirror_simcc(mx, my, flip)[0]
+    np.testing.assert_array_equal(back[..., 1:], enc['keypoint_x_labels'][..., 1:])
