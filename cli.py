@@ -7,14 +7,34 @@
 """
 from __future__ import annotations
 
+import sys
+
 import click
 
 CONFIG = click.option('--config', 'config_path', required=True, type=click.Path(exists=True, dir_okay=False),
                       help='pipeline config (mmengine.Config file), e.g. pipeline/configs/demo_synthetic.py')
 DEVICE = click.option('--device', default=None, help='cuda | cpu | cuda:1 (default: cuda if available)')
-CFG_OPTIONS = click.option('--cfg-options', 'cfg_options', multiple=True, metavar='KEY=VALUE',
-                           help='override a config key, mmengine style: train.epochs=3 teachers.coco.checkpoint=x.pth '
-                                '(repeatable; values are Python literals, else strings)')
+CFG_FLAG = '--cfg-options'
+CFG_OPTIONS = click.option(CFG_FLAG, 'cfg_options', multiple=True, metavar='KEY=VALUE ...',
+                           help='override config keys, mmengine style: --cfg-options train.epochs=3 train.overlap=mean '
+                                '(several after one flag, or the flag repeated; values are Python literals, else '
+                                'strings)')
+
+
+def spread_cfg_options(args: list[str]) -> list[str]:
+    """mmengine's `--cfg-options a=1 b=2` (argparse nargs='+') as click's repeated option
+    `--cfg-options a=1 --cfg-options b=2`: the KEY=VALUE words after the flag's own value, up to the
+    next option, each get their own flag. A word without '=' ends the list, so a command's argument
+    may follow (`predict --cfg-options a=1 image.jpg`)."""
+    out, listing = [], False
+    for word in args:
+        if listing and '=' in word and not word.startswith('-'):
+            out += [CFG_FLAG, word]
+            continue
+        # `word` is the flag's own value (or holds it): KEY=VALUE words may follow
+        listing = out[-1:] == [CFG_FLAG] or word.startswith(CFG_FLAG + '=')
+        out.append(word)
+    return out
 
 
 def read_config(config_path, cfg_options=()):
@@ -27,16 +47,33 @@ class PipelineCli(click.Group):
     """Expected failures (bad input, a stale cache, a full disk) end in one line naming the file or
     key and the problem, exit code 1; the traceback only with --debug."""
 
+    def parse_args(self, ctx, args):
+        # the group sees the subcommand's words too: one place gives every command the mmengine form
+        return super().parse_args(ctx, spread_cfg_options(args))
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as err:  # noqa: BLE001 - every error gets its one line; --debug shows the rest
+            end_progress_bars()
             if ctx.params.get('debug'):
                 raise
             click.echo(f'Error: {error_line(err)}', err=True)
             ctx.exit(1)
+
+
+def end_progress_bars() -> None:
+    """A failing step leaves its tqdm bar open, the cursor after it mid-line: close each bar where it
+    stopped (kept on screen: it says how far the run got), which ends its line, so the error that
+    follows starts its own."""
+    tqdm = sys.modules.get('tqdm')
+    if tqdm is None:  # never imported: no bar was made
+        return
+    for bar in list(tqdm.tqdm._instances):  # the open bars (tqdm's own registry)
+        bar.leave = True
+        bar.close()
 
 
 def error_line(err: Exception) -> str:
@@ -142,6 +179,9 @@ def export_report_cmd(run_dir, out, formats, onnx, device):
 @click.option('--config', 'model_config', type=click.Path(exists=True, dir_okay=False),
               help='instead of --run: an mmpose-style model config (e.g. an export\'s student_config.py)')
 @click.option('--checkpoint', type=click.Path(exists=True, dir_okay=False), help='with --config')
+@click.option(CFG_FLAG, 'cfg_options', multiple=True, metavar='KEY=VALUE ...',
+              help="override keys of the model config (--config's or the run's), mmengine style: "
+                   '--cfg-options model.data_preprocessor.bgr_to_rgb=False (several after one flag, or repeated)')
 @click.option('--out', required=True, type=click.Path(file_okay=False), help='where pictures + predictions.json go')
 @click.option('--det-file', type=click.Path(exists=True, dir_okay=False),
               help='person detections, COCO results format (image_id = the digits of the file name)')
@@ -151,9 +191,10 @@ def export_report_cmd(run_dir, out, formats, onnx, device):
 @click.option('--thickness', default=2, show_default=True, help='bone thickness in pixels')
 @click.option('--score-thr', default=0.3, show_default=True, help='joints scored below are not drawn')
 @DEVICE
-def predict_cmd(source, run_dir, model_config, checkpoint, out, det_file, det_score_thr, bboxes, radius, thickness,
-                score_thr, device):
+def predict_cmd(source, run_dir, model_config, checkpoint, cfg_options, out, det_file, det_score_thr, bboxes, radius,
+                thickness, score_thr, device):
     """Draw what a trained student sees on an image or a folder (boxes: detections, --bbox, or the whole image)."""
+    from pipeline.config import parse_cfg_options
     from stages.predict import load_predictor, predict_images
     boxes = []
     for b in bboxes:
@@ -163,7 +204,7 @@ def predict_cmd(source, run_dir, model_config, checkpoint, out, det_file, det_sc
             raise click.BadParameter(f'{b!r}: expected X1,Y1,X2,Y2', param_hint='--bbox') from None
         if len(boxes[-1]) != 4:
             raise click.BadParameter(f'{b!r}: expected X1,Y1,X2,Y2', param_hint='--bbox')
-    model = load_predictor(run_dir, model_config, checkpoint, device)
+    model = load_predictor(run_dir, model_config, checkpoint, device, parse_cfg_options(cfg_options))
     predict_images(model, source, out, det_file=det_file, bboxes=boxes, det_score_thr=det_score_thr,
                    radius=radius, thickness=thickness, score_thr=score_thr)
 

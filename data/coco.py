@@ -2,7 +2,8 @@
 
 Ground-truth instances follow BaseCocoStyleDataset: images in file order, each image's annotations in
 file order; the box is xywh clipped to [0, width-1] x [0, height-1]; kept when not crowd, num_keypoints > 0,
-the clipped box has w, h > 0 and some keypoint coordinate is > 0. Visible = COCO v > 0.
+the clipped box has w, h > 0 and some keypoint coordinate is > 0 (the annotations dropped so are
+counted as filtered in the RecordCheck, bad records as skipped). Visible = COCO v > 0.
 With a detection file (val): one instance per person detection (category_id 1) in the COCO results
 format, box xywh -> xyxy unclipped, bbox_score = detection score, keypoints zero and not visible;
 instance_key is the detection's index among the person detections (mmpose's id), kept under a score
@@ -86,7 +87,8 @@ def _gt_instances(data, ann_file, image_root, check: RecordCheck) -> InstanceTab
             continue
         for j, ann in by_image[img_id]:
             if 'bbox' not in ann or 'keypoints' not in ann:
-                continue  # mmpose skips these
+                check.filter('no bbox or keypoints')  # mmpose skips these
+                continue
             try:
                 x, y, w, h = (float(v) for v in ann['bbox'])
                 kps = np.array(ann['keypoints'], dtype=np.float32).reshape(_K, 3)
@@ -97,9 +99,14 @@ def _gt_instances(data, ann_file, image_root, check: RecordCheck) -> InstanceTab
                                       f'{_K * 3} keypoint numbers') from None
             box = np.array([np.clip(x, 0, img_w - 1), np.clip(y, 0, img_h - 1),
                             np.clip(x + w, 0, img_w - 1), np.clip(y + h, 0, img_h - 1)], dtype=np.float32)
+            if np.isnan(kps).all():  # coordinates and visibility: no number to read, whatever num_keypoints says
+                check.skip(f'annotations[{j}] (id {ann_id})', 'keypoints all NaN')
+                continue
             num_keypoints = ann['num_keypoints'] if 'num_keypoints' in ann else np.count_nonzero(kps[:, :2].max(1))
             if ann.get('iscrowd', 0) or num_keypoints == 0:
-                continue  # mmpose's own filter: not a keypoint instance, nothing wrong with the record
+                # mmpose's own filter: not a keypoint instance, nothing wrong with the record
+                check.filter('crowd' if ann.get('iscrowd', 0) else 'num_keypoints 0')
+                continue
             labelled = kps[:, 2] > 0
             reason = ('non-finite box' if not np.isfinite([x, y, w, h]).all() else
                       'zero-area or negative box' if w <= 0 or h <= 0 else
@@ -112,6 +119,7 @@ def _gt_instances(data, ann_file, image_root, check: RecordCheck) -> InstanceTab
                 check.skip(f'annotations[{j}] (id {ann_id})', reason)
                 continue
             if kps[:, :2].max() <= 0:
+                check.filter('no keypoint coordinate > 0')  # mmpose's filter too
                 continue
             area = ann['area'] if 'area' in ann else max((box[2] - box[0]) * (box[3] - box[1]) * 0.53, 1.0)
             rows['image_path'].append(os.path.join(image_root, file_name))
@@ -165,8 +173,9 @@ def load_coco(ann_file, image_root, split_mode: str = 'train', det_file=None,
               det_score_thr: float = 0.0, check: RecordCheck | None = None) -> InstanceTable:
     """Instances of a COCO person-keypoints file (split_mode 'train' or 'val'). A det_file (val only)
     replaces the ground-truth boxes with person detections. Bad records (unknown image, image outside
-    `image_root`, non-finite / empty / off-image box, non-finite or off-image labelled keypoints) are
-    skipped and counted in `check`, or raise in strict mode."""
+    `image_root`, non-finite / empty / off-image box, keypoints all NaN, non-finite or off-image
+    labelled keypoints) are skipped and counted in `check`, or raise in strict mode; the ones mmpose
+    filters (crowd, num_keypoints 0, ...) are counted in `check.filtered`."""
     check = check if check is not None else RecordCheck(ann_file)
     if split_mode not in ('train', 'val'):
         raise ValueError(f"load_coco: split_mode must be 'train' or 'val', got {split_mode!r}")

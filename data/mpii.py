@@ -86,9 +86,9 @@ def _image_ids(names: list[str]) -> np.ndarray:
 
 
 def load_mpii(ann_file, image_root, head_boxes_file=None, check: RecordCheck | None = None) -> InstanceTable:
-    """Entries with a non-finite centre, a scale <= 0, non-finite visible joints or an image outside
-    `image_root` are skipped and counted in `check` (or raise, in strict mode); head boxes stay
-    aligned with the kept entries."""
+    """Entries with joints and joints_vis all NaN, a non-finite centre, a scale <= 0, non-finite
+    visible joints or an image outside `image_root` are skipped and counted in `check` (or raise, in
+    strict mode); head boxes stay aligned with the kept entries."""
     ann_file = Path(ann_file)
     check = check if check is not None else RecordCheck(ann_file)
     if not ann_file.is_file():
@@ -117,7 +117,8 @@ def load_mpii(ann_file, image_root, head_boxes_file=None, check: RecordCheck | N
         except (KeyError, TypeError, ValueError) as e:
             raise MpiiFormatError(f'{ann_file}: entry [{i}] lacks a valid image/center/scale/joints (16x2)/'
                                   f'joints_vis (16) ({e!r})') from None
-        reason = ('non-finite centre' if not np.isfinite(c).all() else
+        reason = ('keypoints all NaN' if np.isnan(j).all() and np.isnan(v).all() else
+                  'non-finite centre' if not np.isfinite(c).all() else
                   'scale <= 0 or not finite' if not (np.isfinite(s).all() and s[0] > 0) else
                   'non-finite visible joint' if not np.isfinite(j[v > 0]).all() else
                   'image path outside the image root' if image_inside_root(image_root, names[-1]) is None else None)

@@ -1,5 +1,7 @@
 """Checking annotation records as they load: a bad record is skipped and counted by reason, or, in
-strict mode, is an error naming the file, the record and the reason. One summary line per file."""
+strict mode, is an error naming the file, the record and the reason. The records mmpose's own
+filter drops (a COCO crowd, num_keypoints 0) are counted too, never an error. One summary line per
+file."""
 from __future__ import annotations
 
 import os
@@ -12,11 +14,13 @@ class BadRecordError(ValueError):
 
 
 class RecordCheck:
-    """Counts the records of one annotation file that were skipped, by reason."""
+    """Counts the records of one annotation file that were skipped (bad) or filtered (mmpose's own
+    filter: not person instances to learn from, nothing wrong with them), by reason."""
 
     def __init__(self, path, strict: bool = False):
         self.path, self.strict = Path(path), strict
         self.skipped: Counter = Counter()
+        self.filtered: Counter = Counter()
         self.kept = 0
 
     def skip(self, record: str, reason: str) -> None:
@@ -25,15 +29,21 @@ class RecordCheck:
                                  'and counted)')
         self.skipped[reason] += 1
 
+    def filter(self, reason: str) -> None:
+        """A record mmpose's dataset drops as well: counted, even in strict mode no error."""
+        self.filtered[reason] += 1
+
     def summary(self) -> str:
         line = f'{self.path.name}: {self.kept} instances'
-        if self.skipped:
-            n = sum(self.skipped.values())
-            line += f', {n} skipped (' + ', '.join(f'{r}: {c}' for r, c in sorted(self.skipped.items())) + ')'
+        for counts, what in ((self.skipped, 'skipped'), (self.filtered, 'filtered as mmpose does')):
+            if counts:
+                line += f', {sum(counts.values())} {what} (' + ', '.join(
+                    f'{r}: {c}' for r, c in sorted(counts.items())) + ')'
         return line
 
     def as_dict(self) -> dict:
-        return dict(file=str(self.path), instances=self.kept, skipped=dict(sorted(self.skipped.items())))
+        return dict(file=str(self.path), instances=self.kept, skipped=dict(sorted(self.skipped.items())),
+                    filtered=dict(sorted(self.filtered.items())))
 
 
 def image_inside_root(image_root, name: str) -> str | None:

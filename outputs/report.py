@@ -121,11 +121,13 @@ def _cost_lines(cost: dict) -> list[str]:
     for t, v in cost['teachers'].items():
         lines.append(f"Teacher {t}: {v['rows']} rows, {v['forward_seconds']:.1f} s forward "
                      f"({v['seconds_per_instance'] * 1e3:.2f} ms/instance on {v['device']}).")
-    for check in cost.get('input_checks', []):  # annotation records skipped at load, by reason
-        skipped = check.get('skipped') or {}
+    for check in cost.get('input_checks', []):  # annotation records skipped (and filtered as mmpose does) at load
+        skipped, filtered = check.get('skipped') or {}, check.get('filtered') or {}
         lines.append(f"Input {check['file'].rsplit('/', 1)[-1]}: {check['instances']} instances"
                      + (f", {sum(skipped.values())} skipped (" + ', '.join(f'{r}: {n}' for r, n in skipped.items())
-                        + ')' if skipped else ', none skipped') + '.')
+                        + ')' if skipped else ', none skipped')
+                     + (f", {sum(filtered.values())} filtered as mmpose does ("
+                        + ', '.join(f'{r}: {n}' for r, n in filtered.items()) + ')' if filtered else '') + '.')
     for e, ips in cost.get('train_images_per_s', {}).items():
         lines.append(f'Training throughput, {e}: {ips:.0f} images/s (median over epochs).')
     for t, f in (cost.get('fidelity') or {}).items():
@@ -301,6 +303,25 @@ def draw_skeleton(img, keypoints, scores, skeleton, thr=0.1, radius=None, thickn
     for j, (p, s) in enumerate(zip(keypoints, scores)):
         if s > thr:
             cv2.circle(img, tuple(int(v) for v in p), radius, colour(j, joint), -1, cv2.LINE_AA)
+    return img
+
+
+def draw_box(img, box, label=None, thickness=None):
+    """Draw a person's xyxy box on a BGR image (in place), red, with `label` (e.g. its detection score)
+    on a filled tab above its top-left corner (inside the image when the box touches the top).
+    thickness defaults to the image size / 300 (+1), as draw_skeleton's bones."""
+    import cv2
+    red = (40, 40, 230)
+    t = thickness or max(1, int(round(max(img.shape[:2]) / 300))) + 1
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box[:4])
+    cv2.rectangle(img, (x1, y1), (x2, y2), red, t, cv2.LINE_AA)
+    if label:
+        scale = max(0.4, max(img.shape[:2]) / 1000)
+        (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        top = y1 - h - base - 2 if y1 - h - base - 2 >= 0 else y1
+        cv2.rectangle(img, (x1, top), (x1 + w + 4, top + h + base + 2), red, -1)
+        cv2.putText(img, label, (x1 + 2, top + h + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     return img
 
 

@@ -214,6 +214,12 @@ class RunFolder:
             return []
         return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.strip()]
 
+    def checkpoints(self) -> list[str]:
+        """The checkpoints in the folder (last.pth, best.pth): what makes it hold a run, one a new run
+        must not replace unasked. A run that failed before its first checkpoint left at most run.json,
+        the config and a few log lines, nothing to resume: a new run replaces them."""
+        return [p.name for p in (self.checkpoint, self.best) if p.exists()]
+
     def finished(self, epochs: int) -> bool:
         log = self.read_log()
         return self.checkpoint.exists() and bool(log) and log[-1].get('epoch') == int(epochs)

@@ -2,9 +2,11 @@
 
 Boxes come from a COCO-format detection file (person detections; `image_id` is matched to the file
 name's digits, as COCO names its images), from boxes given on the command line (used for every
-image), or are the whole image. Each image is written with the 21-joint skeleton drawn (the joints
-only one dataset annotates in their own colour) beside `predictions.json`: per image, per person,
-the box, 21 keypoints (image pixels) and their scores. Prediction is evaluation's own path
+image), or are the whole image. Each image is written with every person's box (its detection score
+beside it) and 21-joint skeleton drawn (the joints only one dataset annotates in their own colour)
+beside `predictions.json`: per image, per person, the box, its score (the detection's; 1 for a given
+box, as mmpose), 21 keypoints (image pixels) and their scores. Images the detections give no person
+are counted and named in one warning line. Prediction is evaluation's own path
 (stages.evaluation.predict_boxes): same crop, same decoding.
 """
 from __future__ import annotations
@@ -14,11 +16,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from mmengine.config import Config
 
 from data.images import read_image
 from data.skeletons import UNION21
 from data.files import atomic_write, atomic_write_text
-from outputs.report import draw_skeleton
+from outputs.report import draw_box, draw_skeleton
 from pipeline.config import resolve
 from pipeline.run import RunFolder, pick_device
 from teachers.inference import predict_boxes
@@ -40,7 +43,7 @@ def image_files(source) -> list[Path]:
 
 
 def detection_boxes(det_file, score_thr: float) -> dict[int, np.ndarray]:
-    """image_id -> (n, 4) xyxy person boxes of a COCO results file, score >= score_thr."""
+    """image_id -> (n, 5) person boxes of a COCO results file, x1, y1, x2, y2, score >= score_thr."""
     dets = json.loads(Path(det_file).read_text())
     if not isinstance(dets, list):
         raise ValueError(f'{det_file}: expected a list of detections in the COCO results format')
@@ -50,19 +53,43 @@ def detection_boxes(det_file, score_thr: float) -> dict[int, np.ndarray]:
             if int(d.get('category_id', 1)) != 1 or float(d['score']) < score_thr:
                 continue
             x, y, w, h = (float(v) for v in d['bbox'][:4])
-            out.setdefault(int(d['image_id']), []).append([x, y, x + w, y + h])
+            out.setdefault(int(d['image_id']), []).append([x, y, x + w, y + h, float(d['score'])])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f'{det_file}: detection [{j}] lacks a valid image_id/bbox/score ({e!r})') from None
     return {k: np.array(v, np.float32) for k, v in out.items()}
 
 
-def load_predictor(run=None, config=None, checkpoint=None, device=None):
+def load_predictor(run=None, config=None, checkpoint=None, device=None, overrides: dict | None = None):
+    """The model of a run, or of an mmpose-style config + checkpoint; `overrides` are dotted keys of
+    that model config (--cfg-options), merged as mmengine does."""
     if run is not None:
         folder = RunFolder(run)
         config, checkpoint = resolve(folder.read_run()['model_config']), folder.checkpoint
     if config is None or checkpoint is None:
         raise ValueError('predict needs --run RUN, or --config CFG with --checkpoint CKPT')
+    if overrides:
+        config = Config.fromfile(str(config))
+        config.merge_from_dict(overrides)
     return load_model(config, checkpoint, device=pick_device(device))
+
+
+def image_boxes(path: Path, img: np.ndarray, dets: dict | None, bboxes) -> np.ndarray:
+    """(n, 5) boxes x1, y1, x2, y2, score of one image: its detections (image_id = the file name's
+    digits), else the given boxes, else the whole image; given boxes score 1."""
+    if dets is not None:
+        digits = ''.join(c for c in path.stem if c.isdigit())
+        return dets.get(int(digits), np.zeros((0, 5), np.float32)) if digits else np.zeros((0, 5), np.float32)
+    boxes = np.array(bboxes, np.float32).reshape(-1, 4) if bboxes else \
+        np.array([[0, 0, img.shape[1], img.shape[0]]], np.float32)
+    return np.concatenate([boxes, np.ones((len(boxes), 1), np.float32)], axis=1)
+
+
+def no_people_warning(names: list[str], n_images: int, det_file, det_score_thr: float) -> str:
+    """One line for the images the detections give no person (e.g. an MPII folder with a COCO
+    detection file: no image_id matches), naming the first few."""
+    shown = ', '.join(names[:3]) + (f', ... ({len(names) - 3} more)' if len(names) > 3 else '')
+    return (f'warning: {len(names)} of {n_images} images have no person in {det_file} (person detections with '
+            f'score >= {det_score_thr}, image_id = the digits of the file name): {shown}')
 
 
 def predict_images(model, source, out, det_file=None, bboxes=(), det_score_thr: float = 0.3,
@@ -70,26 +97,27 @@ def predict_images(model, source, out, det_file=None, bboxes=(), det_score_thr: 
     device = next(model.parameters()).device
     out = Path(out)
     dets = detection_boxes(det_file, det_score_thr) if det_file else None
-    results = []
+    results, no_people = [], []
     for path in image_files(source):
         img = read_image(path)
-        if dets is not None:
-            digits = ''.join(c for c in path.stem if c.isdigit())
-            boxes = dets.get(int(digits), np.zeros((0, 4), np.float32)) if digits else np.zeros((0, 4), np.float32)
-        elif bboxes:
-            boxes = np.array(bboxes, np.float32).reshape(-1, 4)
-        else:
-            boxes = np.array([[0, 0, img.shape[1], img.shape[0]]], np.float32)
-        kpts, scores = predict_boxes(model, [img] * len(boxes), boxes, device)
+        boxes = image_boxes(path, img, dets, bboxes)
+        kpts, scores = predict_boxes(model, [img] * len(boxes), boxes[:, :4], device)
         canvas = img.copy()
-        for k, s in zip(kpts, scores):
+        for b, k, s in zip(boxes, kpts, scores):
+            # a detection's score is drawn; a given box's 1 would say nothing
+            draw_box(canvas, b[:4], label=f'{b[4]:.2f}' if dets is not None else None, thickness=thickness)
             draw_skeleton(canvas, k, s, UNION21, thr=score_thr, radius=radius, thickness=thickness)
         ok, png = cv2.imencode('.png', canvas)
         atomic_write(out / f'{path.stem}.png', lambda tmp, png=png: Path(tmp).write_bytes(png.tobytes()))
         results.append(dict(image=str(path), people=[
-            dict(bbox=[round(float(v), 2) for v in b], keypoints=np.round(k, 2).tolist(),
-                 scores=np.round(s, 4).tolist()) for b, k, s in zip(boxes, kpts, scores)]))
+            dict(bbox=[round(float(v), 2) for v in b[:4]], bbox_score=round(float(b[4]), 4),
+                 keypoints=np.round(k, 2).tolist(), scores=np.round(s, 4).tolist())
+            for b, k, s in zip(boxes, kpts, scores)]))
+        if not len(boxes):
+            no_people.append(path.name)
     atomic_write_text(out / 'predictions.json', json.dumps(dict(joints=list(UNION21.joint_names), images=results),
                                                            indent=1))
     print(f'{len(results)} images, {sum(len(r["people"]) for r in results)} people -> {out}')
+    if no_people:
+        print(no_people_warning(no_people, len(results), det_file, det_score_thr))
     return out

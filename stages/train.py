@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from cache.store import open_cache
-from data.images import read_image
+from data.images import check_image_files, read_image
 from data.photometric import photometric_augment
 from data.skeletons import UNION21, get_skeleton, union_indices
 from data.views import mirror_matrix, view_box, view_geometry, view_keypoints, warp_crop
@@ -161,6 +161,7 @@ class RunSpec:
     model: torch.nn.Module
     table: object  # the split's full instance table (its rows are the cache rows)
     index_of_row: np.ndarray  # rows of that table this run trains on
+    val_table: object  # the val split, loaded by the pre-flight check, scored at every validation
 
 
 def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher, num_workers, overwrite) -> RunSpec:
@@ -185,9 +186,12 @@ def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher
     seed = int(cfg.seed)
     seed_everything(seed + rank)
     folder = RunFolder(work_dir)
-    if not (resume or overwrite) and (folder.checkpoint.exists() or folder.log_path.exists()):
-        raise FileExistsError(f'{work_dir}: holds a training run already (last.pth / log.jsonl); '
+    held = folder.checkpoints()  # a log without one is a run that failed early: started over
+    if held and not (resume or overwrite):
+        raise FileExistsError(f'{work_dir}: holds a training run already ({" / ".join(held)}); '
                               'pass --resume to continue it or --overwrite to replace it')
+    table = split_instances(cfg, 'train')
+    val_table = preflight(cfg, table, datasets)
     work_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(str(resolve(spec.config))).to(device)
     if spec.get('init_backbone') and not resume:
@@ -197,13 +201,29 @@ def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher
         widen = bool(spec.get('widen_backbone', False))
         init_backbone(model, source, widen=widen)
         print(f'[{as_teacher or mode}] backbone initialised from {source}' + ' (widened x2)' * widen)
-    table = split_instances(cfg, 'train')
     return RunSpec(mode=mode, tc=tc, epochs=int(epochs or tc['epochs']),
                    batch_size=int(batch_size or tc['batch_size']),
                    num_workers=int(tc['num_workers'] if num_workers is None else num_workers),
                    device=device, rank=rank, world=world, seed=seed, model_cfg_path=str(spec.config),
                    work_dir=work_dir, datasets=datasets, model=model, table=table,
-                   index_of_row=np.flatnonzero(np.isin(table.dataset, datasets)))
+                   index_of_row=np.flatnonzero(np.isin(table.dataset, datasets)), val_table=val_table)
+
+
+def preflight(cfg, table, datasets: list):
+    """Every input the run reads after its first step, checked before it, so that a missing one fails
+    now in one line naming it, not after an epoch: the val split (annotation, detection and head-box
+    files; loaded here once, for every validation) and the image folders and files of the trained
+    datasets in both splits. The train annotations are `table` already; the offline cache is checked
+    by TargetSource, also before the first step. Returns the val table."""
+    val_table = split_instances(cfg, 'val')
+    for split, t in (('train', table), ('val', val_table)):
+        for name in datasets:
+            part = cfg.datasets[name].get(split)
+            if part is not None and not resolve(part.image_root).is_dir():
+                raise FileNotFoundError(f'{resolve(part.image_root)}: image folder not found '
+                                        f'(datasets.{name}.{split}.image_root)')
+        check_image_files(t.image_path[np.isin(t.dataset, datasets)])
+    return val_table
 
 
 class TargetSource:
@@ -359,7 +379,7 @@ def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums
     meta = dict(dataset_meta=dataset_meta_from_skeleton(model.skeleton_name), epoch=epoch + 1, iter=step,
                 mode=mode, model_config=run.model_cfg_path)
     if last or (epoch + 1) % int(tc['val_interval']) == 0:
-        record['val'] = evaluate_model(cfg, ema.module, device=run.device, datasets=run.datasets)
+        record['val'] = evaluate_model(cfg, ema.module, device=run.device, datasets=run.datasets, table=run.val_table)
         key = cfg.evaluation.save_best
         score = headline_metric(record['val'], key) if key else None
         if score is not None and score > folder.best_score(key):  # mmpose's save_best, rule 'greater'

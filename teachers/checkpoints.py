@@ -208,7 +208,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, torch.Tens
 
 def load_model(config_path: str | os.PathLike, checkpoint_path: str | os.PathLike | None = None,
                device: str | torch.device = 'cpu', use_ema: bool = True) -> nn.Module:
-    """Build RTMPose from an mmpose-style config, load weights strictly, eval mode, on device."""
+    """Build RTMPose from an mmpose-style config (its path, or an mmengine.Config: e.g. with
+    overrides), load weights strictly, eval mode, on device."""
     from teachers.rtmpose import build_model
     model = build_model(config_path)
     if checkpoint_path is not None:
@@ -216,7 +217,8 @@ def load_model(config_path: str | os.PathLike, checkpoint_path: str | os.PathLik
         try:
             load_state_dict_strict(model, sd)
         except ValueError as err:
-            raise CheckpointError(f'{checkpoint_path} does not fit {config_path}: {err}') from None
+            name = getattr(config_path, 'filename', config_path)  # a Config: its file, not its text
+            raise CheckpointError(f'{checkpoint_path} does not fit {name}: {err}') from None
     return model.to(device).eval()
 
 

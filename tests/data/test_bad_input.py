@@ -67,6 +67,40 @@ def test_coco_bad_records_are_counted_by_reason(tmp_path):
         load_coco(p, tmp_path / 'images', check=RecordCheck(p, strict=True))
 
 
+def test_keypoints_all_nan_are_skipped_and_counted_or_strict(tmp_path):
+    nan = float('nan')
+    no_count = _ann(2, kp=(nan, nan, nan))  # without num_keypoints, NaN coordinates would count as labelled
+    no_count.pop('num_keypoints')
+    no_count['keypoints'] = [nan] * 51
+    p = _coco(tmp_path, [_ann(1), no_count, dict(_ann(3), keypoints=[nan] * 51)])
+    check = RecordCheck(p)
+    assert load_coco(p, tmp_path / 'images', check=check).instance_key.tolist() == [1]
+    assert check.skipped == {'keypoints all NaN': 2}
+    with pytest.raises(BadRecordError, match=r'annotations\[1\] \(id 2\): keypoints all NaN'):
+        load_coco(p, tmp_path / 'images', check=RecordCheck(p, strict=True))
+    entry = dict(_mpii_entry(), joints=np.full((16, 2), nan).tolist(), joints_vis=[nan] * 16)
+    m = tmp_path / 'mpii_train.json'
+    m.write_text(json.dumps([_mpii_entry(), entry]))
+    check = RecordCheck(m)
+    assert load_mpii(m, tmp_path / 'images', check=check).instance_key.tolist() == [0]
+    assert check.summary() == 'mpii_train.json: 1 instances, 1 skipped (keypoints all NaN: 1)'
+
+
+def test_what_mmpose_filters_is_counted_apart_and_never_strict(tmp_path):
+    crowd, empty, zeros = dict(_ann(2), iscrowd=1), dict(_ann(3), num_keypoints=0), _ann(4, kp=(0, 0, 2))
+    p = _coco(tmp_path, [_ann(1), crowd, empty, zeros, _ann(5, bbox=(1, 1, 0, 0)), {'id': 6, 'image_id': 1}])
+    check = RecordCheck(p, strict=False)
+    load_coco(p, tmp_path / 'images', check=check)
+    assert check.filtered == {'crowd': 1, 'num_keypoints 0': 1, 'no keypoint coordinate > 0': 1,
+                              'no bbox or keypoints': 1}
+    assert check.summary() == (f'{p.name}: 1 instances, 1 skipped (zero-area or negative box: 1), 4 filtered as '
+                               'mmpose does (crowd: 1, no bbox or keypoints: 1, no keypoint coordinate > 0: 1, '
+                               'num_keypoints 0: 1)')
+    assert check.as_dict()['filtered'] == dict(sorted(check.filtered.items()))
+    strict = RecordCheck(_coco(tmp_path, [_ann(1), crowd, empty]), strict=True)
+    assert len(load_coco(strict.path, tmp_path / 'images', check=strict)) == 1 and sum(strict.filtered.values()) == 2
+
+
 def test_coco_image_outside_the_root_is_refused(tmp_path):
     p = _coco(tmp_path, [_ann(1), _ann(2, image_id=2)],
               images=[{'id': 1, 'file_name': 'a.jpg', 'width': 100, 'height': 80},

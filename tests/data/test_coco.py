@@ -143,6 +143,19 @@ def test_real_sample_ground_truth():
     assert all((REAL / 'images').joinpath(p.split('/')[-1]).is_file() for p in t.image_path)
 
 
+def test_real_sample_annotations_without_keypoints_are_counted():
+    _real_or_skip()
+    from data.validation import RecordCheck
+    raw = json.loads(REAL_ANN.read_text())
+    empty = sum(a['num_keypoints'] == 0 and not a['iscrowd'] for a in raw['annotations'])
+    assert empty > 0  # the sample has such annotations
+    check = RecordCheck(REAL_ANN, strict=True)  # mmpose's filter: counted, not an error
+    t = load_coco(REAL_ANN, REAL / 'images', check=check)
+    assert check.filtered == {'num_keypoints 0': empty} and not check.skipped
+    assert check.summary() == (f'{REAL_ANN.name}: {len(t)} instances, {empty} filtered as mmpose does '
+                               f'(num_keypoints 0: {empty})')
+
+
 def test_real_sample_detections():
     _real_or_skip()
     dets = json.loads(REAL_DET.read_text())

@@ -163,3 +163,15 @@ def test_the_cost_section_quotes_the_offline_vs_online_result_or_says_how_to_get
     assert 'COCO-style -0.4 ± 0.8 (noise floor 2.1); MPII-style +0.6.' in line
     line = [x for x in _cost_lines(_cost(None)) if x.startswith('Cached against live teachers')][0]
     assert 'not measured' in line and 'benchmarks/offline_vs_online.py' in line
+
+
+def test_the_cost_section_counts_skipped_and_filtered_annotations():
+    from outputs.report import _cost_lines
+    cost = dict(_cost(None), input_checks=[
+        dict(file='/d/person_keypoints_train.json', instances=12, skipped={'non-finite box': 1},
+             filtered={'crowd': 1, 'num_keypoints 0': 2}),
+        dict(file='/d/mpii_train.json', instances=5, skipped={})])  # written before filtered was counted
+    lines = [x for x in _cost_lines(cost) if x.startswith('Input ')]
+    assert lines == ['Input person_keypoints_train.json: 12 instances, 1 skipped (non-finite box: 1), '
+                     '3 filtered as mmpose does (crowd: 1, num_keypoints 0: 2).',
+                     'Input mpii_train.json: 5 instances, none skipped.']

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import re
 import shutil
 
 import numpy as np
@@ -213,6 +214,41 @@ def test_train_refuses_an_unfinished_dump(stage_env, dumped, tmp_path):
     cfg = stage_env.cfg('main', **{'cache.root': str(tmp_path / 'cache')})
     with pytest.raises(RuntimeError, match=r"dump is not finished \(\{'coco': 0, 'mpii': 1\}"):
         train(cfg, mode='offline', work_dir=tmp_path / 'run', device='cpu')
+
+
+@pytest.mark.parametrize('key,mode', [
+    ('datasets.coco.val.ann_file', 'offline'), ('datasets.coco.val.ann_file', 'supervised'),
+    ('datasets.coco.val.det_file', 'supervised'), ('datasets.mpii.val.head_boxes_file', 'supervised'),
+    ('datasets.mpii.val.image_root', 'supervised'), ('datasets.coco.train.image_root', 'supervised'),
+])
+def test_train_checks_every_input_before_the_first_step(stage_env, dumped, tmp_path, key, mode):
+    """Today's val files are read after the first epoch: a missing one must fail the run before it."""
+    missing = tmp_path / 'nowhere' / key.rsplit('.', 1)[-1]
+    cfg = stage_env.cfg('main', **{key: str(missing)})  # 'main': the dumped cache, so offline gets that far
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))) as err:
+        train(cfg, mode=mode, work_dir=tmp_path / 'run', device='cpu', num_workers=0)
+    assert '\n' not in str(err.value)
+    assert not (tmp_path / 'run').exists()  # no epoch, not even a log
+
+
+class Failed(Exception):
+    pass
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_a_rerun(stage_env, tmp_path, monkeypatch):
+    import stages.train as stage
+    cfg, work = stage_env.cfg('rerun'), tmp_path / 'run'
+
+    def fail(*args, **kwargs):
+        raise Failed
+
+    with monkeypatch.context() as m:
+        m.setattr(stage, 'distillation_loss', fail)
+        with pytest.raises(Failed):
+            train(cfg, mode='supervised', epochs=1, work_dir=work, device='cpu', num_workers=0)
+    assert (work / 'log.jsonl').exists() and (work / 'run.json').exists() and not (work / 'last.pth').exists()
+    train(cfg, mode='supervised', epochs=1, work_dir=work, device='cpu', num_workers=0)  # no --overwrite needed
+    assert [r['epoch'] for r in read_log(work)] == [1] and (work / 'last.pth').exists()
 
 
 def _val_errors(cfg, model) -> dict:
