@@ -190,9 +190,12 @@ def export_report_cmd(run_dir, out, formats, onnx, device):
 @click.option('--radius', default=3, show_default=True, help='joint radius in pixels')
 @click.option('--thickness', default=2, show_default=True, help='bone thickness in pixels')
 @click.option('--score-thr', default=0.3, show_default=True, help='joints scored below are not drawn')
+@click.option('--flip-test/--no-flip-test', default=None,
+              help="average with the mirrored crop (default: the run's evaluation.flip_test, or the model "
+                   "config's test_cfg.flip_test)")
 @DEVICE
 def predict_cmd(source, run_dir, model_config, checkpoint, cfg_options, out, det_file, det_score_thr, bboxes, radius,
-                thickness, score_thr, device):
+                thickness, score_thr, flip_test, device):
     """Draw what a trained student sees on an image or a folder (boxes: detections, --bbox, or the whole image)."""
     from pipeline.config import parse_cfg_options
     from stages.predict import load_predictor, predict_images
@@ -204,9 +207,10 @@ def predict_cmd(source, run_dir, model_config, checkpoint, cfg_options, out, det
             raise click.BadParameter(f'{b!r}: expected X1,Y1,X2,Y2', param_hint='--bbox') from None
         if len(boxes[-1]) != 4:
             raise click.BadParameter(f'{b!r}: expected X1,Y1,X2,Y2', param_hint='--bbox')
-    model = load_predictor(run_dir, model_config, checkpoint, device, parse_cfg_options(cfg_options))
+    model, configured_flip = load_predictor(run_dir, model_config, checkpoint, device, parse_cfg_options(cfg_options))
     predict_images(model, source, out, det_file=det_file, bboxes=boxes, det_score_thr=det_score_thr,
-                   radius=radius, thickness=thickness, score_thr=score_thr)
+                   radius=radius, thickness=thickness, score_thr=score_thr,
+                   flip_test=configured_flip if flip_test is None else flip_test)
 
 
 @cli.command('demo')

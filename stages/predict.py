@@ -60,17 +60,22 @@ def detection_boxes(det_file, score_thr: float) -> dict[int, np.ndarray]:
 
 
 def load_predictor(run=None, config=None, checkpoint=None, device=None, overrides: dict | None = None):
-    """The model of a run, or of an mmpose-style config + checkpoint; `overrides` are dotted keys of
-    that model config (--cfg-options), merged as mmengine does."""
+    """(model, flip test) of a run (the checkpoint its report scores, its evaluation.flip_test) or of
+    an mmpose-style config + checkpoint (its model.test_cfg.flip_test, as mmpose); `overrides` are
+    dotted keys of that model config (--cfg-options), merged as mmengine does."""
+    flip_test = None
     if run is not None:
         folder = RunFolder(run)
-        config, checkpoint = resolve(folder.read_run()['model_config']), folder.checkpoint
+        config, checkpoint = resolve(folder.read_run()['model_config']), folder.scored_checkpoint()[0]
+        flip_test = bool(Config.fromfile(str(folder.config)).get('evaluation', {}).get('flip_test', False))
     if config is None or checkpoint is None:
         raise ValueError('predict needs --run RUN, or --config CFG with --checkpoint CKPT')
+    config = Config.fromfile(str(config))
     if overrides:
-        config = Config.fromfile(str(config))
         config.merge_from_dict(overrides)
-    return load_model(config, checkpoint, device=pick_device(device))
+    if flip_test is None:
+        flip_test = bool(config.get('model', {}).get('test_cfg', {}).get('flip_test', False))
+    return load_model(config, checkpoint, device=pick_device(device)), flip_test
 
 
 def image_boxes(path: Path, img: np.ndarray, dets: dict | None, bboxes) -> np.ndarray:
@@ -93,7 +98,7 @@ def no_people_warning(names: list[str], n_images: int, det_file, det_score_thr: 
 
 
 def predict_images(model, source, out, det_file=None, bboxes=(), det_score_thr: float = 0.3,
-                   radius: int = 3, thickness: int = 2, score_thr: float = 0.3) -> Path:
+                   radius: int = 3, thickness: int = 2, score_thr: float = 0.3, flip_test: bool = False) -> Path:
     device = next(model.parameters()).device
     out = Path(out)
     dets = detection_boxes(det_file, det_score_thr) if det_file else None
@@ -101,7 +106,7 @@ def predict_images(model, source, out, det_file=None, bboxes=(), det_score_thr: 
     for path in image_files(source):
         img = read_image(path)
         boxes = image_boxes(path, img, dets, bboxes)
-        kpts, scores = predict_boxes(model, [img] * len(boxes), boxes[:, :4], device)
+        kpts, scores = predict_boxes(model, [img] * len(boxes), boxes[:, :4], device, flip_test=flip_test)
         canvas = img.copy()
         for b, k, s in zip(boxes, kpts, scores):
             # a detection's score is drawn; a given box's 1 would say nothing

@@ -89,7 +89,7 @@ def deployed(tmp_path_factory):
                                     for a in val['annotations']]))
 
     ckpt = save_checkpoint(root / 'student.pth', _demo_student().state_dict(), {})
-    model = load_predictor(config=STUDENT_CONFIG, checkpoint=ckpt, device='cpu')  # as `cli.py predict`
+    model = load_predictor(config=STUDENT_CONFIG, checkpoint=ckpt, device='cpu')[0]  # as `cli.py predict`
     onnx_path = export_onnx(model, tuple(model.input_size), root / 'export' / 'student.onnx')
     assert check_onnx(onnx_path, model) < 1e-4
     out = predict_images(model, coco / 'images' / 'val', root / 'predict', det_file=det_file, det_score_thr=0.0)

@@ -36,7 +36,7 @@ def random_checkpoint(tmp_path_factory):
 def random_student(random_checkpoint):
     if not COCO_DETS.is_file() or not MPII_IMAGES.is_dir():
         pytest.skip(f'real COCO / MPII samples missing under {REAL_SAMPLES}')
-    return load_predictor(config=STUDENT_CONFIG, checkpoint=random_checkpoint, device='cpu')
+    return load_predictor(config=STUDENT_CONFIG, checkpoint=random_checkpoint, device='cpu')[0]
 
 
 def _person_detections(image_id: int, thr: float) -> list[dict]:
@@ -92,9 +92,9 @@ def test_images_without_a_person_are_counted_in_one_warning(random_student, tmp_
 
 
 def test_cfg_options_override_the_model_config(random_checkpoint):
-    plain = load_predictor(config=STUDENT_CONFIG, checkpoint=random_checkpoint, device='cpu')
+    plain = load_predictor(config=STUDENT_CONFIG, checkpoint=random_checkpoint, device='cpu')[0]
     model = load_predictor(config=STUDENT_CONFIG, checkpoint=random_checkpoint, device='cpu',
-                           overrides={'model.data_preprocessor.mean': [1.0, 2.0, 3.0]})
+                           overrides={'model.data_preprocessor.mean': [1.0, 2.0, 3.0]})[0]
     assert model.mean.flatten().tolist() == [1.0, 2.0, 3.0] != plain.mean.flatten().tolist()
 
 
@@ -102,11 +102,12 @@ def test_predict_equals_evaluation_on_the_same_boxes(offline_run, dumped, tmp_pa
     cfg = dumped['cfg']
     table = split_instances(cfg, 'val')
     rows = np.arange(min(4, len(table)))
-    model = load_predictor(run=offline_run, device='cpu')
-    want_k, want_s = predict_model(model, table.select(rows), 'cpu')
+    model, flip_test = load_predictor(run=offline_run, device='cpu')
+    assert flip_test is True  # the run's evaluation.flip_test (the demo config's)
+    want_k, want_s = predict_model(model, table.select(rows), 'cpu', flip_test=True)
     for r in rows:
         out = tmp_path / f'row{r}'
-        predict_images(model, table.image_path[r], out, bboxes=[table.bbox[r].tolist()])
+        predict_images(model, table.image_path[r], out, bboxes=[table.bbox[r].tolist()], flip_test=flip_test)
         people = json.loads((out / 'predictions.json').read_text())['images'][0]['people']
         assert len(people) == 1
         np.testing.assert_allclose(people[0]['keypoints'], want_k[r], atol=0.006)  # JSON keeps 2 decimals
