@@ -2,6 +2,7 @@
 
     python cli.py make-synthetic --out data/synthetic
     python cli.py dump-teachers  --config pipeline/configs/demo_synthetic.py
+    python cli.py cache-verify   --config pipeline/configs/demo_synthetic.py
     python cli.py train-student  --config pipeline/configs/demo_synthetic.py
     python cli.py export-report  --run outputs/demo/student
 """
@@ -135,6 +136,16 @@ def cache_fidelity_cmd(config_path, cfg_options, split, samples, device):
     """Recompute the fidelity of a cache: reconstructed rows vs the live teachers on the same views."""
     from stages.dump import cache_fidelity
     click.echo(cache_fidelity(read_config(config_path, cfg_options), split=split, samples=samples, device=device))
+
+
+@cli.command('cache-verify')
+@CONFIG
+@CFG_OPTIONS
+@click.option('--split', type=click.Choice(['train', 'val']), default='train', show_default=True)
+def cache_verify_cmd(config_path, cfg_options, split):
+    """Check every chunk of a cache against its checksum, read-only (e.g. after copying it between machines)."""
+    from stages.dump import verify_cache
+    verify_cache(read_config(config_path, cfg_options), split=split)
 
 
 @cli.command('train-student')

@@ -1,8 +1,10 @@
 """Cache read patterns side by side: one view plane read whole-chunk vs random rows read by fancy indexing,
-windowed vs lossless rows, blosc-zstd-5 (default) vs blosc-lz4 vs zstd-1 vs no compression, in one run on synthetic SimCC rows in a temp dir.
+windowed vs lossless rows, blosc-zstd-5 (default) vs blosc-lz4 vs zstd-1 vs no compression, with and
+without chunk checksums, in one run on synthetic SimCC rows in a temp dir.
 
     .venv/bin/python benchmarks/cache_reads.py [--n 20000] [--k 17] [--bins-x 384] [--bins-y 512]
                                                [--window 64] [--tail-blocks 64] [--chunk-size 512] [--batch 256]
+                                               [--repeats 3] [--codecs zstd5,lz4,zstd1,none]
 
 Figures (instances/s = instance rows of one teacher, all K joints, x and y):
   write_ips        encode + write whole units (what the dump stage pays besides the teacher)
@@ -10,6 +12,10 @@ Figures (instances/s = instance rows of one teacher, all K joints, x and y):
   fancy_ips        read_rows on random batches of --batch sorted indices (orthogonal selection)
   reconstruct_ips  reconstruct_rows of random batches from the in-memory plane (per training step)
   bytes_per_row    stored bytes / rows; raw_fp16_bytes_per_row = K * (Bx + By) * 2
+  checksum_ratio   read_view_plane with the crc32c chunk checksums (as stored) over the same cache copied
+                   without them (same chunks, same compressor), timed in turn in one run (budget: 1.05)
+  checksum_share   the checksum alone over the plane's stored chunks / the read without checksums: the
+                   same cost without the noise of two whole reads on a busy machine
 Reads follow the writes, so they hit a warm page cache: they measure decode cost, not the disk.
 Last stdout line: one JSON object with every figure.
 """
@@ -24,11 +30,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import zarr
+from zarr.codecs import Crc32cCodec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cache.manifest import build_manifest  # noqa: E402
-from cache.store import create_cache, open_cache, reconstruct_rows  # noqa: E402
+from cache.store import ROW_ARRAYS, checksum_matches, create_cache, open_cache, reconstruct_rows  # noqa: E402
 from data.instances import K21, InstanceTable  # noqa: E402
 
 
@@ -47,6 +55,43 @@ def synthetic_rows(rng, n: int, k: int, bins: int) -> np.ndarray:
     grid = np.arange(bins, dtype=np.float32)
     bump = np.exp(-(grid - centres) ** 2 / np.float32(2 * 5.0 ** 2))
     return 8 * bump + 0.5 * rng.standard_normal((n, k, bins), dtype=np.float32)
+
+
+def copy_without_checksums(path: Path, copy: Path) -> None:
+    """A copy of the cache whose teacher arrays keep their chunks and compressor but lose the crc32c codec."""
+    shutil.copytree(path, copy)
+    source = zarr.open_group(path / 'teachers' / 't', mode='r')
+    target = zarr.open_group(copy / 'teachers' / 't', mode='r+')
+    for name, array in source.arrays():
+        target.create_array(name, shape=array.shape, dtype=array.dtype, chunks=array.chunks,
+                            fill_value=array.fill_value, overwrite=True,
+                            compressors=[c for c in array.compressors if not isinstance(c, Crc32cCodec)]
+                            )[...] = array[...]
+
+
+def checksum_cost(path: Path, repeats: int) -> dict:
+    """read_view_plane of view 0 with chunk checksums (as stored) and without them (a copy), timed in
+    turn so both see the same machine load, best of `repeats` each; and the checksum alone over the
+    plane's stored chunks in memory (what the read adds, without the noise of two whole reads)."""
+    copy = path.parent / f'{path.stem}_nocrc.zarr'
+    copy_without_checksums(path, copy)
+    caches = [('with', open_cache(path)), ('without', open_cache(copy))]
+    seconds = {'with': [], 'without': [], 'checksum': []}
+    chunks = [f.read_bytes() for name in ROW_ARRAYS for f in (path / 'teachers' / 't' / name / 'c' / '0').rglob('*')
+              if f.is_file()]
+    for i in range(repeats):
+        for which, cache in caches[::1 if i % 2 else -1]:  # each goes first half of the time
+            t0 = time.perf_counter()
+            cache.read_view_plane('t', 0)
+            seconds[which].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        assert all(checksum_matches(chunk) for chunk in chunks)
+        seconds['checksum'].append(time.perf_counter() - t0)
+    shutil.rmtree(copy)
+    best = {k: min(v) for k, v in seconds.items()}
+    return dict(plane_checksum_s=best['with'], plane_no_checksum_s=best['without'],
+                checksum_ratio=best['with'] / best['without'], checksum_s=best['checksum'],
+                checksum_share=best['checksum'] / best['without'])
 
 
 def measure(path: Path, args, lossless: bool, codec: str) -> dict:
@@ -95,7 +140,8 @@ def measure(path: Path, args, lossless: bool, codec: str) -> dict:
                 fancy_ips=args.batch * len(batches) / fancy_s,
                 reconstruct_ips=args.batch * len(batches) / recon_s,
                 bytes_per_row=cache.stored_nbytes('t') / rows,
-                raw_fp16_bytes_per_row=k * (args.bins_x + args.bins_y) * 2)
+                raw_fp16_bytes_per_row=k * (args.bins_x + args.bins_y) * 2,
+                **checksum_cost(path, args.repeats))
 
 
 def main(argv=None) -> dict:
@@ -125,7 +171,9 @@ def main(argv=None) -> dict:
                 print(f'{name:16s} plane {r["plane_ips"]:10.0f} inst/s ({r["plane_s"]:.2f} s)  '
                       f'fancy {r["fancy_ips"]:8.0f} inst/s  reconstruct {r["reconstruct_ips"]:8.0f} inst/s  '
                       f'write {r["write_ips"]:7.0f} inst/s  {r["bytes_per_row"]:8.0f} B/row '
-                      f'(raw fp16 {r["raw_fp16_bytes_per_row"]})', flush=True)
+                      f'(raw fp16 {r["raw_fp16_bytes_per_row"]})  checksums x{r["checksum_ratio"]:.3f} '
+                      f'({r["plane_checksum_s"]:.3f} vs {r["plane_no_checksum_s"]:.3f} s; '
+                      f'crc alone {r["checksum_share"]:.1%})', flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -136,7 +184,11 @@ def main(argv=None) -> dict:
                    ratios={'plane_over_fancy_windowed': windowed['plane_ips'] / windowed['fancy_ips'],
                            'plane_over_fancy_lossless': lossless['plane_ips'] / lossless['fancy_ips'],
                            'windowed_over_lossless_plane': windowed['plane_ips'] / lossless['plane_ips'],
-                           'lossless_over_windowed_bytes': lossless['bytes_per_row'] / windowed['bytes_per_row']})
+                           'lossless_over_windowed_bytes': lossless['bytes_per_row'] / windowed['bytes_per_row'],
+                           'checksum_windowed': windowed['checksum_ratio'],
+                           'checksum_lossless': lossless['checksum_ratio'],
+                           'checksum_share_windowed': windowed['checksum_share'],
+                           'checksum_share_lossless': lossless['checksum_share']})
     print(json.dumps(summary))
     return summary
 

@@ -1,6 +1,6 @@
 """The teacher-target cache: one Zarr v3 group per (config, split), written unit by unit, read plane by plane.
 
-On-disk layout (layout 'pose-distill-cache', version 2)
+On-disk layout (layout 'pose-distill-cache', version 3)
 -------------------------------------------------------
 <cache.root>/<split>.zarr/                      Zarr v3 group
   attrs: layout, layout_version, complete=True, manifest {...}, n_views V, n_instances N,
@@ -29,6 +29,10 @@ On-disk layout (layout 'pose-distill-cache', version 2)
   whole-chunk reads (training loads one view for all instances per epoch). Compression: blosc-zstd
   level 5 with byte shuffle (CODECS below; benchmarks/cache_window.py measures the bytes,
   benchmarks/cache_reads.py the read speed against lz4, zstd-1 and no compression).
+  Checksums (new in version 3): every chunk of every array ends in the CRC-32C of its stored bytes
+  (Zarr v3's crc32c codec, after the compressor). Every read checks it: a chunk that fails raises
+  CacheChunkError naming the cache, the array and the chunk; nothing decodes a damaged chunk. A cache
+  of an older layout has no checksums and is refused (dump it again with --no-resume).
 
 Writing and resuming
 --------------------
@@ -39,27 +43,46 @@ then its done marker. The marker is its own one-element chunk (one file per unit
 writing disjoint units never touch the same object, and a unit interrupted before its marker is
 written stays pending and is redone on resume. Zarr's LocalStore writes each chunk file to a
 temporary name and renames it, so a killed writer never leaves a torn chunk behind.
+Before creating, create_cache refuses a cache the disk cannot hold (estimate_nbytes: an upper bound).
+
+Verifying and repairing
+-----------------------
+Cache.verify checks the stored checksums of every chunk of the shared arrays and of every done unit
+without decoding them (one pass over the files). A failing unit is repaired by mark_pending: its
+marker is cleared and the dump's resume path recomputes it (whole-chunk writes never read the damaged
+chunk). A damaged instances/views chunk cannot be recomputed unit by unit: the cache is rebuilt.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import os
 import shutil
 import uuid
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from cache.window import encode_window, reconstruct
 from data.instances import InstanceTable
 
 LAYOUT = 'pose-distill-cache'
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
+UNCHECKED_LAYOUT_VERSIONS = (1, 2)  # before chunk checksums
 AXES = ('x', 'y')
 ROW_FIELDS = ('start', 'values', 'tail', 'seen', 'outside')  # per axis: what one cache row is made of
+ROW_ARRAYS = tuple(f'{axis}_{name}' for axis in AXES for name in ROW_FIELDS)
+UNIT_ARRAYS = ROW_ARRAYS + ('unit_seconds', 'done')  # a unit is one chunk of each
+# The ValueError zarr's Crc32cCodec raises when a chunk's bytes do not match their stored checksum.
+CHECKSUM_MISMATCH = 'Stored and computed checksum do not match'
+# A chunk file takes whole filesystem blocks; the space estimate charges one block per file on top
+# of its raw bytes (which also covers the compressor's header and the 4-byte checksum).
+FILE_BLOCK_BYTES = 4096
 
 # Codecs of the teacher arrays. blosc-zstd level 5 with byte shuffle stores windowed rows in ~18%
 # fewer bytes than blosc-lz4 (benchmarks/cache_window.py: 3.7 against 4.5 kB per row at w64/b64) and
@@ -78,11 +101,76 @@ class CacheError(RuntimeError):
     """The cache at a path is missing, incomplete, of another layout, or not ready for a read."""
 
 
-def compressors_of(codec: str):
+class CacheChunkError(CacheError):
+    """A chunk's bytes do not match their stored checksum (bit rot, a bad copy, a torn disk write)."""
+
+    def __init__(self, cache: Path, array: str, key: str):
+        # a unit's chunks are recomputed by the dump's repair; the shared arrays only by a new cache
+        remedy = ('run dump-teachers again to recompute it' if array.startswith('teachers/')
+                  else 'run dump-teachers --no-resume to rebuild the cache')
+        super().__init__(f'{cache}/{array}: chunk {key} fails its checksum; {remedy}')
+        self.cache, self.array, self.key = cache, array, key
+
+
+def compressors_of(codec: str) -> list:
+    """The codec's compressor followed by the crc32c checksum of the compressed bytes (checked first on
+    read, so a damaged chunk is never handed to the decompressor)."""
     if codec not in CODECS:
         raise ValueError(f'unknown cache codec {codec!r}; choose one of {sorted(CODECS)}')
     made = CODECS[codec]()
-    return None if made is None else [made]
+    return ([] if made is None else [made]) + [Crc32cCodec()]
+
+
+def checksum_matches(data: bytes) -> bool:
+    """A stored chunk's bytes match their checksum: Zarr v3's crc32c codec appends the CRC-32C of the
+    bytes before it as a little-endian uint32. Checked without decoding the chunk."""
+    # a read-only numpy view: the C checksum takes it without copying the chunk (a bytes slice would copy)
+    body = np.frombuffer(data, dtype=np.uint8)[:-4]
+    return len(data) >= 4 and google_crc32c.value(body) == int.from_bytes(data[-4:], 'little')
+
+
+def chunk_intact(file: Path) -> bool:
+    """The chunk file's bytes match their checksum. A chunk never written has no file and reads as the
+    fill value: intact."""
+    try:
+        return checksum_matches(file.read_bytes())
+    except FileNotFoundError:
+        return True
+
+
+def estimate_nbytes(n_instances: int, n_views: int, specs: dict, chunk_size: int, shared_nbytes: int) -> int:
+    """An upper bound of a cache's bytes on disk: every teacher row uncompressed (zstd stores ~0.4 of
+    that at window 64, benchmarks/cache_window.py, but real rows may compress worse, and a dump that
+    runs out of disk half way is what this check prevents; blosc keeps an incompressible block as it
+    is), one filesystem block per chunk file on top, and the shared arrays (instances, views) about as
+    they are in memory (fixed-width strings there take 4 bytes a character, more than their UTF-8)."""
+    n_chunks = math.ceil(n_instances / chunk_size)
+    total = shared_nbytes
+    for spec in specs.values():
+        k = spec['num_joints']
+        # per axis: start int16, values fp16 x w, tail fp16 x b, seen int16 x 2, outside fp16
+        row = sum(k * (2 + 2 * spec[f'window_{a}'] + 2 * spec[f'tail_blocks_{a}'] + 4 + 2) for a in AXES)
+        # the block per file also holds the unit's marker and forward time (a few bytes each)
+        total += n_views * (n_instances * row + n_chunks * len(UNIT_ARRAYS) * FILE_BLOCK_BYTES)
+    return total
+
+
+def _size(nbytes: int) -> str:
+    return f'{nbytes / 1e9:.2f} GB ({nbytes:,} bytes)'
+
+
+def require_space(path: Path, nbytes: int) -> None:
+    """Refuse, before anything is written, a cache of `nbytes` the disk under `path` cannot hold. A cache
+    being replaced at `path` counts as free: it is removed before any unit is written."""
+    where = path.parent
+    while not where.exists():  # the cache root may not exist yet
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if path.exists():
+        free += sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
+    if nbytes > free:
+        raise CacheError(f'{path}: the cache needs up to {_size(nbytes)} and {where} has {_size(free)} free; '
+                         'free some space or point cache.root at a larger disk')
 
 
 def _column_dtype(values: np.ndarray):
@@ -127,6 +215,8 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
     specs = {name: _teacher_attrs(name, spec, window, lossless, tail_blocks) for name, spec in teachers.items()}
     compressors = compressors_of(codec)
     rows = max(1, min(chunk_size, n))
+    shared = views.nbytes + sum(np.asarray(v).nbytes for v in instances.columns().values())
+    require_space(path, estimate_nbytes(n, n_views, specs, chunk_size, shared))
 
     tmp = path.parent / f'.{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,9 +249,9 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
                 tg.create_array(f'{axis}_outside', shape=(n_views, n, k), dtype=np.float16,
                                 chunks=(1, rows, k), compressors=compressors, fill_value=0)
             tg.create_array('done', shape=(n_views, max(n_chunks, 0)), dtype=bool, chunks=(1, 1),
-                            compressors=None, fill_value=False)
+                            compressors=[Crc32cCodec()], fill_value=False)
             tg.create_array('unit_seconds', shape=(n_views, max(n_chunks, 0)), dtype=np.float32, chunks=(1, 1),
-                            compressors=None, fill_value=0)
+                            compressors=[Crc32cCodec()], fill_value=0)
         root.attrs.update(dict(layout=LAYOUT, layout_version=LAYOUT_VERSION, manifest=manifest,
                                n_views=n_views, n_instances=n, chunk_size=int(chunk_size), n_chunks=n_chunks,
                                view_fields=list(view_fields), teacher_names=list(specs), codec=codec))
@@ -191,6 +281,9 @@ def open_cache(path, mode: str = 'r') -> 'Cache':
     attrs = root.attrs.asdict()
     if attrs.get('layout') != LAYOUT:
         raise CacheError(f'{path} is not a teacher cache (layout {attrs.get("layout")!r}, expected {LAYOUT!r})')
+    if attrs.get('layout_version') in UNCHECKED_LAYOUT_VERSIONS:
+        raise CacheError(f'{path}: cache layout version {attrs["layout_version"]} has no checksums; '
+                         'run dump-teachers --no-resume to rebuild it')
     if attrs.get('layout_version') != LAYOUT_VERSION:
         raise CacheError(f'{path} has cache layout version {attrs.get("layout_version")}, this code reads '
                          f'version {LAYOUT_VERSION}; dump the cache again')
@@ -228,7 +321,9 @@ class Cache:
             group = self._root['instances']
             columns = {}
             for f in fields(InstanceTable):
-                values = group[f.name][...]
+                column = group[f.name]
+                with self._checksummed(column):
+                    values = column[...]
                 if values.dtype.kind in 'OT':  # variable-length strings -> fixed-width like the table's
                     width = int(np.strings.str_len(values).max()) if values.size else 1
                     values = values.astype(f'<U{max(width, 1)}')
@@ -239,7 +334,8 @@ class Cache:
     @property
     def views(self) -> np.ndarray:
         if self._views is None:
-            self._views = self._root['views'][...]
+            with self._checksummed(self._root['views']):
+                self._views = self._root['views'][...]
         return self._views
 
     def teacher_spec(self, name: str) -> dict:
@@ -277,7 +373,9 @@ class Cache:
 
     def done(self, teacher: str) -> np.ndarray:
         """(V, n_chunks) bool: units whose rows are fully written."""
-        return self._array(teacher, 'done')[...]
+        markers = self._array(teacher, 'done')
+        with self._checksummed(markers):
+            return markers[...]
 
     def pending_units(self, teacher: str) -> list[tuple[int, int]]:
         done, mine = self.done(teacher), self.chunks_of(teacher)
@@ -316,17 +414,109 @@ class Cache:
             start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'])
             encoded[axis] = dict(start=start, values=values, tail=tail, seen=seen, outside=outside.astype(np.float16))
         for axis in AXES:
-            for field in ROW_FIELDS:
-                self._array(teacher, f'{axis}_{field}')[view, rows] = encoded[axis][field]
+            for name in ROW_FIELDS:
+                self._array(teacher, f'{axis}_{name}')[view, rows] = encoded[axis][name]
         self._array(teacher, 'unit_seconds')[view, chunk] = forward_seconds
         self._array(teacher, 'done')[view, chunk] = True  # last: an interrupted unit stays pending
+
+    def mark_pending(self, teacher: str, units) -> None:
+        """Clear the done markers of `units` (their chunks failed a checksum): the dump's resume path
+        recomputes them. Clearing writes whole marker chunks, so a damaged marker is never read."""
+        if self.mode != 'r+':
+            raise CacheError(f'{self.path} is open read-only; open_cache(path, mode="r+") to write')
+        markers = self._array(teacher, 'done')
+        for view, chunk in units:
+            markers[view, chunk] = False
+
+    # ---- checksums ------------------------------------------------------------------------
+    def _chunk_key(self, array, coords) -> str:
+        return array.metadata.encode_chunk_key(tuple(int(c) for c in coords))
+
+    def _first_bad_chunk(self, array, chunks) -> CacheChunkError | None:
+        for coords in chunks:
+            key = self._chunk_key(array, coords)
+            if not chunk_intact(self.path / array.path / key):
+                return CacheChunkError(self.path, array.path, key)
+        return None
+
+    @staticmethod
+    def _chunks(array, view=None):
+        """Grid coordinates of every chunk of `array` (of one view when given: the first axis)."""
+        grid = [range(n) for n in array.cdata_shape]
+        if view is not None:
+            grid[0] = [view]
+        return itertools.product(*grid)
+
+    @staticmethod
+    def _unit_chunk(array, view: int, chunk: int) -> tuple:
+        return (view, chunk) + (0,) * (array.ndim - 2)
+
+    @contextlib.contextmanager
+    def _checksummed(self, array, view=None):
+        """A read of `array` (of one view's chunks when given) that fails a checksum raises
+        CacheChunkError naming the chunk: zarr's error does not, so the chunks the read touched are
+        checked one by one, on the error path only."""
+        try:
+            yield
+        except ValueError as error:
+            if CHECKSUM_MISMATCH not in str(error):
+                raise
+            bad = self._first_bad_chunk(array, self._chunks(array, view))
+            if bad is None:  # rewritten since the read (a concurrent dump): zarr's own error stands
+                raise
+            raise bad from error
+
+    def verify(self, teachers=None) -> dict:
+        """Check the stored checksums of every chunk of the shared arrays (instances, views) and of every
+        done unit of `teachers` (default: all), without decoding them. A bad shared chunk raises
+        CacheChunkError; returns {teacher: UnitsVerified}. A unit whose marker is damaged counts as
+        verified and failed (whether it was done is unknown: it is recomputed)."""
+        shared = [array for _, array in self._root['instances'].arrays()] + [self._root['views']]
+        for array in shared:
+            bad = self._first_bad_chunk(array, self._chunks(array))
+            if bad is not None:
+                raise bad
+        return {t: self._verify_units(t) for t in (teachers or self.teacher_names)}
+
+    def _verify_units(self, teacher: str) -> UnitsVerified:
+        markers = self._array(teacher, 'done')
+        found = UnitsVerified()
+        for unit in self.units():  # a unit whose marker is damaged is recomputed, done or not
+            bad = self._first_bad_chunk(markers, [unit])
+            if bad is not None:
+                found.failed[unit] = bad
+        done = self._intact_markers(teacher, found.failed) & self.chunks_of(teacher)[None, :]
+        found.checked = len(found.failed) + int(done.sum())
+        arrays = [self._array(teacher, name) for name in UNIT_ARRAYS if name != 'done']
+        for view, chunk in zip(*np.nonzero(done)):
+            unit = (int(view), int(chunk))
+            for array in arrays:
+                bad = self._first_bad_chunk(array, [self._unit_chunk(array, *unit)])
+                if bad is not None:
+                    found.failed[unit] = bad
+                    break
+        return found
+
+    def _intact_markers(self, teacher: str, damaged) -> np.ndarray:
+        """(V, n_chunks) done markers, those in `damaged` read as False. Any damaged marker fails a read
+        of them all, so then the others are read one by one."""
+        if not damaged:
+            return self.done(teacher)
+        markers = self._array(teacher, 'done')
+        done = np.zeros(markers.shape, dtype=bool)
+        for unit in self.units():
+            if unit not in damaged:
+                done[unit] = markers[unit]
+        return done
 
     # ---- reading --------------------------------------------------------------------------
     def _require_done(self, teacher: str, view: int, chunks=None) -> None:
         """The teacher's units of `view` (those of `chunks` only, when given) are written."""
         if not 0 <= view < self.n_views:
             raise IndexError(f'view {view} outside [0, {self.n_views}) in {self.path}')
-        done = self._array(teacher, 'done')[view]  # one row of markers, not the whole (V, n_chunks)
+        markers = self._array(teacher, 'done')
+        with self._checksummed(markers, view):
+            done = markers[view]  # one row of markers, not the whole (V, n_chunks)
         done = done | ~self.chunks_of(teacher) if chunks is None else done[np.asarray(chunks, dtype=np.int64)]
         if not done.all():
             missing = np.flatnonzero(~done)
@@ -338,8 +528,11 @@ class Cache:
         Rows outside the teacher's chunks (rows_of) are zeros."""
         self._require_done(teacher, view)
         spec = self.teacher_spec(teacher)
-        plane = {f'{axis}_{field}': self._array(teacher, f'{axis}_{field}')[view]
-                 for axis in AXES for field in ROW_FIELDS}
+        plane = {}
+        for name in ROW_ARRAYS:
+            array = self._array(teacher, name)
+            with self._checksummed(array, view):
+                plane[name] = array[view]
         plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])
         return plane
 
@@ -351,19 +544,23 @@ class Cache:
         idx = np.asarray(idx, dtype=np.int64)
         self._require_done(teacher, view, np.unique(idx // self.chunk_size))
         spec = self.teacher_spec(teacher)
-        plane = {f'{axis}_{field}': self._array(teacher, f'{axis}_{field}').get_orthogonal_selection((view, idx))
-                 for axis in AXES for field in ROW_FIELDS}
+        plane = {}
+        for name in ROW_ARRAYS:
+            array = self._array(teacher, name)
+            with self._checksummed(array, view):
+                plane[name] = array.get_orthogonal_selection((view, idx))
         plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])
         return plane
 
     def stored_nbytes(self, teacher: str) -> int:
         """Bytes the teacher's row arrays take on disk (compressed chunks + metadata), done markers excluded."""
-        return sum(self._array(teacher, f'{axis}_{field}').nbytes_stored()
-                   for axis in AXES for field in ROW_FIELDS)
+        return sum(self._array(teacher, name).nbytes_stored() for name in ROW_ARRAYS)
 
     def forward_seconds(self, teacher: str) -> float:
         """The teacher's forward time summed over its done units (every run and rank that wrote them)."""
-        return float(self._array(teacher, 'unit_seconds')[...][self.done(teacher)].sum())
+        seconds = self._array(teacher, 'unit_seconds')
+        with self._checksummed(seconds):
+            return float(seconds[...][self.done(teacher)].sum())
 
     def written_rows(self, teacher: str) -> int:
         """Instance-view rows whose unit is done."""
@@ -372,6 +569,14 @@ class Cache:
         if self.n_chunks:
             per_chunk[-1] = self.n_instances - (self.n_chunks - 1) * self.chunk_size
         return int((done * per_chunk[None, :]).sum())
+
+
+@dataclass
+class UnitsVerified:
+    """One teacher's units checked by Cache.verify, and those failing a checksum (unit -> the first
+    failing chunk's error, in the order found)."""
+    checked: int = 0
+    failed: dict = field(default_factory=dict)
 
 
 def reconstruct_rows(plane: dict, idx=slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

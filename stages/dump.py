@@ -79,7 +79,7 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     student = model_geometry(cfg.student.config)
     models, specs = load_teachers(cfg, split, teacher_names, device, student, announce=rank == 0)
     cache = open_store(cfg, split, expected_manifest(cfg, split, stages, table), table, views, specs, checks,
-                       resume, rank, world, device)
+                       resume, rank, world, device, list(models))
 
     pending = {name: set(map(tuple, cache.pending_units(name))) for name in models}
     units = sorted(set().union(*pending.values()))[rank::world]
@@ -124,14 +124,16 @@ def load_teachers(cfg, split, teacher_names, device, student, announce):
     return models, specs
 
 
-def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, world, device):
+def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, world, device, run_teachers):
     """The split's cache, created (rank 0) unless a matching one exists to resume; refused when it was
-    built from another config."""
+    built from another config. A resumed cache's done units of `run_teachers` are verified first, and
+    those failing a checksum become pending again."""
     path = cache_path(cfg, split)
     # Every rank takes the same branch: rank 0 creates (or keeps) the store, the others wait for it.
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
-    if rank == 0 and not (path.exists() and resume):
+    resuming = path.exists() and resume
+    if rank == 0 and not resuming:
         create_cache(path, manifest=dict(manifest, code_version=code_version(),
                                          input_checks=[c.as_dict() for c in checks]), instances=table, views=views,
                      view_fields=list(VIEW_FIELDS), teachers=specs, window=int(cfg.cache.window),
@@ -145,7 +147,37 @@ def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, 
     if diffs:
         raise RuntimeError(f'{path}: existing cache was built from another config; '
                            'use --no-resume to start over. Differences:\n  ' + '\n  '.join(diffs))
+    if rank == 0 and resuming:
+        repair_units(cache, run_teachers)
+    if world > 1:
+        torch.distributed.barrier()  # every rank lists the pending units after the repair
     return cache
+
+
+def repair_units(cache, teachers) -> None:
+    """Check the stored checksums of the teachers' done units and clear the markers of those that fail:
+    the resume path then recomputes them like any unit a killed dump left pending."""
+    found = cache.verify(teachers)
+    for name, result in found.items():
+        cache.mark_pending(name, list(result.failed))
+    failed = sum(len(r.failed) for r in found.values())
+    print(f'{cache.path}: verified {sum(r.checked for r in found.values())} units, {failed} failed their '
+          'checksum and are recomputed')
+
+
+def verify_cache(cfg, split='train') -> dict:
+    """Read-only check of every chunk's stored checksum in the split's cache (e.g. after copying it to
+    another machine): prints the counts per teacher; the first chunk that fails raises its CacheChunkError."""
+    cache = open_cache(cache_path(cfg, split))
+    found = cache.verify()
+    for name, result in found.items():
+        units = cache.n_views * int(cache.chunks_of(name).sum())
+        print(f'{cache.path}: {name}: {result.checked} of {units} units done and verified, '
+              f'{len(result.failed)} failed their checksum')
+    failed = [error for result in found.values() for error in result.failed.values()]
+    if failed:
+        raise failed[0]
+    return found
 
 
 def run_units(cache, models, pending, loader, student, device, batch_size, split, rank, t_start) -> dict:

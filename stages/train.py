@@ -120,14 +120,18 @@ class TrainCrops(torch.utils.data.Dataset):
 
 
 class PlanePrefetch:
-    """Reads the next epoch's cache planes in a thread while this epoch trains."""
+    """Reads the next epoch's cache planes in a thread while this epoch trains. A read that fails (a chunk
+    failing its checksum) is raised by get() in the main thread, before any step uses the plane."""
 
     def __init__(self, cache, teachers):
         self.cache, self.teachers, self.thread, self.result = cache, teachers, None, None
 
     def start(self, view):
         def work():
-            self.result = (view, {t: self.cache.read_view_plane(t, view) for t in self.teachers})
+            try:
+                self.result = (view, {t: self.cache.read_view_plane(t, view) for t in self.teachers})
+            except Exception as error:  # noqa: BLE001 - handed to the main thread as raised
+                self.result = (view, error)
         self.thread = threading.Thread(target=work, daemon=True)
         self.thread.start()
 
@@ -140,6 +144,8 @@ class PlanePrefetch:
             self.start(view)
             return self.get(view)
         self.thread = None
+        if isinstance(planes, Exception):
+            raise planes
         return planes
 
 

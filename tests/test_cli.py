@@ -19,7 +19,7 @@ def test_help_lists_the_product_commands():
 
 
 def test_each_command_has_help():
-    for cmd in ('dump-teachers', 'train-student', 'export-report', 'make-synthetic', 'cache-fidelity'):
+    for cmd in ('dump-teachers', 'train-student', 'export-report', 'make-synthetic', 'cache-fidelity', 'cache-verify'):
         r = run(cmd, '--help')
         assert r.returncode == 0 and '--' in r.stdout, (cmd, r.stderr)
 
@@ -44,7 +44,7 @@ def test_cfg_options_are_parsed_as_literals_and_applied():
 
 
 def test_every_config_command_takes_cfg_options():
-    for cmd in ('dump-teachers', 'train-student', 'cache-fidelity', 'demo', 'demo-teachers', 'predict'):
+    for cmd in ('dump-teachers', 'train-student', 'cache-fidelity', 'cache-verify', 'demo', 'demo-teachers', 'predict'):
         r = run(cmd, '--help')
         assert r.returncode == 0 and '--cfg-options' in r.stdout, (cmd, r.stderr)
 

@@ -1,14 +1,16 @@
 import json
 import multiprocessing
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
+from cache import store
 from cache.fidelity import fidelity_report
 from cache.manifest import build_manifest
-from cache.store import CacheError, create_cache, open_cache, reconstruct_rows
+from cache.store import CacheChunkError, CacheError, create_cache, open_cache, reconstruct_rows
 from cache.window import encode_window, log_softmax, reconstruct
 from data.instances import K21, InstanceTable
 
@@ -206,6 +208,12 @@ def test_refuses_missing_incomplete_foreign_and_existing_stores(tmp_path):
     meta.write_text(json.dumps(other))
     with pytest.raises(CacheError, match=f'{path} has cache layout version 99'):
         open_cache(path)
+    other['attributes'].update(layout_version=2)  # the layout before chunk checksums
+    meta.write_text(json.dumps(other))
+    with pytest.raises(CacheError) as err:
+        open_cache(path)
+    assert str(err.value) == (f'{path}: cache layout version 2 has no checksums; '
+                              'run dump-teachers --no-resume to rebuild it')
     meta.write_text(json.dumps(original))
     assert open_cache(path).n_instances == N
 
@@ -245,3 +253,97 @@ def test_fidelity_report(tmp_path):
     assert 0 <= coco['kl']['1.0']['mean'] <= coco['kl']['1.0']['max'] < 0.05
     assert coco['written_rows'] == N and report['teachers']['mpii']['written_rows'] == 0
     assert 0 < coco['bytes_per_row'] < coco['raw_fp16_bytes_per_row']
+
+
+def damage(file: Path) -> None:
+    """Flip one bit in the middle of a stored chunk (its length and name unchanged: bit rot)."""
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    file.write_bytes(bytes(data))
+
+
+def chunk_message(path, array, key, remedy='run dump-teachers again to recompute it'):
+    return f'{path}/{array}: chunk {key} fails its checksum; {remedy}'
+
+
+def test_every_chunk_carries_a_checksum_and_a_damaged_one_is_named(tmp_path):
+    cache = new_cache(tmp_path / 'train.zarr')
+    write_units(cache.path, all_units(cache))
+    root = zarr.open_group(cache.path, mode='r')
+    arrays = [(f'instances/{n}', a) for n, a in root['instances'].arrays()] + [('views', root['views'])]
+    arrays += [(f'teachers/{t}/{n}', a) for t in TEACHERS for n, a in root[f'teachers/{t}'].arrays()]
+    assert len(arrays) == 11 + 1 + 2 * 12
+    for name, array in arrays:
+        assert array.metadata.to_dict()['codecs'][-1] == {'name': 'crc32c'}, name
+
+    damage(cache.path / 'teachers/coco/x_values/c/1/2/0/0')
+    cache = open_cache(cache.path)
+    with pytest.raises(CacheChunkError) as err:
+        cache.read_view_plane('coco', 1)
+    assert str(err.value) == chunk_message(cache.path, 'teachers/coco/x_values', 'c/1/2/0/0')
+    with pytest.raises(CacheChunkError, match='c/1/2/0/0'):
+        cache.read_rows('coco', 1, [3, 2 * CHUNK + 5])
+    # the chunks around it still read
+    cache.read_rows('coco', 1, [3, 3 * CHUNK + 5])
+    cache.read_view_plane('coco', 0)
+
+    damage(cache.path / 'teachers/mpii/done/c/0/4')
+    with pytest.raises(CacheChunkError) as err:
+        cache.pending_units('mpii')
+    assert str(err.value) == chunk_message(cache.path, 'teachers/mpii/done', 'c/0/4')
+
+    damage(cache.path / 'views/c/1/0/0')
+    with pytest.raises(CacheChunkError) as err:
+        cache.views
+    assert str(err.value) == chunk_message(cache.path, 'views', 'c/1/0/0',
+                                           'run dump-teachers --no-resume to rebuild the cache')
+
+
+def test_verify_finds_the_damaged_units_and_their_rewrite_repairs_them(tmp_path):
+    intact = new_cache(tmp_path / 'intact.zarr')
+    write_units(intact.path, all_units(intact))
+    cache = new_cache(tmp_path / 'train.zarr')
+    write_units(cache.path, [u for u in all_units(cache) if u != ('mpii', 1, 4)])  # one unit pending
+    found = cache.verify()
+    assert {t: (r.checked, r.failed) for t, r in found.items()} == {'coco': (10, {}), 'mpii': (9, {})}
+
+    damage(cache.path / 'teachers/coco/y_tail/c/1/2/0/0')
+    damage(cache.path / 'teachers/coco/done/c/0/3')
+    damage(cache.path / 'teachers/mpii/x_outside/c/0/0/0')
+    found = open_cache(cache.path).verify()
+    assert {t: r.checked for t, r in found.items()} == {'coco': 10, 'mpii': 9}
+    assert sorted(found['coco'].failed) == [(0, 3), (1, 2)] and list(found['mpii'].failed) == [(0, 0)]
+    assert str(found['coco'].failed[(1, 2)]) == chunk_message(cache.path, 'teachers/coco/y_tail', 'c/1/2/0/0')
+    assert str(found['coco'].failed[(0, 3)]) == chunk_message(cache.path, 'teachers/coco/done', 'c/0/3')
+
+    cache = open_cache(cache.path, mode='r+')
+    for teacher, result in found.items():
+        cache.mark_pending(teacher, list(result.failed))
+    assert cache.pending_units('coco') == [(0, 3), (1, 2)]
+    assert cache.pending_units('mpii') == [(0, 0), (1, 4)]
+    write_units(cache.path, [('coco', 0, 3), ('coco', 1, 2), ('mpii', 0, 0), ('mpii', 1, 4)])
+    assert all(not r.failed for r in open_cache(cache.path).verify().values())
+    one, two = zarr.open_group(intact.path, mode='r'), zarr.open_group(cache.path, mode='r')
+    for teacher in TEACHERS:
+        for name, array in one[f'teachers/{teacher}'].arrays():
+            np.testing.assert_array_equal(array[...], two[f'teachers/{teacher}/{name}'][...], err_msg=name)
+
+    damage(cache.path / 'instances/bbox/c/0/0')  # not a unit: only a new cache rebuilds it
+    with pytest.raises(CacheChunkError, match='instances/bbox: chunk c/0/0 .*--no-resume'):
+        open_cache(cache.path).verify()
+
+
+def test_space_estimate_bounds_the_written_cache_and_a_full_disk_is_refused(tmp_path, monkeypatch):
+    cache = new_cache(tmp_path / 'train.zarr')
+    write_units(cache.path, all_units(cache))
+    on_disk = sum(f.stat().st_blocks * 512 for f in cache.path.rglob('*') if f.is_file())
+    specs = {t: cache.teacher_spec(t) for t in TEACHERS}
+    shared = make_views().nbytes + sum(np.asarray(v).nbytes for v in make_instances().columns().values())
+    estimate = store.estimate_nbytes(N, V, specs, CHUNK, shared)
+    assert on_disk <= estimate <= 4 * on_disk, (on_disk, estimate)
+
+    monkeypatch.setattr(shutil, 'disk_usage', lambda where: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - 5000, 5000))
+    with pytest.raises(CacheError, match=rf'needs up to 0\.00 GB \({estimate:,} bytes\) and {tmp_path} has '
+                                         r'0\.00 GB \(5,000 bytes\) free'):
+        new_cache(tmp_path / 'val.zarr')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['train.zarr']  # nothing made, not even a temp dir

@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from cache.manifest import diff_manifest
-from cache.store import open_cache, reconstruct_rows
+from cache.store import CacheChunkError, CacheError, open_cache, reconstruct_rows
 from cache.window import encode_window, kl_at_temperature, log_softmax, reconstruct
 from pipeline.run import cache_path, kd_temperature, split_instances, split_views, view_stages
 from cache.manifest import MATCH_KEYS
@@ -236,3 +236,78 @@ def test_val_dump_runs_a_teacher_only_where_the_report_scores_it(stage_env, dump
     assert predictions['coco'][3] == ['coco'] and predictions['mpii'][3] == ['mpii']
     twins = open_cache(cache_path(stage_env.cfg('main'), 'val'))
     assert all(twins.teacher_spec(n)['datasets'] is None for n in twins.teacher_names)  # all rows
+
+
+def _damage(file):
+    """Flip one bit in the middle of a stored chunk (bit rot: its name and length unchanged)."""
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    file.write_bytes(bytes(data))
+
+
+def _copied_cache(stage_env, dumped, tmp_path, tag):
+    """A config whose train cache is a copy of the main one (under tmp_path), and the copy's path."""
+    src = cache_path(dumped['cfg'], 'train')
+    cfg = stage_env.cfg(tag, **{'cache.root': str(tmp_path / 'cache')})
+    shutil.copytree(src, cache_path(cfg, 'train'))
+    return cfg, cache_path(cfg, 'train')
+
+
+def test_dump_recomputes_units_failing_their_checksum(stage_env, dumped, tmp_path, count_teacher_rows, capsys):
+    intact = teacher_arrays(cache_path(dumped['cfg'], 'train'))
+    cfg, path = _copied_cache(stage_env, dumped, tmp_path, 'repair')
+    n, chunk = len(split_instances(cfg, 'train')), int(cfg.cache.chunk_size)
+    _damage(path / 'teachers/coco/x_values/c/1/2/0/0')
+    _damage(path / 'teachers/mpii/done/c/0/3')
+    with pytest.raises(CacheChunkError, match='teachers/coco/x_values: chunk c/1/2/0/0'):
+        open_cache(path).read_view_plane('coco', 1)
+
+    dump_teachers(cfg, split='train', device='cpu')
+    units = 2 * math.ceil(n / chunk) * len(cfg.teachers)
+    assert f'{path}: verified {units} units, 2 failed their checksum and are recomputed' in capsys.readouterr().out
+    sk = {name: _skeleton(cfg, name) for name in cfg.teachers}
+    assert count_teacher_rows == {sk['coco']: chunk, sk['mpii']: n - 3 * chunk}  # those two units only
+    repaired = teacher_arrays(path)
+    assert sorted(repaired) == sorted(intact)
+    for key in intact:
+        np.testing.assert_array_equal(repaired[key], intact[key], err_msg=key)  # bit for bit
+    assert all(not r.failed for r in open_cache(path).verify().values())
+
+
+def _cli(stage_env, cfg_root, *args):
+    """cli.py in this process, on the stage world's config (its overrides as --cfg-options)."""
+    from click.testing import CliRunner
+    from cli import cli
+    from tests.stages.conftest import BASE_CONFIG
+    overrides = dict(stage_env.base_overrides, **{'cache.root': str(cfg_root)})
+    options = [a for k, v in overrides.items() for a in ('--cfg-options', f'{k}={v!r}')]
+    return CliRunner().invoke(cli, [*args, '--config', str(BASE_CONFIG), *options])
+
+
+def test_cache_verify_counts_units_and_names_the_first_bad_chunk(stage_env, dumped, tmp_path):
+    cfg, path = _copied_cache(stage_env, dumped, tmp_path, 'verify')
+    n_units = 2 * math.ceil(len(split_instances(cfg, 'train')) / int(cfg.cache.chunk_size))
+    r = _cli(stage_env, tmp_path / 'cache', 'cache-verify')
+    assert r.exit_code == 0, r.output
+    for name in cfg.teachers:
+        assert f'{path}: {name}: {n_units} of {n_units} units done and verified, 0 failed' in r.stdout
+
+    _damage(path / 'teachers/mpii/y_values/c/1/0/0/0')
+    files = {f: f.read_bytes() for f in path.rglob('*') if f.is_file()}
+    r = _cli(stage_env, tmp_path / 'cache', 'cache-verify', '--split', 'train')
+    assert r.exit_code == 1 and 'Traceback' not in r.output
+    assert f'{path}: mpii: {n_units} of {n_units} units done and verified, 1 failed' in r.stdout
+    assert r.stderr.strip().splitlines() == [
+        f'Error: {path}/teachers/mpii/y_values: chunk c/1/0/0/0 fails its checksum; '
+        'run dump-teachers again to recompute it']
+    assert {f: f.read_bytes() for f in path.rglob('*') if f.is_file()} == files  # read-only
+
+
+def test_dump_refuses_a_cache_the_disk_cannot_hold(stage_env, monkeypatch):
+    cfg = stage_env.cfg('full_disk')
+    free = shutil._ntuple_diskusage(10 ** 12, 10 ** 12 - 10 ** 6, 10 ** 6)
+    monkeypatch.setattr(shutil, 'disk_usage', lambda where: free)
+    with pytest.raises(CacheError, match=r'train\.zarr: the cache needs up to .* and .* has 0\.00 GB '
+                                         r'\(1,000,000 bytes\) free'):
+        dump_teachers(cfg, split='train', device='cpu')
+    assert not cache_path(cfg, 'train').parent.exists()  # nothing created, not even the cache root

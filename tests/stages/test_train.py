@@ -4,6 +4,7 @@ cache, and that training moves the student."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 import re
 import shutil
@@ -14,7 +15,7 @@ import torch
 import zarr
 from torch.utils.data import default_collate
 
-from cache.store import open_cache
+from cache.store import CacheChunkError, open_cache
 from data.skeletons import union_indices
 from pipeline.config import resolve
 from pipeline.run import cache_path
@@ -249,6 +250,25 @@ def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_a_rerun(st
     assert (work / 'log.jsonl').exists() and (work / 'run.json').exists() and not (work / 'last.pth').exists()
     train(cfg, mode='supervised', epochs=1, work_dir=work, device='cpu', num_workers=0)  # no --overwrite needed
     assert [r['epoch'] for r in read_log(work)] == [1] and (work / 'last.pth').exists()
+
+
+def test_train_stops_on_a_chunk_failing_its_checksum(stage_env, dumped, tmp_path):
+    """The planes are read in a thread: its error reaches the caller as raised, before any step."""
+    src = cache_path(dumped['cfg'], 'train')
+    path = tmp_path / 'cache' / src.name
+    shutil.copytree(src, path)
+    for view in (0, 1):  # whichever view the first epoch reads
+        chunk = path / f'teachers/coco/x_values/c/{view}/1/0/0'
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0x10
+        chunk.write_bytes(bytes(data))
+    cfg = stage_env.cfg('main', **{'cache.root': str(tmp_path / 'cache')})
+    with pytest.raises(CacheChunkError) as err:
+        train(cfg, mode='offline', work_dir=tmp_path / 'run', device='cpu')
+    assert re.fullmatch(rf'{path}/teachers/coco/x_values: chunk c/[01]/1/0/0 fails its checksum; '
+                        'run dump-teachers again to recompute it', str(err.value)), str(err.value)
+    assert not (tmp_path / 'run' / 'last.pth').exists()
+    assert not [r for r in read_log(tmp_path / 'run') if 'epoch' in r]  # no step was taken
 
 
 def _val_errors(cfg, model) -> dict:
