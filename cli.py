@@ -108,7 +108,7 @@ def make_synthetic_cmd(out, n_images, seed):
 @CONFIG
 @CFG_OPTIONS
 @click.option('--split', type=click.Choice(['train', 'val']), default='train', show_default=True)
-@click.option('--views', 'num_views', type=int, default=None, help='views per instance (default: config; val: 1)')
+@click.option('--views', 'num_views', type=int, default=None, help='stage-1 views per train instance (default: views.num_views; val: the un-augmented crop and its mirror)')
 @click.option('--teachers', 'teacher_names', default=None, help='comma-separated subset, e.g. coco,mpii')
 @DEVICE
 @click.option('--batch-size', type=int, default=None)
