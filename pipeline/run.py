@@ -54,12 +54,16 @@ def split_instances(cfg: Config, split: str, checks: list | None = None) -> Inst
     return load_split(cfg.datasets, split, resolve, strict=bool(cfg.get('strict_input', False)), checks=checks)
 
 
+# The val split's views, named as a policy in the cache manifest: the un-augmented crop and its mirror.
+VAL_VIEWS = 'identity+mirror'
+
+
 def view_stages(cfg: Config, split: str = 'train', views=None) -> list[dict]:
     """The schedule stages of a split's views: [dict(num_views, policy, first_epoch)]. Train: stage 1 from
     `views` (default: the config's views section), then the config's `stage2` when it trains on the
     config's views; val: one stage, the un-augmented crop and its mirror (the flip test's two crops)."""
     if split == 'val':
-        return [dict(num_views=2, policy='identity+mirror', first_epoch=0)]
+        return [dict(num_views=2, policy=VAL_VIEWS, first_epoch=0)]
     own = views is None
     views = cfg.views if own else views
     stages = [dict(num_views=int(views.num_views), policy=str(views.policy), first_epoch=0)]
@@ -73,7 +77,7 @@ def split_views(cfg: Config, table: InstanceTable, stages: list[dict]) -> np.nda
     """(V, N, P) view records of every instance, the stages' views one after another. Stage s draws its
     views per dataset from (seed, dataset, instance key, stage_first_view(s) + v); the val stage is the
     un-augmented crop and its mirror."""
-    if stages and stages[0]['policy'] == 'identity+mirror':
+    if stages and stages[0]['policy'] == VAL_VIEWS:
         return np.broadcast_to(np.stack([identity_view(), identity_view(flip=True)])[:, None],
                                (2, len(table), len(VIEW_FIELDS))).copy()
     ds_index = dataset_indices(table, list(cfg.datasets.keys()))

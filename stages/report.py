@@ -82,9 +82,9 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     table = split_instances(cfg, 'val')
     flip_test = bool(cfg.evaluation.flip_test)
 
-    def scored(f: RunFolder, kind: str, name: str) -> tuple[dict, tuple]:
+    def scored(f: RunFolder, kind: str, name: str) -> tuple:
         """A run's entry (its scored checkpoint: best.pth if kept, else last.pth) with and without the
-        flip test; the predictions the configured evaluation gives."""
+        flip test; returns the model and the predictions the configured evaluation gives."""
         path, which = f.scored_checkpoint()
         model = load_model(resolve(f.read_run()['model_config']), path, device=device).eval()
         both = {flip: predict_model(model, table, device, flip_test=flip) for flip in (True, False)}
@@ -92,7 +92,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
                    for flip in both}
         entries[name] = dict(kind=kind, metrics=metrics[flip_test], metrics_no_flip=metrics[False],
                              metrics_flip=metrics[True], checkpoint=which, log=f.read_log())
-        return both[flip_test]
+        return model, both[flip_test]
 
     entries = {}  # name -> dict(kind, metrics, ...)
     for name, (plain, flipped, covered, datasets) in teacher_predictions(cfg, table).items():
@@ -103,8 +103,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     baseline = folder.baseline()
     if baseline.path != run_dir and baseline.checkpoint.exists():
         scored(baseline, 'baseline', 'baseline (no KD)')
-    predictions = scored(folder, 'student', f'student ({run["mode"]})')
-    student = load_model(resolve(run['model_config']), folder.scored_checkpoint()[0], device=device).eval()
+    student, predictions = scored(folder, 'student', f'student ({run["mode"]})')
 
     cost = teacher_cost(cfg, run, entries)
     exports = export_student(folder, run, student, out, onnx)

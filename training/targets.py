@@ -47,12 +47,13 @@ def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device, mir
     """Cached targets of cache rows `rows` (reconstructed from the in-memory view planes); the items of
     `mirrored` ((n,) bool) get their rows mirrored (`flip_indices`: the student's joints' flip pairs)."""
     out = {}
+    mirrored = None if mirrored is None else torch.as_tensor(mirrored, dtype=torch.bool)
     for name, spec in teacher_specs.items():
         x, y, ox, oy = (torch.from_numpy(a).to(device, non_blocking=True)
                         for a in reconstruct_rows(planes[name], rows))
         out[name] = teacher_target(x, y, ox, oy, spec['union_joints'], num_joints)
         if mirrored is not None:
-            out[name] = mirror_target(out[name], torch.as_tensor(mirrored, dtype=torch.bool), flip_indices)
+            out[name] = mirror_target(out[name], mirrored, flip_indices)
     return out
 
 
