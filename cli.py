@@ -90,17 +90,19 @@ def error_line(err: Exception) -> str:
 @click.group(cls=PipelineCli, context_settings={'help_option_names': ['-h', '--help']})
 @click.option('--debug', is_flag=True, help='show the full traceback of an error')
 def cli(debug):
-    """Offline two-stage distillation of two RTMPose teachers (COCO-17, MPII-16) into one union-21 student."""
+    """Offline two-stage distillation of RTMPose teachers (one per dataset: COCO-17, MPII-16, AIC-14, ...) into
+    one student on the union of their joints."""
 
 
 @cli.command('make-synthetic')
 @click.option('--out', default='data/synthetic', show_default=True, type=click.Path(file_okay=False))
 @click.option('--images', 'n_images', default=1000, show_default=True, help='images per dataset style')
 @click.option('--seed', default=0, show_default=True)
-def make_synthetic_cmd(out, n_images, seed):
-    """Write the synthetic twin datasets (COCO-style + MPII-style, full 21-joint truth aside)."""
+@click.option('--styles', default='coco,mpii', show_default=True, help='comma-separated twins: coco, mpii, aic')
+def make_synthetic_cmd(out, n_images, seed, styles):
+    """Write the synthetic twin datasets (COCO-, MPII-, AIC-style; their full truth aside)."""
     from data.twins import make_synthetic
-    summary = make_synthetic(out, n_images=n_images, seed=seed)
+    summary = make_synthetic(out, n_images=n_images, seed=seed, styles=tuple(styles.split(',')))
     click.echo(summary)
 
 
@@ -218,8 +220,9 @@ def predict_cmd(source, run_dir, model_config, checkpoint, cfg_options, out, det
             raise click.BadParameter(f'{b!r}: expected X1,Y1,X2,Y2', param_hint='--bbox') from None
         if len(boxes[-1]) != 4:
             raise click.BadParameter(f'{b!r}: expected X1,Y1,X2,Y2', param_hint='--bbox')
-    model, configured_flip = load_predictor(run_dir, model_config, checkpoint, device, parse_cfg_options(cfg_options))
-    predict_images(model, source, out, det_file=det_file, bboxes=boxes, det_score_thr=det_score_thr,
+    model, configured_flip, skeleton = load_predictor(run_dir, model_config, checkpoint, device,
+                                                      parse_cfg_options(cfg_options))
+    predict_images(model, skeleton, source, out, det_file=det_file, bboxes=boxes, det_score_thr=det_score_thr,
                    radius=radius, thickness=thickness, score_thr=score_thr,
                    flip_test=configured_flip if flip_test is None else flip_test)
 

@@ -53,7 +53,7 @@ def main(config_path):
             rows = table.select(np.flatnonzero(table.dataset == ds))
             truth = load_truth(resolve(cfg.datasets[ds].truth.val))
             at = truth_rows(rows, truth)
-            kp, inside = truth['keypoints21'][at], truth['in_image21'][at]
+            kp, inside = truth['keypoints'][at], truth['in_image'][at]
             height = np.array([k[v][:, 1].max() - k[v][:, 1].min() for k, v in zip(kp, inside)])
             h_in, w_in = model.input_size[1], model.input_size[0]
             crop_h = fix_aspect_ratio(bbox_xyxy2cs(rows.bbox, padding=BBOX_PADDING)[1], w_in / h_in)[:, 1]
@@ -77,7 +77,7 @@ def main(config_path):
                 for group, m in groups.items():
                     if not m.any():
                         continue
-                    r = pck_union(k[m], kp[m], truth['visible21'][at][m] * covered[None], truth['head_size'][at][m],
+                    r = pck_union(k[m], kp[m], truth['visible'][at][m] * covered[None], truth['head_size'][at][m],
                                   rows.annotated[0], 0.5)
                     out[f'{name} on {ds}, {label}{group}'] = round(100 * r['all'], 1)
                     print(f'teacher {name} on the {ds} twin, {label}{group} ({int(m.sum())} people): '

@@ -19,7 +19,7 @@ TEACHER_CROPS = 'native'  # each teacher's own crop of the view box (its aspect,
 BIN_MAP_RULE = ('teacher_bin = a * student_bin + b per instance, from the view box: '
                 'data.geometry.teacher_to_student_bins')
 # The manifest entries a cache must share with the config that reads it.
-MATCH_KEYS = ('split', 'student', 'teachers', 'annotations', 'views', 'storage', 'counts')
+MATCH_KEYS = ('split', 'student', 'teachers', 'annotations', 'views', 'storage', 'counts', 'joints')
 
 _HEX_DIGEST = re.compile(r'^[0-9a-f]{32,}$')
 

@@ -1,4 +1,7 @@
-"""COCO person keypoints (person_keypoints_*.json) -> InstanceTable, as mmpose 1.3's CocoDataset (top-down).
+"""COCO-format person keypoints (person_keypoints_*.json) -> InstanceTable, as mmpose 1.3's CocoDataset (top-down).
+
+Any skeleton: COCO, AI Challenger and CrowdPose ship their keypoints in this format, each annotation
+holding its dataset's K joints (K x 3 numbers) in that dataset's order (data.skeletons).
 
 Ground-truth instances follow BaseCocoStyleDataset: images in file order, each image's annotations in
 file order; the box is xywh clipped to [0, width-1] x [0, height-1]; kept when not crowd, num_keypoints > 0,
@@ -17,11 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data.instances import K21, InstanceTable
-from data.skeletons import COCO17, to_union, union_mask
+from data.instances import InstanceTable
+from data.skeletons import COCO17, Skeleton, to_union, union_mask
 from data.validation import RecordCheck, image_inside_root
-
-_K = COCO17.num_joints
 
 
 class CocoFormatError(ValueError):
@@ -39,7 +40,8 @@ def _load_json(path, what: str):
         raise CocoFormatError(f'{path}: not valid JSON ({e})') from None
 
 
-def _table(rows: dict, n: int) -> InstanceTable:
+def _table(rows: dict, n: int, skeleton: Skeleton, union: Skeleton) -> InstanceTable:
+    k = union.num_joints
     return InstanceTable(
         dataset=np.full(n, 'coco', dtype='<U8'),
         image_path=np.array(rows['image_path'], dtype=str) if n else np.zeros(0, '<U1'),
@@ -47,9 +49,9 @@ def _table(rows: dict, n: int) -> InstanceTable:
         instance_key=np.array(rows['instance_key'], np.int64).reshape(n),
         bbox=np.array(rows['bbox'], np.float32).reshape(n, 4),
         bbox_score=np.array(rows['bbox_score'], np.float32).reshape(n),
-        keypoints=np.array(rows['keypoints'], np.float32).reshape(n, K21, 2),
-        keypoints_visible=np.array(rows['keypoints_visible'], np.float32).reshape(n, K21),
-        annotated=np.tile(union_mask(COCO17), (n, 1)),
+        keypoints=np.array(rows['keypoints'], np.float32).reshape(n, k, 2),
+        keypoints_visible=np.array(rows['keypoints_visible'], np.float32).reshape(n, k),
+        annotated=np.tile(union_mask(skeleton, union), (n, 1)),
         head_size=np.full(n, np.nan, np.float32),
         area=np.array(rows['area'], np.float32).reshape(n),
     )
@@ -67,7 +69,8 @@ def _images_by_id(data, ann_file) -> dict:
     return images
 
 
-def _gt_instances(data, ann_file, image_root, check: RecordCheck) -> InstanceTable:
+def _gt_instances(data, ann_file, image_root, check: RecordCheck, skeleton: Skeleton, union: Skeleton) -> InstanceTable:
+    k = skeleton.num_joints
     images = _images_by_id(data, ann_file)
     anns = data.get('annotations')
     if not isinstance(anns, list):
@@ -91,12 +94,12 @@ def _gt_instances(data, ann_file, image_root, check: RecordCheck) -> InstanceTab
                 continue
             try:
                 x, y, w, h = (float(v) for v in ann['bbox'])
-                kps = np.array(ann['keypoints'], dtype=np.float32).reshape(_K, 3)
+                kps = np.array(ann['keypoints'], dtype=np.float32).reshape(k, 3)
                 ann_id = int(ann['id'])
             except (KeyError, TypeError, ValueError) as e:
                 raise CocoFormatError(f'{ann_file}: annotations[{j}] (id {ann.get("id")!r}) has a malformed '
                                       f'bbox/keypoints/id ({e}); expected bbox [x, y, w, h] and '
-                                      f'{_K * 3} keypoint numbers') from None
+                                      f'{k * 3} keypoint numbers ({skeleton.name})') from None
             box = np.array([np.clip(x, 0, img_w - 1), np.clip(y, 0, img_h - 1),
                             np.clip(x + w, 0, img_w - 1), np.clip(y + h, 0, img_h - 1)], dtype=np.float32)
             if np.isnan(kps).all():  # coordinates and visibility: no number to read, whatever num_keypoints says
@@ -127,14 +130,15 @@ def _gt_instances(data, ann_file, image_root, check: RecordCheck) -> InstanceTab
             rows['instance_key'].append(ann_id)
             rows['bbox'].append(box)
             rows['bbox_score'].append(1.0)
-            rows['keypoints'].append(to_union(kps[None, :, :2], COCO17)[0])
-            rows['keypoints_visible'].append(to_union((kps[None, :, 2] > 0).astype(np.float32), COCO17)[0])
+            rows['keypoints'].append(to_union(kps[None, :, :2], skeleton, union)[0])
+            rows['keypoints_visible'].append(to_union((kps[None, :, 2] > 0).astype(np.float32), skeleton, union)[0])
             rows['area'].append(area)
     check.kept = len(rows['image_id'])
-    return _table(rows, len(rows['image_id']))
+    return _table(rows, len(rows['image_id']), skeleton, union)
 
 
-def _det_instances(data, ann_file, image_root, det_file, det_score_thr) -> InstanceTable:
+def _det_instances(data, ann_file, image_root, det_file, det_score_thr, skeleton: Skeleton,
+                   union: Skeleton) -> InstanceTable:
     images = _images_by_id(data, ann_file)
     dets = _load_json(det_file, 'COCO detection file')
     if not isinstance(dets, list):
@@ -163,15 +167,17 @@ def _det_instances(data, ann_file, image_root, det_file, det_score_thr) -> Insta
         rows['instance_key'].append(key)
         rows['bbox'].append(np.array([x, y, x + w, y + h], np.float32))
         rows['bbox_score'].append(score)
-        rows['keypoints'].append(np.zeros((K21, 2), np.float32))
-        rows['keypoints_visible'].append(np.zeros(K21, np.float32))
+        rows['keypoints'].append(np.zeros((union.num_joints, 2), np.float32))
+        rows['keypoints_visible'].append(np.zeros(union.num_joints, np.float32))
         rows['area'].append(w * h)
-    return _table(rows, len(rows['image_id']))
+    return _table(rows, len(rows['image_id']), skeleton, union)
 
 
 def load_coco(ann_file, image_root, split_mode: str = 'train', det_file=None,
-              det_score_thr: float = 0.0, check: RecordCheck | None = None) -> InstanceTable:
-    """Instances of a COCO person-keypoints file (split_mode 'train' or 'val'). A det_file (val only)
+              det_score_thr: float = 0.0, check: RecordCheck | None = None, skeleton: Skeleton = COCO17,
+              union: Skeleton | None = None) -> InstanceTable:
+    """Instances of a COCO-format keypoints file of `skeleton`'s joints, in `union` (default: the
+    skeleton itself) (split_mode 'train' or 'val'). A det_file (val only)
     replaces the ground-truth boxes with person detections. Bad records (unknown image, image outside
     `image_root`, non-finite / empty / off-image box, keypoints all NaN, non-finite or off-image
     labelled keypoints) are skipped and counted in `check`, or raise in strict mode; the ones mmpose
@@ -181,9 +187,10 @@ def load_coco(ann_file, image_root, split_mode: str = 'train', det_file=None,
         raise ValueError(f"load_coco: split_mode must be 'train' or 'val', got {split_mode!r}")
     if det_file is not None and split_mode != 'val':
         raise ValueError(f'load_coco: detections ({det_file}) are only used for the val split')
+    union = union if union is not None else skeleton
     data = _load_json(ann_file, 'COCO annotation file')
     if det_file is not None:
-        table = _det_instances(data, ann_file, str(image_root), det_file, det_score_thr)
+        table = _det_instances(data, ann_file, str(image_root), det_file, det_score_thr, skeleton, union)
         check.kept = len(table)
         return table
-    return _gt_instances(data, ann_file, str(image_root), check)
+    return _gt_instances(data, ann_file, str(image_root), check, skeleton, union)

@@ -1,4 +1,8 @@
-"""One split of every configured dataset, as one instance table (union-21)."""
+"""One split of every configured dataset, as one instance table in the union of their skeletons.
+
+A dataset's `type` names its skeleton (data.skeletons.DATASET_SKELETONS) and its file format: COCO-format
+keypoints (COCO, AI Challenger; CrowdPose ships in it too) or MPII's. The evaluators follow the format:
+OKS AP with the type's sigmas for COCO-format sets, PCKh for MPII."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +11,24 @@ from typing import Callable
 import numpy as np
 
 from data.instances import InstanceTable
+from data.skeletons import Skeleton, dataset_skeleton, derive_union
+
+# Each dataset type's annotation format.
+DATASET_FORMATS = {'coco': 'coco', 'aic': 'coco', 'mpii': 'mpii'}
+DATASET_TYPES = tuple(DATASET_FORMATS)
+
+
+def dataset_format(dataset_type: str) -> str:
+    if dataset_type not in DATASET_FORMATS:
+        raise ValueError(f'unknown dataset type {dataset_type!r}; known: {", ".join(DATASET_TYPES)}')
+    return DATASET_FORMATS[dataset_type]
+
+
+def datasets_union(datasets: dict) -> Skeleton:
+    """The union skeleton of the config's `datasets` (config order): what the student predicts."""
+    for name, ds in datasets.items():
+        dataset_format(ds['type'])
+    return derive_union([ds['type'] for ds in datasets.values()])
 
 
 def load_split(datasets: dict, split: str, resolve: Callable[[str], Path] = Path, strict: bool = False,
@@ -22,22 +44,24 @@ def load_split(datasets: dict, split: str, resolve: Callable[[str], Path] = Path
     from data.coco import load_coco
     from data.mpii import load_mpii
 
+    union = datasets_union(datasets)
     tables = []
     for name, ds in datasets.items():
         if split not in ds:
             continue
         s = ds[split]
         check = RecordCheck(resolve(s['ann_file']), strict=strict)
-        if ds['type'] == 'coco':
+        if dataset_format(ds['type']) == 'coco':
             det = s.get('det_file')
             t = load_coco(resolve(s['ann_file']), resolve(s['image_root']),
                           split_mode='train' if split == 'train' else 'val',
                           det_file=resolve(det) if det else None,
-                          det_score_thr=float(s.get('det_score_thr', 0.0)), check=check)
+                          det_score_thr=float(s.get('det_score_thr', 0.0)), check=check,
+                          skeleton=dataset_skeleton(ds['type']), union=union)
         else:
             heads = s.get('head_boxes_file')
             t = load_mpii(resolve(s['ann_file']), resolve(s['image_root']),
-                          head_boxes_file=resolve(heads) if heads else None, check=check)
+                          head_boxes_file=resolve(heads) if heads else None, check=check, union=union)
         if len(t) == 0:
             raise ValueError(f'{check.path}: no usable instance ({check.summary()})')
         if checks is not None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from data.geometry import bbox_cs2xyxy
 from data.instances import InstanceTable
-from data.skeletons import MPII16, to_union, union_mask
+from data.skeletons import MPII16, Skeleton, to_union, union_mask
 from data.validation import RecordCheck, image_inside_root
 
 PIXEL_STD = 200.0
@@ -85,8 +85,9 @@ def _image_ids(names: list[str]) -> np.ndarray:
     return np.array([first.setdefault(n, len(first)) for n in names], np.int64)
 
 
-def load_mpii(ann_file, image_root, head_boxes_file=None, check: RecordCheck | None = None) -> InstanceTable:
-    """Entries with joints and joints_vis all NaN, a non-finite centre, a scale <= 0, non-finite
+def load_mpii(ann_file, image_root, head_boxes_file=None, check: RecordCheck | None = None,
+              union: Skeleton = MPII16) -> InstanceTable:
+    """MPII's 16 joints in `union` (default: MPII's own skeleton). Entries with joints and joints_vis all NaN, a non-finite centre, a scale <= 0, non-finite
     visible joints or an image outside `image_root` are skipped and counted in `check` (or raise, in
     strict mode); head boxes stay aligned with the kept entries."""
     ann_file = Path(ann_file)
@@ -157,9 +158,9 @@ def load_mpii(ann_file, image_root, head_boxes_file=None, check: RecordCheck | N
         instance_key=order.astype(np.int64),
         bbox=bbox,
         bbox_score=np.ones(n, np.float32),
-        keypoints=to_union(joints, MPII16),
-        keypoints_visible=to_union(vis, MPII16),
-        annotated=np.tile(union_mask(MPII16), (n, 1)),
+        keypoints=to_union(joints, MPII16, union),
+        keypoints_visible=to_union(vis, MPII16, union),
+        annotated=np.tile(union_mask(MPII16, union), (n, 1)),
         head_size=head,
         area=area,
     )

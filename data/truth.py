@@ -1,5 +1,6 @@
-"""Reading the synthetic twins' 21-joint truth (truth21_{train,val}.npz) back and matching it to an
-instance table. numpy only: evaluation reads the truth without the renderer."""
+"""Reading the synthetic twins' full truth (truth_{train,val}.npz: every joint of the figure model, named)
+back, matching it to an instance table and gathering a union's joints from it. numpy only: evaluation
+reads the truth without the renderer."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from data.instances import InstanceTable
+from data.skeletons import Skeleton
 
-TRUTH_KEYS = ('instance_key', 'image_id', 'keypoints21', 'visible21', 'in_image21', 'head_size', 'body_box')
+TRUTH_KEYS = ('instance_key', 'image_id', 'joint_names', 'keypoints', 'visible', 'in_image', 'head_size', 'body_box')
 # Optional: 'activity' (str per person: what the figure is doing; files written before it lack it).
 
 def load_truth(path) -> dict:
@@ -33,3 +35,13 @@ def truth_rows(table: InstanceTable, truth: dict) -> np.ndarray:
                        f'{wanted[~found][:5].tolist()}); was the table loaded from the truth file\'s split?')
     return order[pos]
 
+
+
+def truth_in_union(truth: dict, union: Skeleton, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """(keypoints (n, K, 2), visible (n, K)) of the truth rows `rows`, gathered into `union` by joint name."""
+    names = [str(n) for n in truth['joint_names']]
+    missing = [n for n in union.joint_names if n not in names]
+    if missing:
+        raise KeyError(f'the synthetic truth has no joints {missing} (it has {names})')
+    idx = [names.index(n) for n in union.joint_names]
+    return truth['keypoints'][rows][:, idx], truth['visible'][rows][:, idx]

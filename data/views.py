@@ -26,16 +26,11 @@ from scipy.special import ndtr, ndtri
 
 from data.geometry import (bbox_xyxy2cs, compose_affine, fix_aspect_ratio, flip_matrix, get_warp_matrix,
                            transform_points)
-from data.skeletons import UNION21, UNION21_NAMES
+from data.skeletons import Skeleton
 
 VIEW_FIELDS = ('flip', 'scale', 'rotation', 'shift_x', 'shift_y', 'half_body', 'hb_cx', 'hb_cy', 'hb_w', 'hb_h')
 F = {name: i for i, name in enumerate(VIEW_FIELDS)}
 NUM_VIEW_FIELDS = len(VIEW_FIELDS)
-
-# mmpose dataset metainfo 'type': upper/lower body (COCO and MPII agree on the shared joints).
-_LOWER_NAMES = ('left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle', 'right_ankle', 'pelvis')
-LOWER_BODY_IDS = np.array([UNION21_NAMES.index(n) for n in _LOWER_NAMES])
-UPPER_BODY_IDS = np.array([i for i in range(len(UNION21_NAMES)) if i not in LOWER_BODY_IDS])
 
 BBOX_PADDING = 1.25  # GetBBoxCenterScale
 
@@ -152,11 +147,10 @@ _U_FLIP, _U_HB, _U_HB_UPPER, _U_TN, _U_SHIFT, _U_SCALE, _U_ROT = 0, 1, 2, slice(
 _N_UNIFORMS = 10
 
 
-def _half_body_boxes(keypoints21, visible21, apply, prefer_upper, policy: ViewPolicy):
-    """RandomHalfBody for rows (R,): which rows get a half-body box and its centre/scale (float32)."""
-    vis = visible21 > 0
-    upper = np.zeros(vis.shape[1], bool)
-    upper[UPPER_BODY_IDS] = True
+def _half_body_boxes(keypoints, visible, apply, prefer_upper, policy: ViewPolicy, upper: np.ndarray):
+    """RandomHalfBody for rows (R,): which rows get a half-body box and its centre/scale (float32).
+    `upper` (K,) bool: the skeleton's upper-body joints."""
+    vis = visible > 0
     up_valid = vis & upper
     lo_valid = vis & ~upper
     n_up, n_lo = up_valid.sum(1), lo_valid.sum(1)
@@ -166,7 +160,7 @@ def _half_body_boxes(keypoints21, visible21, apply, prefer_upper, policy: ViewPo
     use_upper = np.where(up_ok & lo_ok, prefer_upper, up_ok)
     eligible &= up_ok | lo_ok
     sel = np.where(use_upper[:, None], up_valid, lo_valid) & eligible[:, None]
-    kp = keypoints21.astype(np.float32)
+    kp = keypoints.astype(np.float32)
     count = np.maximum(sel.sum(1), 1).astype(np.float32)
     center = (np.where(sel[..., None], kp, 0).sum(1) / count[:, None]).astype(np.float32)
     lo = np.where(sel[..., None], kp, np.inf).min(1)
@@ -177,23 +171,26 @@ def _half_body_boxes(keypoints21, visible21, apply, prefer_upper, policy: ViewPo
     return eligible, center, scale
 
 
-def draw_views(seed: int, dataset_index, instance_keys, n_views: int, keypoints21, visible21, bbox,
-               policy: ViewPolicy | str = 'main', first_view: int = 1) -> np.ndarray:
+def draw_views(seed: int, dataset_index, instance_keys, n_views: int, keypoints, visible, bbox,
+               policy: ViewPolicy | str = 'main', first_view: int = 1, *, skeleton: Skeleton) -> np.ndarray:
     """(n_views, N, len(VIEW_FIELDS)) float32 view records, all drawn under `policy` (none is the
     un-augmented crop unless the policy draws it, as 'none' does).
 
     View v of the result has the view index `first_view + v` in the random counter, so the first V
     views of a draw of V' > V views are the V views of a draw of V: a cache of 8 views holds the
     caches of 1, 2 and 4. Stages of a schedule draw from disjoint index ranges (`stage_first_view`).
-    dataset_index: int or (N,) ints; instance_keys: (N,) int64; keypoints21 (N, 21, 2) and visible21
-    (N, 21) in image pixels (used by the half-body box); bbox (N, 4) (only its row count is used: the
-    box itself enters at replay time).
+    dataset_index: int or (N,) ints; instance_keys: (N,) int64; keypoints (N, K, 2) and visible
+    (N, K) of `skeleton`'s joints in image pixels (used by the half-body box); bbox (N, 4) (only its row
+    count is used: the box itself enters at replay time).
     """
     policy = get_policy(policy)
     keys = np.asarray(instance_keys).astype(np.int64).reshape(-1)
     n = keys.shape[0]
-    keypoints21 = np.asarray(keypoints21, np.float32).reshape(n, -1, 2)
-    visible21 = np.asarray(visible21, np.float32).reshape(n, -1)
+    keypoints = np.asarray(keypoints, np.float32).reshape(n, -1, 2)
+    visible = np.asarray(visible, np.float32).reshape(n, -1)
+    if keypoints.shape[1] != skeleton.num_joints:
+        raise ValueError(f'draw_views: keypoints have {keypoints.shape[1]} joints, skeleton {skeleton.name!r} '
+                         f'{skeleton.num_joints}')
     if np.asarray(bbox).reshape(-1, 4).shape[0] != n:
         raise ValueError(f'draw_views: {n} instance keys but bbox has shape {np.shape(bbox)}')
     dsets = np.broadcast_to(np.asarray(dataset_index, np.int64), (n,))
@@ -215,8 +212,8 @@ def draw_views(seed: int, dataset_index, instance_keys, n_views: int, keypoints2
     rec[:, F['flip']] = u[:, _U_FLIP] < policy.flip_prob
 
     hb, hb_center, hb_scale = _half_body_boxes(
-        keypoints21[i_idx], visible21[i_idx], u[:, _U_HB] <= policy.half_body_prob,
-        u[:, _U_HB_UPPER] < policy.upper_prioritized_prob, policy)
+        keypoints[i_idx], visible[i_idx], u[:, _U_HB] <= policy.half_body_prob,
+        u[:, _U_HB_UPPER] < policy.upper_prioritized_prob, policy, skeleton.upper_body)
     rec[:, F['half_body']] = hb
     rec[hb, F['hb_cx']:F['hb_cy'] + 1] = hb_center[hb]
     rec[hb, F['hb_w']:F['hb_h'] + 1] = hb_scale[hb]
@@ -319,14 +316,15 @@ def replay_view(image: np.ndarray, bbox, view, input_size):
     return warp_crop(image, M, input_size), M
 
 
-def view_keypoints(keypoints21, visible21, views, M):
+def view_keypoints(keypoints, visible, views, M, flip_indices):
     """Keypoints in crop pixels and their visibility, left/right swapped on flipped views.
 
-    keypoints21 (21, 2) | (N, 21, 2), visible21 (21,) | (N, 21), views (P,) | (N, P), M (2, 3) | (N, 2, 3).
+    keypoints (K, 2) | (N, K, 2), visible (K,) | (N, K), views (P,) | (N, P), M (2, 3) | (N, 2, 3);
+    flip_indices (K,): the skeleton's left/right permutation (Skeleton.flip_indices).
     Visibility is only permuted: zeroing joints that leave the crop is the codec's job.
     """
-    kp = np.asarray(keypoints21, np.float32)
-    vis = np.asarray(visible21)
+    kp = np.asarray(keypoints, np.float32)
+    vis = np.asarray(visible)
     single = kp.ndim == 2
     if single:
         kp, vis = kp[None], vis[None]
@@ -334,7 +332,7 @@ def view_keypoints(keypoints21, visible21, views, M):
     views = np.asarray(views)
     out = transform_points(kp, np.asarray(M, np.float64))
     flip = views[:, F['flip']] > 0
-    perm = UNION21.flip_indices
+    perm = np.asarray(flip_indices)
     out = np.where(flip[:, None, None], out[:, perm], out)
     vis = np.where(flip[:, None], vis[:, perm], vis)
     return (out[0], vis[0]) if single else (out, vis)

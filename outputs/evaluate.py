@@ -1,4 +1,5 @@
-"""Evaluators: COCO keypoint AP (pycocotools), MPII PCKh, and PCK on the synthetic twins' union-21 truth.
+"""Evaluators: COCO-style keypoint AP (pycocotools, any COCO-format skeleton with its sigmas), MPII PCKh,
+and PCK on the synthetic twins' full truth (every union joint).
 
 Pure functions of predictions and annotations. The only I/O is reading the COCO ground-truth json
 (pycocotools needs it) and writing the standard COCO results json.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.skeletons import COCO17_SIGMAS, MPII16_NAMES, UNION21
+from data.skeletons import COCO17_SIGMAS, MPII16_NAMES
 from data.files import atomic_write_text
 
 COCO_STAT_NAMES = ('AP', 'AP50', 'AP75', 'APm', 'APl', 'AR', 'AR50', 'AR75', 'ARm', 'ARl')
@@ -314,20 +315,20 @@ def mpii_pckh_table(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, head_
 
 def pck_union(pred: np.ndarray, truth: np.ndarray, visible: np.ndarray, norm: np.ndarray,
               annotated: np.ndarray, thr: float = 0.5) -> dict:
-    """PCK on the synthetic twins, where the full 21-joint truth is known for every instance.
+    """PCK on the synthetic twins, where the full truth is known for every instance and union joint.
 
-    pred, truth (N,21,2); visible (N,21): joints that count (in the truth, usually all in-image joints);
+    pred, truth (N,K,2) in the union; visible (N,K): joints that count (in the truth, usually all in-image joints);
     norm (N,): distance normaliser in pixels, chosen by the caller. The pipeline uses the head size
     computed from the truth the MPII way (0.6 x head box diagonal), so PCK@0.5 reads as PCKh@0.5 for
     both twins; a bbox size (sqrt of box area) works too, the threshold then means something else.
-    annotated (N,21) or (21,) bool: joints the instance's dataset annotates.
+    annotated (N,K) or (K,) bool: joints the instance's dataset annotates.
     Returns all / annotated / lacking: fraction of counted joints within thr x norm over all joints,
     over the joints the dataset annotates, over the joints it lacks (those only the union teaches);
-    per_joint (21,) and the matching counts.
+    per_joint (K,) and the matching counts.
     """
     pred = np.asarray(pred, np.float64)
-    if pred.shape[1:] != (len(UNION21.joint_names), 2):
-        raise ValueError(f'pck_union expects union-21 keypoints (N,21,2), got {pred.shape}')
+    if pred.ndim != 3 or pred.shape[2] != 2 or pred.shape != np.shape(truth):
+        raise ValueError(f'pck_union expects keypoints (N,K,2) as the truth {np.shape(truth)}, got {pred.shape}')
     annotated = np.broadcast_to(np.asarray(annotated, bool), pred.shape[:2])
     dist = normalized_distances(pred, truth, np.asarray(visible) > 0, norm)
     per_joint, counts = _pck_per_joint(dist, thr)

@@ -150,6 +150,15 @@ def dataset_info_from_meta(dataset_meta: dict) -> dict:
                 sigmas=to_plain(dataset_meta['sigmas']))
 
 
+def skeleton_from_dataset_meta(meta: dict, name: str = 'union') -> Skeleton:
+    """The skeleton a checkpoint's dataset_meta describes (what a model trained here predicts)."""
+    names = tuple(meta['keypoint_id2name'][i] for i in range(int(meta['num_keypoints'])))
+    flip = [int(i) for i in meta['flip_indices']]
+    return Skeleton(name, names, tuple((a, b) for a, b in enumerate(flip) if a < b),
+                    tuple((int(a), int(b)) for a, b in meta.get('skeleton_links', [])),
+                    np.asarray(meta['sigmas'], np.float32))
+
+
 def dataset_meta_from_skeleton(skeleton: Skeleton | str, dataset_name: str | None = None) -> dict:
     """mmpose's parsed dataset_meta (parse_pose_metainfo keys) for a project skeleton, in plain
     Python types (lists, not numpy arrays) so it survives torch.load(weights_only=True)."""

@@ -1,4 +1,4 @@
-"""Predictions table in HDF5: one row per instance, union-21 keypoints in image pixels.
+"""Predictions table in HDF5: one row per instance, the student's keypoints (the run's union) in image pixels.
 
 Layout (all datasets share the first axis N):
   dataset       (N,) utf-8 str      which dataset the instance comes from ('coco', 'mpii', twin name)
@@ -17,7 +17,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from data.skeletons import UNION21
 from data.files import atomic_write
 
 UNITS = 'pixels, image coordinates, x right y down'
@@ -27,11 +26,9 @@ _STR = h5py.string_dtype('utf-8')
 
 def write_predictions_h5(path: str | Path, dataset: np.ndarray, image_id: np.ndarray, instance_key: np.ndarray,
                          bbox: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
-                         joint_names: tuple[str, ...] = UNION21.joint_names,
-                         skeleton_links: tuple[tuple[int, int], ...] | None = None,
-                         skeleton_name: str | None = None, attrs: dict | None = None) -> Path:
-    """Write the predictions table atomically. Links default to the union-21 skeleton's when
-    joint_names are the union-21 names. `attrs` adds free-form file attributes (run id, config...)."""
+                         joint_names: tuple[str, ...], skeleton_links: tuple[tuple[int, int], ...] = (),
+                         skeleton_name: str = 'unknown', attrs: dict | None = None) -> Path:
+    """Write the predictions table atomically. `attrs` adds free-form file attributes (run id, config...)."""
     path = Path(path)
     n = len(dataset)
     keypoints = np.asarray(keypoints, np.float32)
@@ -45,10 +42,6 @@ def write_predictions_h5(path: str | Path, dataset: np.ndarray, image_id: np.nda
         want = expected.get(name, (n,))
         if col.shape != want:
             raise ValueError(f'{path}: predictions column {name!r} has shape {col.shape}, expected {want}')
-    if skeleton_links is None:
-        same = tuple(joint_names) == UNION21.joint_names
-        skeleton_links = UNION21.links if same else ()
-        skeleton_name = skeleton_name or (UNION21.name if same else 'unknown')
 
     def write(tmp):
         with h5py.File(tmp, 'w') as f:

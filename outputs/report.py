@@ -37,9 +37,10 @@ def results_rows(entries: dict) -> dict:
                      (f'{ds} AP75', (ds, 'coco', 'AP75'), None), (f'{ds} AR', (ds, 'coco', 'AR'), None)]
     for ds in datasets:
         if any(_get(m, ds, 'pck_truth') for m in metrics.values()):
+            k = next(len(_get(m, ds, 'pck_truth', 'per_joint')) for m in metrics.values() if _get(m, ds, 'pck_truth'))
             cols += [(f'{ds} PCK own joints', (ds, 'pck_truth', 'annotated'), None),
                      (f'{ds} PCK missing joints', (ds, 'pck_truth', 'lacking'), None),
-                     (f'{ds} PCK all 21', (ds, 'pck_truth', 'all'), None)]
+                     (f'{ds} PCK all {k}', (ds, 'pck_truth', 'all'), None)]
     rows = []
     for e, m in metrics.items():
         row = [e]
@@ -72,8 +73,9 @@ def legend_lines(metrics: dict) -> list[str]:
     if any(c.endswith(' AP') for c in cols):
         lines.append('AP: pycocotools COCOeval, with mmpose\'s rescoring and OKS-NMS.')
     if any('PCK own joints' in c for c in cols):
-        lines.append('"PCK own / missing joints / all 21": PCK@0.5 (head-size normalised) against the full '
-                     '21-joint truth of the synthetic twins, on the joints the dataset annotates / the joints '
+        k = len(metrics.get('joints') or ())
+        lines.append(f'"PCK own / missing joints / all {k}": PCK@0.5 (head-size normalised) against the full '
+                     f'{k}-joint truth of the synthetic twins, on the joints the dataset annotates / the joints '
                      'it never annotates / all of them.')
     if any(v is None for v in cells):
         lines.append('– : not applicable (the model does not predict the joints that metric needs).')
@@ -150,7 +152,7 @@ def _cost_lines(cost: dict) -> list[str]:
                            + ('' if v['noise_floor'] is None else f" (noise floor {v['noise_floor']:.1f})")
                            for col, v in ovo['all21'].items())
         lines.append(f"Cached against live teachers (benchmarks/offline_vs_online.py, last result {ovo['file']}, "
-                     f"seeds {', '.join(map(str, ovo['seeds']))}, {ovo['epochs']} epochs): student PCK on all 21 "
+                     f"seeds {', '.join(map(str, ovo['seeds']))}, {ovo['epochs']} epochs): student PCK on all {len(metrics.get('joints') or ())} "
                      f"joints, offline minus online, mean over the seeds ± its standard error: {deltas}.")
     elif 'offline_vs_online' in cost:
         lines.append('Cached against live teachers: not measured for this run\'s work_dir yet '
@@ -240,7 +242,8 @@ def _val_score(val: dict) -> tuple[float, str]:
     vals = [_get(m, 'pck_truth', 'all') for m in val.values()]
     vals = [v for v in vals if v is not None]
     if vals:
-        return float(np.mean(vals)) * PCT, 'PCK@0.5 vs full truth, all 21 joints (mean over datasets)'
+        k = next(len(m['pck_truth']['per_joint']) for m in val.values() if _get(m, 'pck_truth', 'all') is not None)
+        return float(np.mean(vals)) * PCT, f'PCK@0.5 vs full truth, all {k} joints (mean over datasets)'
     named = []
     for ds, m in val.items():
         ap, pckh = _get(m, 'coco', 'AP'), _get(m, 'pckh@0.5', 'mean')
@@ -254,12 +257,12 @@ def _val_score(val: dict) -> tuple[float, str]:
     return float(np.mean([v for _, v in named])) * PCT, label
 
 
-def figure_per_joint(entries: dict) -> bytes | None:
-    """Per-joint PCK against the full truth (or PCKh), one bar group per joint, one bar per model."""
+def figure_per_joint(entries: dict, union) -> bytes | None:
+    """Per-joint PCK against the full truth (or PCKh), one bar group per joint of the `union`, one bar
+    per model; the joints the first dataset lacks shaded."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from data.skeletons import UNION21
     series = {}
     for e, v in entries.items():
         per = [_get(m, 'pck_truth', 'per_joint') for m in v['metrics'].values()]
@@ -270,34 +273,42 @@ def figure_per_joint(entries: dict) -> bytes | None:
             series[e] = np.where(counted > 0, np.nansum(stack, 0) / np.maximum(counted, 1), np.nan) * PCT
     if not series:
         return None
-    names = UNION21.joint_names
+    names = union.joint_names
+    first = union.sources[0][0]
+    added = [j for j, s in enumerate(union.sources) if s[0] != first]  # after the first dataset's joints
     fig, ax = plt.subplots(figsize=(12, 3.6))
     w = 0.8 / len(series)
     for i, (e, vals) in enumerate(series.items()):
         ax.bar(np.arange(len(names)) + i * w, np.nan_to_num(vals), width=w, label=e)
     ax.set_xticks(np.arange(len(names)) + 0.4 - w / 2, names, rotation=60, ha='right', fontsize=8)
-    ax.axvspan(16.5 + 0.4 - w / 2 - 0.5, 20.9, color='k', alpha=.06)
-    ax.set(ylabel='PCK@0.5 (%)', title='per-joint PCK vs full truth, mean over datasets (shaded: MPII-only joints)')
+    if added:
+        ax.axvspan(added[0] - 0.5 + 0.4 - w / 2 - 0.5, len(names) - 0.1, color='k', alpha=.06)
+    ax.set(ylabel='PCK@0.5 (%)', title=f'per-joint PCK vs full truth, mean over datasets (shaded: joints {first} lacks)')
     ax.legend(fontsize=8, ncol=4)
     ax.grid(axis='y', alpha=.3)
     return _fig_png(fig)
 
 
 def draw_skeleton(img, keypoints, scores, skeleton, thr=0.1, radius=None, thickness=None):
-    """Draw a union-21 skeleton on a BGR image (in place); low-score joints are left out. Joints only
-    MPII annotates (17..20) and their links are green, the COCO face points MPII lacks (0..4) magenta,
-    the rest orange / yellow. radius / thickness default to the image size / 300 (+2 / +1)."""
+    """Draw a skeleton on a BGR image (in place); low-score joints are left out. In a union (COCO + MPII:
+    17 + 4 joints), the joints the first dataset lacks (MPII's pelvis, thorax, upper_neck, head_top) and
+    their links are green, the joints only the first dataset annotates (COCO's face points) magenta, the
+    rest orange / yellow. radius / thickness default to the image size / 300 (+2 / +1)."""
     import cv2
-    bone, joint, mpii_only, coco_only = (255, 128, 0), (0, 200, 255), (60, 220, 60), (220, 60, 220)
+    bone, joint, added_c, first_only_c = (255, 128, 0), (0, 200, 255), (60, 220, 60), (220, 60, 220)
     t = max(1, int(round(max(img.shape[:2]) / 300)))
     radius, thickness = radius or t + 2, thickness or t + 1
+    sources = skeleton.sources or ((),) * skeleton.num_joints
+    first = sources[0][:1]
+    added = [bool(s) and s[:1] != first for s in sources]
+    first_only = [bool(s) and s == first and len(set(x for y in sources for x in y)) > 1 for s in sources]
 
     def colour(j, default):
-        return mpii_only if j >= 17 else coco_only if j <= 4 else default
+        return added_c if added[j] else first_only_c if first_only[j] else default
 
     for a, b in skeleton.links:
         if scores[a] > thr and scores[b] > thr:
-            c = mpii_only if a >= 17 or b >= 17 else bone
+            c = added_c if added[a] or added[b] else bone
             cv2.line(img, tuple(int(v) for v in keypoints[a]), tuple(int(v) for v in keypoints[b]), c, thickness,
                      cv2.LINE_AA)
     for j, (p, s) in enumerate(zip(keypoints, scores)):
@@ -354,9 +365,10 @@ def _verdict(metrics) -> tuple[str, bool]:
         return 'No comparable metric.', True
     better = sum(g > 0 for _, g in gains)
     miss = [g for c, g in gains if 'missing' in c]
-    every = [g for c, g in gains if 'all 21' in c]
+    every = [g for c, g in gains if ' PCK all ' in c]
+    k = len(metrics.get('joints') or ())
     text = (f'Distilled student vs no-distillation baseline: better on {better} of {len(gains)} metrics'
-            + (f', {np.mean(every):+.1f} PCK points on all 21 joints' if every else '')
+            + (f', {np.mean(every):+.1f} PCK points on all {k} joints' if every else '')
             + (f' and {np.mean(miss):+.1f} on the joints each dataset lacks (on average)' if miss else '')
             + _cost_clause(metrics.get('cost') or {}) + '.')
     # A student can only gain what its teachers know: say so when they are weak on their own joints.
@@ -435,7 +447,9 @@ def render_html(metrics: dict, figures: dict) -> str:
     if figures.get('per_joint'):
         parts.append(f'<h2>Per joint</h2><img src="{_png_b64(figures["per_joint"])}">')
     if figures.get('examples'):
-        parts.append('<h2>Examples (student, 21 joints; green: MPII-only joints)</h2><div class="examples">'
+        first = (metrics.get('joint_datasets') or [['the first dataset']])[0][0]
+        parts.append(f'<h2>Examples (student, {len(metrics.get("joints") or ())} joints; green: the joints '
+                     f'{html.escape(first)} lacks)</h2><div class="examples">'
                      + ''.join(f'<figure><img src="{_png_b64(png)}"><figcaption>{html.escape(cap)}</figcaption>'
                                f'</figure>' for cap, png in figures['examples']) + '</div>')
     ex = metrics.get('exports', {})

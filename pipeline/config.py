@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from mmengine.config import Config, ConfigDict
 
+from data.datasets import DATASET_TYPES
 from data.photometric import PHOTOMETRIC_POLICIES
 from data.views import POLICIES
 
@@ -23,15 +24,14 @@ REQUIRED = {
     'name': 'a short run name',
     'seed': 'the seed of the view generator and of training',
     'work_dir': 'where run outputs go (outputs/<run>)',
-    'datasets': 'dict of dataset name -> dict(type=coco|mpii, train=dict(...), val=dict(...))',
+    'datasets': 'dict of dataset name -> dict(type=coco|mpii|aic, train=dict(...), val=dict(...))',
     'teachers': 'dict of teacher name -> dict(config=..., checkpoint=...)',
-    'student': 'dict(config=<mmpose-style model config of the union-21 student>, init_backbone=<checkpoint or None>)',
+    'student': 'dict(config=<mmpose-style model config of the student on the datasets\' union>, init_backbone=<checkpoint or None>)',
     'views': 'dict(num_views=V, policy=main|final|wide|none): the stage-1 views drawn per train instance',
     'cache': 'dict(root=..., window=w, lossless=False, chunk_size=...)',
     'dump_stage': 'dict(batch_size=..., num_workers=..., device=...) for dump-teachers',
     'train': 'the training recipe (epochs, batch_size, lr, losses, ...)',
 }
-DATASET_TYPES = ('coco', 'mpii')
 
 # The keys every other section may have (train / teacher_train: TRAIN_SCHEMA below). Unknown keys
 # are refused with the closest valid name, so a misspelt key never silently falls back to a default.
@@ -168,7 +168,8 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
             check_keys(ds.get(part) or {}, DATASET_KEYS[part], f'datasets.{name}.{part}', where)
     for name, ds in cfg.datasets.items():
         if ds.get('type') not in DATASET_TYPES:
-            raise ConfigError(f'{where}: datasets.{name}.type must be one of {DATASET_TYPES}, got {ds.get("type")!r}')
+            raise ConfigError(f'{where}: datasets.{name}.type {ds.get("type")!r} is not a known dataset type '
+                              f'({", ".join(DATASET_TYPES)})')
         for split in ('train', 'val'):
             if split in ds and 'ann_file' not in ds[split]:
                 raise ConfigError(f'{where}: datasets.{name}.{split} needs ann_file and image_root')

@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 
 from cache.manifest import MATCH_KEYS, TEACHER_CROPS, build_manifest, diff_manifest, sha256_file
-from data.datasets import dataset_indices, load_split
+from data.datasets import dataset_indices, datasets_union, load_split
 from data.instances import InstanceTable
 from data.views import POLICIES, VIEW_FIELDS, draw_views, identity_view, stage_first_view
 from pipeline.config import resolve
@@ -81,6 +81,7 @@ def split_views(cfg: Config, table: InstanceTable, stages: list[dict]) -> np.nda
         return np.broadcast_to(np.stack([identity_view(), identity_view(flip=True)])[:, None],
                                (2, len(table), len(VIEW_FIELDS))).copy()
     ds_index = dataset_indices(table, list(cfg.datasets.keys()))
+    union = datasets_union(cfg.datasets)
     out = np.zeros((sum(st['num_views'] for st in stages), len(table), len(VIEW_FIELDS)), np.float32)
     start = 0
     for s, st in enumerate(stages):
@@ -88,7 +89,8 @@ def split_views(cfg: Config, table: InstanceTable, stages: list[dict]) -> np.nda
             rows = np.flatnonzero(ds_index == d)
             out[start:start + st['num_views'], rows] = draw_views(
                 int(cfg.seed), int(d), table.instance_key[rows], st['num_views'], table.keypoints[rows],
-                table.keypoints_visible[rows], table.bbox[rows], POLICIES[st['policy']], first_view=stage_first_view(s))
+                table.keypoints_visible[rows], table.bbox[rows], POLICIES[st['policy']], first_view=stage_first_view(s),
+                skeleton=union)
         start += st['num_views']
     return out
 
@@ -104,7 +106,7 @@ def stage_view_indices(cache_stages: list[dict], stages: list[dict]) -> list[np.
 
 
 def val_truth_file(ds) -> Path | None:
-    """A dataset's full 21-joint val truth file (the synthetic twins), or None when it has none."""
+    """A dataset's full val truth file (the synthetic twins: every union joint), or None when it has none."""
     truth_file = (ds.get('truth') or {}).get('val')
     return resolve(truth_file) if truth_file and resolve(truth_file).exists() else None
 
@@ -112,7 +114,7 @@ def val_truth_file(ds) -> Path | None:
 def teacher_datasets(cfg: Config, teacher: str, split: str) -> list[str] | None:
     """The datasets whose crops a teacher is run on: all of them for training (teaching the other
     dataset's joints is the point; None); on val only where the report scores its rows: its own
-    dataset, and datasets with a full 21-joint truth (the synthetic twins), where it is scored on
+    dataset, and datasets with a full truth (the synthetic twins), where it is scored on
     the joints it knows. On real data a COCO teacher's rows on MPII crops would never be read."""
     own = cfg.teachers[teacher].get('dataset')
     if split != 'val' or own is None:
@@ -179,6 +181,7 @@ def expected_manifest(cfg: Config, split: str, stages: list[dict], table: Instan
                      chunk_size=int(cfg.cache.chunk_size), teacher_crops=TEACHER_CROPS),
         counts=dict(instances=len(table), **{f'instances.{n}': int((table.dataset == n).sum())
                                              for n in cfg.datasets}),
+        joints=list(datasets_union(cfg.datasets).joint_names),
     )
 
 

@@ -46,8 +46,10 @@ def _make_data(cfg, timings: dict) -> None:
     from data.twins import make_synthetic
     syn = cfg.synthetic
     out = resolve(syn.out)
-    _step(timings, f'make-synthetic {syn.out}', lambda: make_synthetic(out, n_images=int(syn.images), seed=int(syn.seed)),
-          (out / 'mpii' / 'annotations' / 'mpii_val.json').exists())
+    styles = tuple(dict.fromkeys(ds.type for ds in cfg.datasets.values()))  # a twin per dataset type
+    _step(timings, f'make-synthetic {syn.out}',
+          lambda: make_synthetic(out, n_images=int(syn.images), seed=int(syn.seed), styles=styles),
+          all(resolve(ds.val.ann_file).exists() for ds in cfg.datasets.values()))
 
 
 def run_cli(args: list[str]) -> None:
@@ -146,7 +148,7 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
         command=command, make_target='make demo-teachers', seed=int(cfg.seed), config=config_path,
         student_config=str(eval_cfg.student.config), student_flops_per_image=student_flops,
         wall_seconds=timings, torch=torch.__version__, machine=f'{platform.machine()}, {os.cpu_count()} cores',
-        val_note='PCK@0.5 (head-normalised) against the full 21-joint truth of the demo val split, on the '
+        val_note='PCK@0.5 (head-normalised) against the full truth of the demo val split, on the '
                  'joints the teacher predicts: own = its own twin, cross = the other twin',
         files=files)
     from data.files import atomic_write_text

@@ -21,7 +21,8 @@ from cache.fidelity import fidelity_report
 from cache.manifest import BIN_MAP_RULE, MATCH_KEYS, code_version, diff_manifest
 from cache.store import create_cache, open_cache, reconstruct_rows
 from data.images import check_image_files, decode_grouped
-from data.skeletons import union_indices
+from data.datasets import datasets_union
+from data.skeletons import model_skeleton, union_indices
 from data.views import VIEW_FIELDS, replay_view, view_box_scales
 from pipeline.config import resolve
 from pipeline.run import (cache_path, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
@@ -106,12 +107,13 @@ def load_teachers(cfg, split, teacher_names, device, student, announce):
     if unknown:
         raise ValueError(f'--teachers: {sorted(unknown)} not in the config (has {list(cfg.teachers)})')
     bins = student_bins(student['input_size'], student['split'])
+    union = datasets_union(cfg.datasets)
     models, specs = {}, {}
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         if device.type == 'cuda':
             model = model.to(memory_format=torch.channels_last)
-        specs[name] = dict(union_joints=union_indices(model.skeleton_name).tolist(),
+        specs[name] = dict(union_joints=union_indices(model_skeleton(model.skeleton_name, union), union).tolist(),
                            bins_x=bins[0], bins_y=bins[1], datasets=teacher_datasets(cfg, name, split),
                            bin_map=dict(per_instance=True, rule=BIN_MAP_RULE,
                                         teacher_input_size=list(model.input_size),

@@ -1,15 +1,18 @@
 """Validation wiring: predictions on the val split's un-augmented crops (and their mirrors: the flip test), scored with the field's metrics.
 
-Predictions are union-21 keypoints in image pixels; `covered` says which joints the predictor has
-(a COCO teacher has no head_top). Metrics per dataset: COCO AP (pycocotools) for COCO-type
-datasets, PCKh for MPII-type ones (head boxes needed), and on datasets with a full 21-joint truth
-(the synthetic twins) PCK split into the joints the dataset annotates and the joints it lacks.
+Predictions are keypoints of the run's union skeleton in image pixels; `covered` says which joints the
+predictor has (a COCO teacher has no head_top). Metrics per dataset, by its format: OKS AP (pycocotools,
+with the dataset's own sigmas) for COCO-format datasets (COCO, AI Challenger), PCKh for MPII-type ones
+(head boxes needed), and on datasets with a full truth (the synthetic twins: every union joint) PCK
+split into the joints the dataset annotates and the joints it lacks.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from data.skeletons import COCO17, MPII16, union_indices, union_mask
+from data.datasets import dataset_format, datasets_union
+from data.skeletons import MPII16, dataset_skeleton, model_skeleton, union_indices, union_mask
+from data.truth import truth_in_union
 from data.truth import load_truth, truth_rows
 from outputs.evaluate import (coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results,
                               topdown_instance_areas)
@@ -41,8 +44,9 @@ def warn_missing_head_boxes(cfg) -> None:
 
 
 def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets=None) -> dict:
-    """Metrics of union-21 predictions on the val `table`, per dataset of the config. An MPII-type
-    dataset whose PCKh cannot be computed says why under 'not_computed' (e.g. no head-box file)."""
+    """Metrics of predictions in the union skeleton on the val `table`, per dataset of the config. An
+    MPII-type dataset whose PCKh cannot be computed says why under 'not_computed' (e.g. no head-box file)."""
+    union = datasets_union(cfg.datasets)
     out = {}
     for name, ds in cfg.datasets.items():
         if datasets is not None and name not in datasets:
@@ -51,19 +55,21 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
         if len(rows) == 0 or 'val' not in ds:
             continue
         m = {}
-        if ds['type'] == 'coco' and covered[union_indices(COCO17)].all():
-            coco_idx = union_indices(COCO17)
-            # mmpose's CocoMetric: rescoring and OKS-NMS with the padded input box as the instance area.
+        skeleton = dataset_skeleton(ds['type'])
+        own = union_indices(skeleton, union)
+        if dataset_format(ds['type']) == 'coco' and covered[own].all():
+            # mmpose's CocoMetric: rescoring and OKS-NMS with the padded input box as the instance area,
+            # OKS with the dataset's sigmas (mmpose's AIC / CrowdPose metrics are CocoMetric so).
             areas = topdown_instance_areas(table.bbox[rows], model_geometry(cfg.student.config)['input_size'])
             results = predictions_to_coco_results(
-                table.image_id[rows], kpts[rows][:, coco_idx], scores[rows][:, coco_idx],
-                table.bbox_score[rows], areas, use_nms=True)
-            m['coco'] = coco_keypoint_eval(resolve(ds['val']['ann_file']), results)
+                table.image_id[rows], kpts[rows][:, own], scores[rows][:, own],
+                table.bbox_score[rows], areas, use_nms=True, sigmas=skeleton.sigmas)
+            m['coco'] = coco_keypoint_eval(resolve(ds['val']['ann_file']), results, sigmas=skeleton.sigmas)
         unavailable = pckh_unavailable(ds, table.head_size[rows]) if ds['type'] == 'mpii' else None
         if unavailable:  # said in the metrics, so the report shows why the PCKh cells are empty
             m['not_computed'] = {'pckh': unavailable}
-        elif ds['type'] == 'mpii' and covered[union_indices(MPII16)].all():
-            mpii_idx = union_indices(MPII16)
+        elif ds['type'] == 'mpii' and covered[own].all():
+            mpii_idx = union_indices(MPII16, union)
             gt = table.keypoints[rows][:, mpii_idx]
             vis = table.keypoints_visible[rows][:, mpii_idx]
             m['pckh@0.5'] = pckh(kpts[rows][:, mpii_idx], gt, vis, table.head_size[rows], thr=0.5)
@@ -72,7 +78,8 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
         if truth_file is not None:
             truth = load_truth(truth_file)
             at = truth_rows(table.select(rows), truth)
-            t_kpts, t_vis, t_head = truth['keypoints21'][at], truth['visible21'][at], truth['head_size'][at]
+            t_kpts, t_vis = truth_in_union(truth, union, at)
+            t_head = truth['head_size'][at]
             annotated = table.annotated[rows][0]
             m['pck_truth'] = pck_union(kpts[rows], t_kpts, t_vis * covered[None], t_head, annotated, thr=0.5)
         out[name] = m
@@ -85,5 +92,7 @@ def evaluate_model(cfg, model, device, datasets=None, table=None, flip_test=None
     if datasets is not None:
         table = table.select(np.isin(table.dataset, datasets))
     flip_test = cfg.evaluation.flip_test if flip_test is None else flip_test
-    kpts, scores = predict_model(model, table, device, flip_test=flip_test)
-    return evaluate_predictions(cfg, table, kpts, scores, union_mask(model.skeleton_name), datasets)
+    union = datasets_union(cfg.datasets)
+    kpts, scores = predict_model(model, table, device, union, flip_test=flip_test)
+    return evaluate_predictions(cfg, table, kpts, scores, union_mask(model_skeleton(model.skeleton_name, union), union),
+                                datasets)

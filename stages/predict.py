@@ -3,9 +3,9 @@
 Boxes come from a COCO-format detection file (person detections; `image_id` is matched to the file
 name's digits, as COCO names its images), from boxes given on the command line (used for every
 image), or are the whole image. Each image is written with every person's box (its detection score
-beside it) and 21-joint skeleton drawn (the joints only one dataset annotates in their own colour)
-beside `predictions.json`: per image, per person, the box, its score (the detection's; 1 for a given
-box, as mmpose), 21 keypoints (image pixels) and their scores. Images the detections give no person
+beside it) and skeleton drawn (the run's union of its datasets' joints; the joints only one dataset
+annotates in their own colour) beside `predictions.json`: per image, per person, the box, its score (the
+detection's; 1 for a given box, as mmpose), the keypoints (image pixels) and their scores. Images the detections give no person
 are counted and named in one warning line. Prediction is evaluation's own path
 (stages.evaluation.predict_boxes): same crop, same decoding.
 """
@@ -19,13 +19,14 @@ import numpy as np
 from mmengine.config import Config
 
 from data.images import read_image
-from data.skeletons import UNION21
+from data.datasets import datasets_union
+from data.skeletons import SKELETONS, get_skeleton
 from data.files import atomic_write, atomic_write_text
 from outputs.report import draw_box, draw_skeleton
 from pipeline.config import resolve
 from pipeline.run import RunFolder, pick_device
 from teachers.inference import predict_boxes
-from teachers.checkpoints import load_model
+from teachers.checkpoints import load_checkpoint, load_model
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -60,14 +61,17 @@ def detection_boxes(det_file, score_thr: float) -> dict[int, np.ndarray]:
 
 
 def load_predictor(run=None, config=None, checkpoint=None, device=None, overrides: dict | None = None):
-    """(model, flip test) of a run (the checkpoint its report scores, its evaluation.flip_test) or of
-    an mmpose-style config + checkpoint (its model.test_cfg.flip_test, as mmpose); `overrides` are
+    """(model, flip test, skeleton) of a run (the checkpoint its report scores, its evaluation.flip_test,
+    the union of its datasets) or of an mmpose-style config + checkpoint (its model.test_cfg.flip_test,
+    as mmpose; the skeleton its config names, else its checkpoint's dataset_meta); `overrides` are
     dotted keys of that model config (--cfg-options), merged as mmengine does."""
-    flip_test = None
+    flip_test = skeleton = None
     if run is not None:
         folder = RunFolder(run)
         config, checkpoint = resolve(folder.read_run()['model_config']), folder.scored_checkpoint()[0]
-        flip_test = bool(Config.fromfile(str(folder.config)).get('evaluation', {}).get('flip_test', False))
+        run_cfg = Config.fromfile(str(folder.config))
+        flip_test = bool(run_cfg.get('evaluation', {}).get('flip_test', False))
+        skeleton = datasets_union(run_cfg.datasets)
     if config is None or checkpoint is None:
         raise ValueError('predict needs --run RUN, or --config CFG with --checkpoint CKPT')
     config = Config.fromfile(str(config))
@@ -75,7 +79,17 @@ def load_predictor(run=None, config=None, checkpoint=None, device=None, override
         config.merge_from_dict(overrides)
     if flip_test is None:
         flip_test = bool(config.get('model', {}).get('test_cfg', {}).get('flip_test', False))
-    return load_model(config, checkpoint, device=pick_device(device)), flip_test
+    model = load_model(config, checkpoint, device=pick_device(device))
+    if skeleton is None and model.skeleton_name in SKELETONS:
+        skeleton = get_skeleton(model.skeleton_name)
+    elif skeleton is None:
+        from outputs.export import skeleton_from_dataset_meta
+        meta = load_checkpoint(checkpoint).get('meta', {}).get('dataset_meta')
+        if not meta:
+            raise ValueError(f'{checkpoint}: no dataset_meta in its meta, and {config.filename} names no dataset '
+                             'skeleton: which joints the model predicts is unknown')
+        skeleton = skeleton_from_dataset_meta(meta, model.skeleton_name)
+    return model, flip_test, skeleton
 
 
 def image_boxes(path: Path, img: np.ndarray, dets: dict | None, bboxes) -> np.ndarray:
@@ -97,8 +111,9 @@ def no_people_warning(names: list[str], n_images: int, det_file, det_score_thr: 
             f'score >= {det_score_thr}, image_id = the digits of the file name): {shown}')
 
 
-def predict_images(model, source, out, det_file=None, bboxes=(), det_score_thr: float = 0.3,
+def predict_images(model, skeleton, source, out, det_file=None, bboxes=(), det_score_thr: float = 0.3,
                    radius: int = 3, thickness: int = 2, score_thr: float = 0.3, flip_test: bool = False) -> Path:
+    """`skeleton`: the joints the model predicts (load_predictor's)."""
     device = next(model.parameters()).device
     out = Path(out)
     dets = detection_boxes(det_file, det_score_thr) if det_file else None
@@ -106,12 +121,12 @@ def predict_images(model, source, out, det_file=None, bboxes=(), det_score_thr: 
     for path in image_files(source):
         img = read_image(path)
         boxes = image_boxes(path, img, dets, bboxes)
-        kpts, scores = predict_boxes(model, [img] * len(boxes), boxes[:, :4], device, flip_test=flip_test)
+        kpts, scores = predict_boxes(model, [img] * len(boxes), boxes[:, :4], device, skeleton, flip_test=flip_test)
         canvas = img.copy()
         for b, k, s in zip(boxes, kpts, scores):
             # a detection's score is drawn; a given box's 1 would say nothing
             draw_box(canvas, b[:4], label=f'{b[4]:.2f}' if dets is not None else None, thickness=thickness)
-            draw_skeleton(canvas, k, s, UNION21, thr=score_thr, radius=radius, thickness=thickness)
+            draw_skeleton(canvas, k, s, skeleton, thr=score_thr, radius=radius, thickness=thickness)
         ok, png = cv2.imencode('.png', canvas)
         atomic_write(out / f'{path.stem}.png', lambda tmp, png=png: Path(tmp).write_bytes(png.tobytes()))
         results.append(dict(image=str(path), people=[
@@ -120,7 +135,7 @@ def predict_images(model, source, out, det_file=None, bboxes=(), det_score_thr: 
             for b, k, s in zip(boxes, kpts, scores)]))
         if not len(boxes):
             no_people.append(path.name)
-    atomic_write_text(out / 'predictions.json', json.dumps(dict(joints=list(UNION21.joint_names), images=results),
+    atomic_write_text(out / 'predictions.json', json.dumps(dict(joints=list(skeleton.joint_names), images=results),
                                                            indent=1))
     print(f'{len(results)} images, {sum(len(r["people"]) for r in results)} people -> {out}')
     if no_people:

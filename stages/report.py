@@ -12,7 +12,8 @@ import numpy as np
 
 from cache.store import open_cache, reconstruct_rows
 from data.images import decode_grouped
-from data.skeletons import UNION21, union_mask
+from data.datasets import dataset_format, datasets_union
+from data.skeletons import model_skeleton, union_mask
 from data.files import atomic_write_text
 from outputs.files import finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
@@ -29,11 +30,11 @@ def dir_bytes(path: Path) -> int:
 
 
 def box_sources(datasets: dict) -> dict:
-    """COCO-type val sets -> the boxes their persons are cropped from: a detection file (with its score
+    """COCO-format val sets -> the boxes their persons are cropped from: a detection file (with its score
     threshold) or, without one, the annotation file's ground-truth boxes. AP depends on which."""
     out = {}
     for name, ds in datasets.items():
-        if ds['type'] == 'coco' and 'val' in ds:
+        if dataset_format(ds['type']) == 'coco' and 'val' in ds:
             det = ds['val'].get('det_file')
             out[name] = dict(det_file=str(resolve(det)), det_score_thr=float(ds['val'].get('det_score_thr', 0.0))) \
                 if det else dict(det_file=None)
@@ -57,12 +58,13 @@ def teacher_predictions(cfg, table):
     codec = SimCCCodec(input_size=student['input_size'], sigma=(1.0, 1.0), simcc_split_ratio=student['split'])
     out = {}
     rows = np.arange(len(table))
+    union = datasets_union(cfg.datasets)
     for name in cache.teacher_names:
         spec = cache.teacher_spec(name)
         x, y, _, _ = reconstruct_rows(cache.read_view_plane(name, 0), rows)
         mirrored = reconstruct_rows(cache.read_view_plane(name, 1), rows)[:2]
-        args = (table, rows, codec, student['input_size'], spec['union_joints'])
-        covered = np.zeros(len(UNION21.joint_names), bool)
+        args = (table, rows, codec, student['input_size'], spec['union_joints'], union)
+        covered = np.zeros(union.num_joints, bool)
         covered[spec['union_joints']] = True
         out[name] = (predict_from_simcc(x, y, *args), predict_from_simcc(x, y, *args, mirrored=mirrored),
                      covered, spec.get('datasets'))  # scored only where the dump ran it
@@ -80,6 +82,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     device = pick_device(device)
     warn_missing_head_boxes(cfg)
     table = split_instances(cfg, 'val')
+    union = datasets_union(cfg.datasets)
     flip_test = bool(cfg.evaluation.flip_test)
 
     def scored(f: RunFolder, kind: str, name: str) -> tuple:
@@ -87,9 +90,9 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
         flip test; returns the model and the predictions the configured evaluation gives."""
         path, which = f.scored_checkpoint()
         model = load_model(resolve(f.read_run()['model_config']), path, device=device).eval()
-        both = {flip: predict_model(model, table, device, flip_test=flip) for flip in (True, False)}
-        metrics = {flip: evaluate_predictions(cfg, table, *both[flip], union_mask(model.skeleton_name))
-                   for flip in both}
+        both = {flip: predict_model(model, table, device, union, flip_test=flip) for flip in (True, False)}
+        covered = union_mask(model_skeleton(model.skeleton_name, union), union)
+        metrics = {flip: evaluate_predictions(cfg, table, *both[flip], covered) for flip in both}
         entries[name] = dict(kind=kind, metrics=metrics[flip_test], metrics_no_flip=metrics[False],
                              metrics_flip=metrics[True], checkpoint=which, log=f.read_log())
         return model, both[flip_test]
@@ -106,13 +109,14 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     student, predictions = scored(folder, 'student', f'student ({run["mode"]})')
 
     cost = teacher_cost(cfg, run, entries)
-    exports = export_student(folder, run, student, out, onnx)
+    exports = export_student(folder, run, student, out, onnx, union)
 
     # -- figures and files -----------------------------------------------------------------------
     figures = dict(curves=figure_curves({e: v.get('log', []) for e, v in entries.items()}),
-                   per_joint=figure_per_joint(entries),
-                   examples=example_images(table, predictions, n=6))
-    metrics = dict(run=str(run_dir), mode=run['mode'], config=run['config'], joints=list(UNION21.joint_names),
+                   per_joint=figure_per_joint(entries, union),
+                   examples=example_images(table, predictions, union, n=6))
+    metrics = dict(run=str(run_dir), mode=run['mode'], config=run['config'], joints=list(union.joint_names),
+                   joint_datasets=[list(s) for s in union.sources],
                    table=results_rows(entries), flip_test=flip_test,
                    table_other=results_rows({e: dict(metrics=v['metrics_flip' if not flip_test else 'metrics_no_flip'])
                                              for e, v in entries.items()}),
@@ -133,7 +137,8 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
         k, s = predictions
         write_predictions_h5(out / 'predictions.h5', dataset=table.dataset, image_id=table.image_id,
                              instance_key=table.instance_key, bbox=table.bbox, keypoints=k, scores=s,
-                             joint_names=list(UNION21.joint_names))
+                             joint_names=list(union.joint_names), skeleton_links=union.links,
+                             skeleton_name=union.name)
         written['h5'] = out / 'predictions.h5'
     return written.get('html') or written.get('md') or out
 
@@ -181,14 +186,15 @@ def offline_vs_online_result(cfg) -> dict | None:
                        for col in ('coco pck_all', 'mpii pck_all') if col in r['paired']})
 
 
-def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool) -> dict:
-    """The student as an mmpose checkpoint + config (and ONNX, checked with onnxruntime)."""
+def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool, union) -> dict:
+    """The student as an mmpose checkpoint + config (its dataset_info: the joints of the student's
+    skeleton, the run's `union`) (and ONNX, checked with onnxruntime)."""
     from outputs.export import check_onnx, dataset_meta_from_skeleton, export_mmpose, export_onnx
     from teachers.checkpoints import load_checkpoint, state_dict_from_checkpoint
     checkpoint = folder.scored_checkpoint()[0]  # the one the report scores
     sd = state_dict_from_checkpoint(load_checkpoint(checkpoint))
     exports = {'mmpose': {k: str(v) for k, v in export_mmpose(
-        sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(student.skeleton_name)).items()}}
+        sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(model_skeleton(student.skeleton_name, union))).items()}}
     if onnx:
         onnx_path = out / 'export' / 'student.onnx'
         student_cpu = load_model(resolve(run['model_config']), checkpoint, device='cpu').eval()
@@ -197,8 +203,8 @@ def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool)
     return exports
 
 
-def example_images(table, predictions, n=6):
-    """A few val images with the student's 21-joint skeleton drawn (PNG bytes)."""
+def example_images(table, predictions, union, n=6):
+    """A few val images with the student's skeleton (`union`) drawn (PNG bytes)."""
     import cv2
     kpts, scores = predictions
     rows = np.linspace(0, len(table) - 1, num=min(n, len(table))).astype(int)
@@ -216,6 +222,6 @@ def example_images(table, predictions, n=6):
         scale = 240 / max(crop.shape[0], 1)
         crop = cv2.resize(crop, (max(int(crop.shape[1] * scale), 1), 240))
         kp = (kpts[r] - np.array([x1, y1], np.float32)) * scale
-        crop = draw_skeleton(crop, kp, scores[r], UNION21)
+        crop = draw_skeleton(crop, kp, scores[r], union)
         out.append((f'{table.dataset[r]} {Path(table.image_path[r]).name}', cv2.imencode('.png', crop)[1].tobytes()))
     return out

@@ -1,4 +1,4 @@
-"""Stage two: train the union-21 student from the cached teacher targets.
+"""Stage two: train the student on the datasets' union skeleton from the cached teacher targets.
 
 A run spec (recipe, device, model, instances: `run_spec`), a target source behind one call per batch
 (`TargetSource`), then one loop, top to bottom (nanoGPT style); the run folder's layout is
@@ -23,7 +23,8 @@ from tqdm import tqdm
 from cache.store import open_cache
 from data.images import check_image_files, read_image
 from data.photometric import photometric_augment
-from data.skeletons import UNION21, get_skeleton, union_indices
+from data.datasets import datasets_union
+from data.skeletons import model_skeleton, union_indices
 from data.views import mirror_matrix, view_box, view_geometry, view_keypoints, warp_crop
 from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
@@ -73,9 +74,11 @@ class TrainCrops(torch.utils.data.Dataset):
     (train.flip_views) about half the items of an epoch are the view's mirror (data.views.mirror_matrix),
     their labels' joints swapped; the caller mirrors their cached rows (item['mirrored'])."""
 
-    def __init__(self, table, views, student_size, codec, model_joints, teacher_sizes=None,
+    def __init__(self, table, views, student_size, codec, model_joints, union_flip, teacher_sizes=None,
                  photometric=True, seed=0, mirror=False):
-        self.table, self.views = table, views
+        """model_joints: the model's joints' indices in the table's union; union_flip: the union's
+        Skeleton.flip_indices."""
+        self.table, self.views, self.union_flip = table, views, np.asarray(union_flip)
         self.student_size, self.codec, self.model_joints = tuple(student_size), codec, model_joints
         self.teacher_sizes = teacher_sizes or {}
         self.photometric, self.seed, self.mirror = photometric, seed, mirror
@@ -100,9 +103,10 @@ class TrainCrops(torch.utils.data.Dataset):
         t, view = self.table, self.views[self.view, i]
         img = read_image(t.image_path[i])
         crop, M = self.crop(img, i, self.student_size)
-        kpts, vis = view_keypoints(t.keypoints[i], t.keypoints_visible[i] * t.annotated[i], view, M)
+        kpts, vis = view_keypoints(t.keypoints[i], t.keypoints_visible[i] * t.annotated[i], view, M,
+                                   self.union_flip)
         if self.mirrored[i]:
-            kpts, vis = kpts[UNION21.flip_indices], vis[UNION21.flip_indices]
+            kpts, vis = kpts[self.union_flip], vis[self.union_flip]
         kpts, vis = kpts[self.model_joints], vis[self.model_joints]
         labels = self.codec.encode(kpts[None], vis[None])
         if self.photometric:
@@ -200,6 +204,11 @@ def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher
     val_table = preflight(cfg, table, datasets)
     work_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(str(resolve(spec.config))).to(device)
+    skeleton = model_skeleton(model.skeleton_name, datasets_union(cfg.datasets))
+    if skeleton.num_joints != model.num_keypoints:
+        raise ValueError(f'{spec.config}: the head predicts {model.num_keypoints} joints but the skeleton '
+                         f'{model.skeleton_name!r} has {skeleton.num_joints} ({", ".join(skeleton.joint_names)}); '
+                         'set head.out_channels to that')
     if spec.get('init_backbone') and not resume:
         # mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): RTMPose-s starts from a CSPNeXt
         # trained on COCO + AIC, RTMPose's MPII model from a backbone trained on COCO.
@@ -261,7 +270,8 @@ class TargetSource:
                 for name, t in cfg.teachers.items():
                     self.models[name] = load_model(resolve(t.config), resolve(t.checkpoint), device=run.device).eval()
         self.teacher_sizes = {n: tuple(m.input_size) for n, m in self.models.items()}  # online: their crops
-        self.flip_indices = get_skeleton(run.model.skeleton_name).flip_indices  # the student's joints
+        self.union = datasets_union(cfg.datasets)
+        self.flip_indices = model_skeleton(run.model.skeleton_name, self.union).flip_indices  # the student's joints
 
     def start_epoch(self, view: int, next_view: int | None) -> None:
         if self.prefetch:
@@ -277,7 +287,7 @@ class TargetSource:
                                            mirrored=batch['mirrored'], flip_indices=self.flip_indices)
         if self.models:
             return teacher_targets_online(self.models, batch, tuple(model.input_size), model.codec.simcc_split_ratio,
-                                          num_joints, run.device, run.batch_size)
+                                          self.union, run.device, run.batch_size)
         return {}
 
 
@@ -291,9 +301,10 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     first_epochs = [st['first_epoch'] for st in stages]
     photometric = [photometric_policy(tc['photometric'])] + (
         [photometric_policy(cfg.stage2.photometric)] if len(stages) > 1 else [])
-    model_joints = union_indices(model.skeleton_name)
+    model_joints = union_indices(model_skeleton(model.skeleton_name, source.union), source.union)
     dataset = TrainCrops(run.table.select(run.index_of_row), source.views[:, run.index_of_row],
-                         tuple(model.input_size), model.codec, model_joints, teacher_sizes=source.teacher_sizes,
+                         tuple(model.input_size), model.codec, model_joints, source.union.flip_indices,
+                         teacher_sizes=source.teacher_sizes,
                          seed=seed, mirror=bool(tc['flip_views']))
     lr = learning_rate(tc['base_lr'], tc['auto_scale_lr'], run.batch_size * world)
     if bool(tc['sync_bn']) and world > 1:
@@ -382,7 +393,8 @@ def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums
     last = epoch + 1 == run.epochs
     if run.rank != 0:
         return
-    meta = dict(dataset_meta=dataset_meta_from_skeleton(model.skeleton_name), epoch=epoch + 1, iter=step,
+    meta = dict(dataset_meta=dataset_meta_from_skeleton(model_skeleton(model.skeleton_name, datasets_union(cfg.datasets))),
+                epoch=epoch + 1, iter=step,
                 mode=mode, model_config=run.model_cfg_path)
     if last or (epoch + 1) % int(tc['val_interval']) == 0:
         record['val'] = evaluate_model(cfg, ema.module, device=run.device, datasets=run.datasets, table=run.val_table)

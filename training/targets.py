@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from cache.store import reconstruct_rows
-from data.skeletons import union_indices
+from data.skeletons import Skeleton, model_skeleton, union_indices
 from teachers.simcc import mirror_simcc
 from teachers.targets import teacher_rows
 
@@ -57,11 +57,13 @@ def teacher_targets_offline(planes, rows, teacher_specs, num_joints, device, mir
     return out
 
 
-def teacher_targets_online(models, batch, student_size, student_split, num_joints, device, batch_size):
-    """The same targets from the live teachers on their own crops of the batch's views."""
+def teacher_targets_online(models, batch, student_size, student_split, union: Skeleton, device, batch_size):
+    """The same targets from the live teachers on their own crops of the batch's views (the student
+    predicts `union`'s joints)."""
     out = {}
     for name, model in models.items():
         sx, sy, ox, oy = teacher_rows(model, batch[f'crop_{name}'], np.asarray(batch['box_scale']), student_size,
                                       student_split, device, batch_size)
-        out[name] = teacher_target(sx, sy, ox, oy, union_indices(model.skeleton_name).tolist(), num_joints)
+        joints = union_indices(model_skeleton(model.skeleton_name, union), union)
+        out[name] = teacher_target(sx, sy, ox, oy, joints.tolist(), union.num_joints)
     return out

@@ -1,16 +1,19 @@
-"""Synthetic twin datasets (`make_synthetic`): a COCO-style and an MPII-style set of drawn people, in the real file formats.
+"""Synthetic twin datasets (`make_synthetic`): COCO-style, MPII-style and AI Challenger-style sets of drawn people, in the real file formats.
 
-Every figure is laid out from one articulated model with all 21 union joints, so the full truth is
-known, while each twin annotates only its own skeleton: the COCO-style twin writes the 17 COCO joints
-(person_keypoints_*.json), the MPII-style twin the 16 MPII joints (mmpose's mpii_*.json + mpii_gt_val.mat).
+Every figure is laid out from one articulated model with every joint a dataset type names
+(data.skeletons.TWIN_FIGURE), so the full truth is known, while each twin annotates only its own
+skeleton: the COCO-style twin writes the 17 COCO joints (person_keypoints_*.json), the MPII-style twin
+the 16 MPII joints (mmpose's mpii_*.json + mpii_gt_val.mat), the AIC-style twin AI Challenger's 14
+(COCO format, as mmpose reads AIC).
 A student can therefore learn the joints a twin lacks only from the other twin's teacher, and
-truth21_*.npz lets evaluation score exactly those joints.
+truth_*.npz lets evaluation score exactly those joints.
 
 Layout under out_dir:
     coco/images/{train,val}/{image_id:012d}.jpg
-    coco/annotations/person_keypoints_{train,val}.json, truth21_{train,val}.npz
+    coco/annotations/person_keypoints_{train,val}.json, truth_{train,val}.npz
     mpii/images/{image_id:09d}.jpg                     (one folder for both splits, as MPII)
-    mpii/annotations/mpii_{train,val}.json, mpii_gt_val.mat, truth21_{train,val}.npz
+    mpii/annotations/mpii_{train,val}.json, mpii_gt_val.mat, truth_{train,val}.npz
+    aic/images/{train,val}/{image_id:012d}.jpg, aic/annotations/ as coco/  (only when asked: styles)
 
 Conventions: truth keypoints are 0-based image pixels (pixel centres at integers, as cv2 draws and
 warps). COCO json stores them as they are; MPII json stores them 1-based (MATLAB) like the real

@@ -1,6 +1,6 @@
 """The figure model of the synthetic twins: the two styles (what differs between the twins), a small
-3-D stick body (unit = one head height) posed, rotated and projected orthographically, with all 21
-union joints, and its looks. Pure numpy."""
+3-D stick body (unit = one head height) posed, rotated and projected orthographically, with every
+joint a dataset type names (data.skeletons.TWIN_FIGURE), and its looks. Pure numpy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from data.skeletons import UNION21_NAMES
+from data.skeletons import TWIN_FIGURE
 
-K21 = len(UNION21_NAMES)
-J = {name: i for i, name in enumerate(UNION21_NAMES)}
+FIGURE_JOINTS = TWIN_FIGURE.joint_names
+J = {name: i for i, name in enumerate(FIGURE_JOINTS)}
 
 # ------------------------------------------------------------------------------------------------
 # Body parts: painted as polygons; each joint lies on its own parts, so a joint pixel owned by any
@@ -61,6 +61,12 @@ MPII_STYLE = Style('mpii', people_p=(0.6, 0.3, 0.1), height_px=(80, 210), trunca
                                'lunge': 0.1, 'kick': 0.08, 'reach': 0.08, 'gesture': 0.08, 'sit': 0.05,
                                'bend': 0.05},
                    large_roll_p=0.06, venue_p=0.6)
+# AI Challenger: everyday scenes, often several people.
+AIC_STYLE = Style('aic', people_p=(0.4, 0.35, 0.25), height_px=(70, 200), truncate_p=0.12, occluder_p=0.25,
+                  activities={'stand': 0.2, 'walk': 0.18, 'sit': 0.1, 'gesture': 0.1, 'bend': 0.06,
+                              'run': 0.08, 'reach': 0.08, 'star': 0.04, 'squat': 0.06, 'lunge': 0.05,
+                              'kick': 0.05},
+                  large_roll_p=0.04, venue_p=0.3)
 CLOTHES_SATURATION, CLOTHES_VALUE = (0.1, 1.0), (0.25, 1.0)
 NOISE_SIGMA = 5.0
 
@@ -251,7 +257,7 @@ def side_shade(colour: np.ndarray, left: bool) -> np.ndarray:
 # Figure layout: pose + body -> 3-D joints (body frame, head units).
 @dataclass
 class Figure:
-    joints: np.ndarray  # (21, 3) image frame: x, y pixels (0-based), z pixels towards the camera
+    joints: np.ndarray  # (K, 3) FIGURE_JOINTS in the image frame: x, y pixels (0-based), z pixels towards the camera
     head_center: np.ndarray  # (3,)
     head_axes: np.ndarray  # (3, 3) columns: head left, up, forward (unit, image frame)
     hands: np.ndarray  # (2, 3) hand tips (left, right)
@@ -300,7 +306,7 @@ def layout_body(pose: dict, body: Body) -> dict:
         pts[f'{side}_ankle'] = pts[f'{side}_knee'] + L['shin'] * d_shin
         foot_dir = unit_vector(rot_y(sgn * 10) @ fwd - 0.3 * d_shin)
         feet.append(pts[f'{side}_ankle'] + L['foot'] * foot_dir)
-    return {'joints': np.stack([pts[n] for n in UNION21_NAMES]), 'head_center': head_center,
+    return {'joints': np.stack([pts[n] for n in FIGURE_JOINTS]), 'head_center': head_center,
             'head_axes': head_frame, 'hands': np.stack(hands), 'feet': np.stack(feet),
             'upper': upper}
 

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from data.skeletons import UNION21_NAMES
 from data.twins.figure import (
-    HEAD, J, JOINT_PARTS, K21, L_FOOT, L_FOREARM, L_HAND, L_SHIN, L_THIGH, L_UPPER_ARM, NECK, NOISE_SIGMA, R_FOOT,
+    FIGURE_JOINTS, HEAD, J, JOINT_PARTS, L_FOOT, L_FOREARM, L_HAND, L_SHIN, L_THIGH, L_UPPER_ARM, NECK, NOISE_SIGMA, R_FOOT,
     R_FOREARM, R_HAND, R_SHIN, R_THIGH, R_UPPER_ARM, TORSO, Body, Figure, Style, figure_extent, hsv_colour,
     layout_figure, sample_appearance, sample_body, sample_pose, side_shade, unit_vector)
 
@@ -283,10 +282,10 @@ def render_scene(rng, style: Style, w: int, h: int) -> Scene:
 # Truth per person: where each joint is, whether it is in the image and whether it is seen.
 @dataclass
 class PersonTruth:
-    keypoints21: np.ndarray  # (21, 2) float64, 0-based pixels
-    in_image21: np.ndarray  # (21,) bool
-    visible21: np.ndarray  # (21,) bool: in the image, facing the camera and not covered
-    face_hidden: np.ndarray  # (21,) bool: face points turned away (unlabelled in COCO)
+    keypoints: np.ndarray  # (K, 2) float64, 0-based pixels, the figure's joints (figure.FIGURE_JOINTS)
+    in_image: np.ndarray  # (K,) bool
+    visible: np.ndarray  # (K,) bool: in the image, facing the camera and not covered
+    face_hidden: np.ndarray  # (K,) bool: face points turned away (unlabelled in COCO)
     head_box: np.ndarray  # (4,) x1, y1, x2, y2 of the head (incl. hair)
     body_box: np.ndarray  # (4,) full body box, unclipped
     visible_mask: np.ndarray  # (h, w) bool: pixels of this person not covered by anything
@@ -299,9 +298,9 @@ def person_truth(scene: Scene, i: int) -> PersonTruth:
     kp = p.figure.joints[:, :2].copy()
     in_image = (kp[:, 0] >= 0) & (kp[:, 0] <= w - 1) & (kp[:, 1] >= 0) & (kp[:, 1] <= h - 1)
     facing = face_point_visible(p.figure)
-    face_hidden = np.array([name in facing and not facing[name] for name in UNION21_NAMES])
-    seen = np.zeros(K21, bool)
-    for j, name in enumerate(UNION21_NAMES):
+    face_hidden = np.array([name in facing and not facing[name] for name in FIGURE_JOINTS])
+    seen = np.zeros(len(FIGURE_JOINTS), bool)
+    for j, name in enumerate(FIGURE_JOINTS):
         if in_image[j] and not face_hidden[j]:
             x, y = int(round(kp[j, 0])), int(round(kp[j, 1]))
             seen[j] = scene.owner[y, x] == i + 1 and scene.part[y, x] in JOINT_PARTS[name]

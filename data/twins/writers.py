@@ -1,5 +1,6 @@
-"""The synthetic twins' files in the real formats: COCO person_keypoints json, mmpose's MPII json and
-mpii_gt_val.mat, JPEG images, and the 21-joint truth (.npz); every file written atomically."""
+"""The synthetic twins' files in the real formats: COCO-format keypoints json (COCO's 17 joints, AI
+Challenger's 14), mmpose's MPII json and mpii_gt_val.mat, JPEG images, and the full truth (.npz: every
+joint of the figure model, with their names); every file written atomically."""
 from __future__ import annotations
 
 import io
@@ -10,8 +11,8 @@ import cv2
 import numpy as np
 
 from data.files import atomic_write
-from data.skeletons import COCO17, MPII16, union_indices
-from data.twins.figure import K21
+from data.skeletons import COCO17, MPII16, TWIN_FIGURE, Skeleton, union_indices
+from data.twins.figure import FIGURE_JOINTS
 from data.twins.render import PersonTruth
 
 JPEG_QUALITY = 90
@@ -36,8 +37,9 @@ def write_json(path: Path, obj, indent=None) -> None:
     write_atomic(path, json.dumps(obj, indent=indent).encode())
 
 
-def coco_annotation(t: PersonTruth, ann_id: int, image_id: int) -> dict | None:
-    """COCO person annotation, or None when nothing of the person is visible."""
+def coco_annotation(t: PersonTruth, ann_id: int, image_id: int, skeleton: Skeleton = COCO17) -> dict | None:
+    """COCO-format person annotation of `skeleton`'s joints (COCO's visibility flags: 2 seen, 1 hidden,
+    0 not labelled), or None when nothing of the person is visible."""
     mask = t.visible_mask.astype(np.uint8)
     area = int(mask.sum())
     if area < 16:
@@ -47,9 +49,10 @@ def coco_annotation(t: PersonTruth, ann_id: int, image_id: int) -> dict | None:
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     segmentation = [cv2.approxPolyDP(c, 1.0, True).reshape(-1).astype(float).tolist() for c in contours]
     segmentation = [s for s in segmentation if len(s) >= 6]
-    labelled = t.in_image21[:17] & ~t.face_hidden[:17]
-    v = np.where(labelled, np.where(t.visible21[:17], 2, 1), 0)
-    xy = np.where(labelled[:, None], t.keypoints21[:17], 0.0)
+    own = union_indices(skeleton, TWIN_FIGURE)
+    labelled = t.in_image[own] & ~t.face_hidden[own]
+    v = np.where(labelled, np.where(t.visible[own], 2, 1), 0)
+    xy = np.where(labelled[:, None], t.keypoints[own], 0.0)
     keypoints = np.concatenate([xy, v[:, None]], 1).reshape(-1)
     return {'segmentation': segmentation, 'num_keypoints': int(labelled.sum()), 'area': float(area), 'iscrowd': 0,
             'keypoints': [round(float(k), 2) if i % 3 < 2 else int(k) for i, k in enumerate(keypoints)],
@@ -57,21 +60,21 @@ def coco_annotation(t: PersonTruth, ann_id: int, image_id: int) -> dict | None:
             'category_id': 1, 'id': ann_id}
 
 
-def coco_categories() -> list[dict]:
-    return [{'supercategory': 'person', 'id': 1, 'name': 'person', 'keypoints': list(COCO17.joint_names),
-             'skeleton': [[a + 1, b + 1] for a, b in COCO17.links]}]
+def coco_categories(skeleton: Skeleton = COCO17) -> list[dict]:
+    return [{'supercategory': 'person', 'id': 1, 'name': 'person', 'keypoints': list(skeleton.joint_names),
+             'skeleton': [[a + 1, b + 1] for a, b in skeleton.links]}]
 
 
-MPII_UNION = union_indices(MPII16)
+MPII_UNION = union_indices(MPII16, TWIN_FIGURE)
 
 
 def mpii_record(t: PersonTruth, image_name: str) -> dict | None:
     """mmpose's MPII json row (1-based joints, centre/scale in MPII convention), or None if the person
     shows fewer than 6 of the 16 joints (MPII annotates people that are mostly in view)."""
-    vis = t.in_image21[MPII_UNION]
+    vis = t.in_image[MPII_UNION]
     if vis.sum() < 6:
         return None
-    joints = np.where(vis[:, None], t.keypoints21[MPII_UNION] + 1.0, -1.0)
+    joints = np.where(vis[:, None], t.keypoints[MPII_UNION] + 1.0, -1.0)
     x1, y1, x2, y2 = t.body_box
     scale = max(x2 - x1, y2 - y1) / MPII_PIXEL_STD
     center = np.array([(x1 + x2) / 2 + 1, (y1 + y2) / 2 + 1 - MPII_CENTER_SHIFT * scale])
@@ -105,9 +108,10 @@ def write_mpii_gt_mat(path: Path, truths: list[PersonTruth], records: list[dict]
 def truth_arrays(truths: list[PersonTruth], keys: list[int], image_ids: list[int]) -> dict:
     head = np.array([t.head_box for t in truths]).reshape(-1, 4)
     return {'instance_key': np.array(keys, np.int64), 'image_id': np.array(image_ids, np.int64),
-            'keypoints21': np.array([t.keypoints21 for t in truths], np.float32).reshape(-1, K21, 2),
-            'visible21': np.array([t.visible21 for t in truths], bool).reshape(-1, K21),
-            'in_image21': np.array([t.in_image21 for t in truths], bool).reshape(-1, K21),
+            'joint_names': np.array(FIGURE_JOINTS),
+            'keypoints': np.array([t.keypoints for t in truths], np.float32).reshape(-1, len(FIGURE_JOINTS), 2),
+            'visible': np.array([t.visible for t in truths], bool).reshape(-1, len(FIGURE_JOINTS)),
+            'in_image': np.array([t.in_image for t in truths], bool).reshape(-1, len(FIGURE_JOINTS)),
             'head_size': (0.6 * np.hypot(head[:, 2] - head[:, 0], head[:, 3] - head[:, 1])).astype(np.float32),
             'body_box': np.array([t.body_box for t in truths], np.float32).reshape(-1, 4),
             'activity': np.array([t.activity for t in truths], dtype='<U16')}

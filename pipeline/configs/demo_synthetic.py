@@ -17,16 +17,16 @@ datasets = dict(
         val=dict(ann_file=f'{_data}/coco/annotations/person_keypoints_val.json',
                  image_root=f'{_data}/coco/images/val', det_file=None),
         # Full union-21 truth (synthetic only): lets evaluation score the joints COCO lacks.
-        truth=dict(train=f'{_data}/coco/annotations/truth21_train.npz',
-                   val=f'{_data}/coco/annotations/truth21_val.npz'),
+        truth=dict(train=f'{_data}/coco/annotations/truth_train.npz',
+                   val=f'{_data}/coco/annotations/truth_val.npz'),
     ),
     mpii=dict(
         type='mpii',
         train=dict(ann_file=f'{_data}/mpii/annotations/mpii_train.json', image_root=f'{_data}/mpii/images'),
         val=dict(ann_file=f'{_data}/mpii/annotations/mpii_val.json', image_root=f'{_data}/mpii/images',
                  head_boxes_file=f'{_data}/mpii/annotations/mpii_gt_val.mat'),
-        truth=dict(train=f'{_data}/mpii/annotations/truth21_train.npz',
-                   val=f'{_data}/mpii/annotations/truth21_val.npz'),
+        truth=dict(train=f'{_data}/mpii/annotations/truth_train.npz',
+                   val=f'{_data}/mpii/annotations/truth_val.npz'),
     ),
 )
 

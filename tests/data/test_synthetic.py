@@ -26,13 +26,13 @@ def twins(tmp_path_factory):
     return out, summary
 
 
-def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible21') -> tuple[np.ndarray, np.ndarray]:
-    """Truth keypoints (N, 21, 2) and a (N, 21) bool mask ('visible21' or 'in_image21') for each
+def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible') -> tuple[np.ndarray, np.ndarray]:
+    """Truth keypoints (N, 21, 2) and a (N, 21) bool mask ('visible' or 'in_image') for each
     table row, matched by instance_key. Raises if a row has no truth."""
-    if mask not in ('visible21', 'in_image21'):
-        raise ValueError(f"mask must be 'visible21' or 'in_image21', got {mask!r}")
+    if mask not in ('visible', 'in_image'):
+        raise ValueError(f"mask must be 'visible' or 'in_image', got {mask!r}")
     rows = truth_rows(table, truth)
-    return truth['keypoints21'][rows], truth[mask][rows].astype(bool)
+    return truth['keypoints'][rows], truth[mask][rows].astype(bool)
 
 
 def _files(root: Path) -> dict:
@@ -65,9 +65,9 @@ def test_layout_and_split_sizes(twins):
     assert len(list((out / 'coco/images/train').glob('*.jpg'))) == N_IMAGES - n_val
     assert len(list((out / 'coco/images/val').glob('*.jpg'))) == n_val
     assert len(list((out / 'mpii/images').glob('*.jpg'))) == N_IMAGES
-    for name in ('person_keypoints_train.json', 'person_keypoints_val.json', 'truth21_train.npz', 'truth21_val.npz'):
+    for name in ('person_keypoints_train.json', 'person_keypoints_val.json', 'truth_train.npz', 'truth_val.npz'):
         assert (out / 'coco/annotations' / name).is_file()
-    for name in ('mpii_train.json', 'mpii_val.json', 'mpii_gt_val.mat', 'truth21_train.npz', 'truth21_val.npz'):
+    for name in ('mpii_train.json', 'mpii_val.json', 'mpii_gt_val.mat', 'truth_train.npz', 'truth_val.npz'):
         assert (out / 'mpii/annotations' / name).is_file()
     assert not list(out.rglob('*.tmp*')), 'temporary files left behind'
 
@@ -82,7 +82,7 @@ def test_coco_json_is_real_format_and_matches_truth(twins, split):
     assert len(coco.getImgIds()) == summary['coco'][split]['images']
     anns = coco.loadAnns(coco.getAnnIds())
     assert len(anns) == summary['coco'][split]['instances'] > 0
-    truth = load_truth(out / f'coco/annotations/truth21_{split}.npz')
+    truth = load_truth(out / f'coco/annotations/truth_{split}.npz')
     rows = {int(k): i for i, k in enumerate(truth['instance_key'])}
     assert len(rows) == len(anns)
     for ann in anns:
@@ -94,10 +94,10 @@ def test_coco_json_is_real_format_and_matches_truth(twins, split):
         v = kp[:, 2]
         assert set(np.unique(v)) <= {0, 1, 2}
         assert ann['num_keypoints'] == int((v > 0).sum())
-        np.testing.assert_allclose(kp[v > 0, :2], truth['keypoints21'][i, :17][v > 0], atol=0.01)
+        np.testing.assert_allclose(kp[v > 0, :2], truth['keypoints'][i, :17][v > 0], atol=0.01)
         assert np.all(kp[v == 0, :2] == 0)
-        np.testing.assert_array_equal(v == 2, truth['visible21'][i, :17])
-        assert np.all(truth['in_image21'][i, :17][v > 0])
+        np.testing.assert_array_equal(v == 2, truth['visible'][i, :17])
+        assert np.all(truth['in_image'][i, :17][v > 0])
         x, y, w, h = ann['bbox']
         assert w > 0 and h > 0 and 0 < ann['area'] <= w * h
         vis = kp[v == 2, :2]
@@ -108,7 +108,7 @@ def test_coco_json_is_real_format_and_matches_truth(twins, split):
 def test_mpii_json_one_based_and_matches_truth(twins, split):
     out, summary = twins
     rows = json.loads((out / f'mpii/annotations/mpii_{split}.json').read_text())
-    truth = load_truth(out / f'mpii/annotations/truth21_{split}.npz')
+    truth = load_truth(out / f'mpii/annotations/truth_{split}.npz')
     assert len(rows) == len(truth['instance_key']) == summary['mpii'][split]['instances'] > 0
     np.testing.assert_array_equal(truth['instance_key'], np.arange(len(rows)))
     idx = union_indices(MPII16)
@@ -118,8 +118,8 @@ def test_mpii_json_one_based_and_matches_truth(twins, split):
         assert truth['image_id'][i] == int(r['image'].split('.')[0])
         joints, vis = np.array(r['joints'], float), np.array(r['joints_vis'])
         assert joints.shape == (16, 2) and vis.shape == (16,)
-        np.testing.assert_array_equal(vis > 0, truth['in_image21'][i, idx])
-        np.testing.assert_allclose(joints[vis > 0] - 1, truth['keypoints21'][i, idx][vis > 0], atol=0.01)
+        np.testing.assert_array_equal(vis > 0, truth['in_image'][i, idx])
+        np.testing.assert_allclose(joints[vis > 0] - 1, truth['keypoints'][i, idx][vis > 0], atol=0.01)
         assert np.all(joints[vis == 0] == -1)
         # mmpose's transform (centre down by 15 * scale, 0-based) lands on the body box centre, and the
         # square box of side 200 * scale holds every labelled joint
@@ -135,7 +135,7 @@ def test_mpii_gt_mat_like_the_real_one(twins):
     out, _ = twins
     mat = loadmat(str(out / 'mpii/annotations/mpii_gt_val.mat'))
     rows = json.loads((out / 'mpii/annotations/mpii_val.json').read_text())
-    truth = load_truth(out / 'mpii/annotations/truth21_val.npz')
+    truth = load_truth(out / 'mpii/annotations/truth_val.npz')
     n = len(rows)
     assert mat['headboxes_src'].shape == (2, 2, n)
     assert mat['jnt_missing'].shape == (16, n) and mat['pos_gt_src'].shape == (16, 2, n)
@@ -145,20 +145,20 @@ def test_mpii_gt_mat_like_the_real_one(twins):
     np.testing.assert_array_equal(mat['jnt_missing'].T, 1 - np.array([r['joints_vis'] for r in rows]))
     np.testing.assert_allclose(np.transpose(mat['pos_gt_src'], [2, 0, 1]), [r['joints'] for r in rows])
     # the head box surrounds the head joints
-    head = truth['keypoints21'][:, [UNION21_NAMES.index('head_top'), UNION21_NAMES.index('upper_neck')]] + 1
+    head = truth['keypoints'][:, [UNION21_NAMES.index('head_top'), UNION21_NAMES.index('upper_neck')]] + 1
     assert np.all((head >= boxes[:, :1] - 0.01) & (head <= boxes[:, 1:] + 0.01))
 
 
 def test_truth_geometry_is_consistent(twins):
     out, _ = twins
-    t = load_truth(out / 'coco/annotations/truth21_train.npz')
-    kp = t['keypoints21'].astype(np.float64)
+    t = load_truth(out / 'coco/annotations/truth_train.npz')
+    kp = t['keypoints'].astype(np.float64)
     j = {n: kp[:, i] for i, n in enumerate(UNION21_NAMES)}
     np.testing.assert_allclose(j['pelvis'], (j['left_hip'] + j['right_hip']) / 2, atol=0.02)
     np.testing.assert_allclose(j['thorax'], (j['left_shoulder'] + j['right_shoulder']) / 2, atol=0.02)
-    assert np.all(t['visible21'] <= t['in_image21'])
+    assert np.all(t['visible'] <= t['in_image'])
     assert np.all(t['head_size'] > 0)
-    assert t['visible21'].mean() > 0.4, 'most joints should be seen'
+    assert t['visible'].mean() > 0.4, 'most joints should be seen'
 
 
 def test_face_points_follow_facing():
@@ -191,13 +191,13 @@ def _table(keys):
 
 def test_load_and_match_truth(twins, tmp_path):
     out, _ = twins
-    truth = load_truth(out / 'coco/annotations/truth21_val.npz')
+    truth = load_truth(out / 'coco/annotations/truth_val.npz')
     keys = truth['instance_key'][::-1].copy()
     kp, vis = match_truth(_table(keys), truth)
-    np.testing.assert_array_equal(kp, truth['keypoints21'][::-1])
-    np.testing.assert_array_equal(vis, truth['visible21'][::-1])
-    _, inside = match_truth(_table(keys), truth, mask='in_image21')
-    np.testing.assert_array_equal(inside, truth['in_image21'][::-1])
+    np.testing.assert_array_equal(kp, truth['keypoints'][::-1])
+    np.testing.assert_array_equal(vis, truth['visible'][::-1])
+    _, inside = match_truth(_table(keys), truth, mask='in_image')
+    np.testing.assert_array_equal(inside, truth['in_image'][::-1])
     with pytest.raises(KeyError, match='no synthetic truth'):
         match_truth(_table([int(keys.max()) + 1]), truth)
     with pytest.raises(FileNotFoundError, match='not found'):
@@ -221,7 +221,7 @@ def test_project_loaders_read_the_twins(twins):
         pytest.skip(f'data/coco.py or data/mpii.py not available yet ({e})')
     out, _ = twins
     coco = load_coco(out / 'coco/annotations/person_keypoints_val.json', out / 'coco/images/val', split_mode='val')
-    truth = load_truth(out / 'coco/annotations/truth21_val.npz')
+    truth = load_truth(out / 'coco/annotations/truth_val.npz')
     kp, _ = match_truth(coco, truth)
     lab = coco.keypoints_visible > 0
     assert len(coco) > 0 and lab.any() and not lab[:, 17:].any()
@@ -230,7 +230,7 @@ def test_project_loaders_read_the_twins(twins):
 
     mpii = load_mpii(out / 'mpii/annotations/mpii_val.json', out / 'mpii/images',
                      head_boxes_file=out / 'mpii/annotations/mpii_gt_val.mat')
-    truth = load_truth(out / 'mpii/annotations/truth21_val.npz')
+    truth = load_truth(out / 'mpii/annotations/truth_val.npz')
     kp, _ = match_truth(mpii, truth)
     lab = mpii.keypoints_visible > 0
     assert len(mpii) == len(truth['instance_key']) and not lab[:, :5].any()
@@ -246,6 +246,6 @@ def test_project_loaders_read_the_twins(twins):
 def test_truth_records_each_figures_activity_from_its_twins_mix(twins):
     out, _ = twins
     for style in (COCO_STYLE, MPII_STYLE):
-        t = load_truth(out / f'{style.name}/annotations/truth21_train.npz')
+        t = load_truth(out / f'{style.name}/annotations/truth_train.npz')
         assert t['activity'].shape == t['instance_key'].shape
         assert set(t['activity'].tolist()) <= set(style.activities), style.name

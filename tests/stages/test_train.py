@@ -285,7 +285,7 @@ def _val_errors(cfg, model) -> dict:
         rows = np.flatnonzero(table.dataset == ds)
         truth = load_truth(resolve(cfg.datasets[ds].truth.val))
         at = truth_rows(table.select(rows), truth)
-        dist = normalized_distances(kpts[rows], truth['keypoints21'][at], truth['visible21'][at] > 0,
+        dist = normalized_distances(kpts[rows], truth['keypoints'][at], truth['visible'][at] > 0,
                                     truth['head_size'][at])
         annotated = table.annotated[rows][0].astype(bool)
         for part, mask in (('own', annotated), ('missing', ~annotated)):

@@ -5,7 +5,7 @@
 # RTMPose has at 256x192; with the stride-32 4x3 map the demo teacher stays at the mean pose:
 # benchmarks/teacher_escape.py),
 # GAU hidden 128, s 64; sigma scaled from 256x192 by 0.5.
-skeleton = 'union21'
+skeleton = 'union'  # the run's union of its datasets' joints (data.skeletons.derive_union)
 input_size = (96, 128)  # (w, h) pixels
 
 codec = dict(

@@ -2,7 +2,7 @@
 # (rtmpose-m_coco17_256x192.py) with mmpose's rtmpose-s_8xb256-420e_coco-256x192.py sizes and 21
 # output keypoints. mmpose 1.x format; builds with mmpose and with teachers.rtmpose.build_model.
 _base_ = ['./rtmpose-m_coco17_256x192.py']
-skeleton = 'union21'
+skeleton = 'union'  # the run's union of its datasets' joints (data.skeletons.derive_union)
 
 model = dict(
     backbone=dict(deepen_factor=0.33, widen_factor=0.5),
