@@ -165,7 +165,7 @@ def cache_verify_cmd(config_path, cfg_options, split):
 @click.option('--overwrite', is_flag=True, help='replace a run already in the work dir (else refused)')
 def train_student_cmd(config_path, cfg_options, mode, epochs, batch_size, device, resume, work_dir, as_teacher,
                       num_workers, overwrite):
-    """Stage two: train the union-21 student from the cache (no teacher runs)."""
+    """Stage two: train the student on the datasets' union skeleton from the cache (no teacher runs)."""
     from stages.train import train
     cfg = read_config(config_path, cfg_options)
     train(cfg, mode=mode, epochs=epochs, batch_size=batch_size, device=device, resume=resume,

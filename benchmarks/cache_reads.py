@@ -37,15 +37,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cache.manifest import build_manifest  # noqa: E402
 from cache.store import ROW_ARRAYS, checksum_matches, create_cache, open_cache, reconstruct_rows  # noqa: E402
-from data.instances import K21, InstanceTable  # noqa: E402
+from data.instances import InstanceTable  # noqa: E402
+from data.skeletons import COCO17  # noqa: E402
 
 
 def synthetic_instances(n: int) -> InstanceTable:
     zeros = np.zeros(n, np.float32)
     return InstanceTable(dataset=np.array(['coco'] * n), image_path=np.array([f'images/{i:012d}.jpg' for i in range(n)]),
                          image_id=np.arange(n, dtype=np.int64), instance_key=np.arange(n, dtype=np.int64),
-                         bbox=np.zeros((n, 4), np.float32), bbox_score=zeros + 1, keypoints=np.zeros((n, K21, 2), np.float32),
-                         keypoints_visible=np.zeros((n, K21), np.float32), annotated=np.ones((n, K21), bool),
+                         bbox=np.zeros((n, 4), np.float32), bbox_score=zeros + 1, keypoints=np.zeros((n, COCO17.num_joints, 2), np.float32),
+                         keypoints_visible=np.zeros((n, COCO17.num_joints), np.float32),
+                         annotated=np.ones((n, COCO17.num_joints), bool),
                          head_size=zeros + np.nan, area=zeros + 1)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.images import decode_grouped, read_image  # noqa: E402
+from data.skeletons import COCO17  # noqa: E402
 from data.views import draw_views, replay_view  # noqa: E402
 
 INPUT_SIZE = (192, 256)
@@ -40,7 +41,7 @@ def make_dataset(folder: Path, n_images: int, persons: int, size=(640, 480), see
             bw, bh = rng.uniform(60, 200), rng.uniform(120, 400)
             x1, y1 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
             boxes.append([x1, y1, x1 + bw, y1 + bh])
-            kps.append(np.array([x1, y1]) + rng.uniform(0, 1, (21, 2)) * [bw, bh])
+            kps.append(np.array([x1, y1]) + rng.uniform(0, 1, (COCO17.num_joints, 2)) * [bw, bh])
             paths.append(str(p))
     return paths, np.array(boxes, np.float32), np.array(kps, np.float32)
 
@@ -66,7 +67,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         paths, boxes, kps = make_dataset(Path(tmp), args.images, args.persons)
         n = len(paths)
-        views = draw_views(0, 0, np.arange(n), 2, kps, np.ones((n, 21), np.float32), boxes, 'main')[1]
+        views = draw_views(0, 0, np.arange(n), 2, kps, np.ones((n, COCO17.num_joints), np.float32), boxes, 'main',
+                           skeleton=COCO17)[1]
         replay_grouped(paths[:args.persons], boxes, views)  # warm-up (page cache, codec init)
         best = {'per_instance': np.inf, 'grouped': np.inf}
         for _ in range(args.rounds):

@@ -21,25 +21,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from data.datasets import datasets_union  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 
 
-def shared_pck(t: dict) -> float | None:
-    """PCK over the joints both teachers cover (the only ones the overlap mode changes)."""
-    from data.skeletons import COCO17, MPII16, union_indices
-    shared = sorted(set(union_indices(COCO17).tolist()) & set(union_indices(MPII16).tolist()))
+def shared_pck(t: dict, union) -> float | None:
+    """PCK over the joints several teachers cover (the only ones the overlap mode changes)."""
+    shared = [j for j, s in enumerate(union.sources) if len(s) > 1]
     pj, n = np.asarray(t.get('per_joint', []), float)[shared], np.asarray(t.get('counts', []), float)[shared]
     ok = n > 0
     return float((pj[ok] * n[ok]).sum() / n[ok].sum()) if ok.any() else None
 
 
-def summary(log_path: Path) -> dict:
+def summary(log_path: Path, union) -> dict:
     last = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()][-1]
     out = {}
     for ds, m in last.get('val', {}).items():
         t = m.get('pck_truth', {})
         out[ds] = dict(pck_all=t.get('all'), pck_own=t.get('annotated'), pck_missing=t.get('lacking'),
-                       pck_shared=shared_pck(t))
+                       pck_shared=shared_pck(t, union))
         if 'coco' in m:
             out[ds]['AP'] = m['coco']['AP']
         if 'pckh@0.5' in m:
@@ -74,7 +74,7 @@ def main(config_path, epochs, modes, out):
         for mode, p in procs:
             if p.wait() != 0:
                 raise SystemExit(f'{mode} failed, see {out / (mode + ".log")}')
-            results[mode] = summary(out / mode / 'log.jsonl')
+            results[mode] = summary(out / mode / 'log.jsonl', datasets_union(cfg.datasets))
     for mode, r in results.items():
         print(mode, json.dumps(r))
     print(json.dumps(dict(benchmark='overlap_modes', config=config_path, epochs=epochs or int(cfg.train.epochs),

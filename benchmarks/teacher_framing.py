@@ -22,9 +22,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.geometry import bbox_cs2xyxy, bbox_xyxy2cs, fix_aspect_ratio  # noqa: E402
-from data.skeletons import union_mask  # noqa: E402
+from data.datasets import datasets_union  # noqa: E402
+from data.skeletons import model_skeleton, union_mask  # noqa: E402
 from data.views import BBOX_PADDING  # noqa: E402
-from data.truth import load_truth, truth_rows  # noqa: E402
+from data.truth import load_truth, truth_in_union, truth_rows  # noqa: E402
 from outputs.evaluate import pck_union  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 from pipeline.run import split_instances  # noqa: E402
@@ -43,17 +44,19 @@ def square_boxes(bbox: np.ndarray) -> np.ndarray:
 def main(config_path):
     cfg = load_config(resolve(config_path))
     table = split_instances(cfg, 'val')
+    union = datasets_union(cfg.datasets)
     out = {}
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint))
-        covered = union_mask(model.skeleton_name)
+        covered = union_mask(model_skeleton(model.skeleton_name, union), union)
         own_truth = load_truth(resolve(cfg.datasets[t.dataset].truth.train))
         own_activities = set(own_truth['activity'].tolist()) if 'activity' in own_truth else None
         for ds in cfg.datasets:
             rows = table.select(np.flatnonzero(table.dataset == ds))
             truth = load_truth(resolve(cfg.datasets[ds].truth.val))
             at = truth_rows(rows, truth)
-            kp, inside = truth['keypoints'][at], truth['in_image'][at]
+            kp, vis = truth_in_union(truth, union, at)
+            inside = truth_in_union(dict(truth, visible=truth['in_image']), union, at)[1]
             height = np.array([k[v][:, 1].max() - k[v][:, 1].min() for k, v in zip(kp, inside)])
             h_in, w_in = model.input_size[1], model.input_size[0]
             crop_h = fix_aspect_ratio(bbox_xyxy2cs(rows.bbox, padding=BBOX_PADDING)[1], w_in / h_in)[:, 1]
@@ -73,11 +76,11 @@ def main(config_path):
                 if not shared.all():  # else the split is the whole set again
                     groups.update({', activities its twin draws': shared, ', activities its twin never draws': ~shared})
             for label, tab in boxes:
-                k, _ = predict_model(model, tab, torch.device('cpu'))
+                k, _ = predict_model(model, tab, torch.device('cpu'), union)
                 for group, m in groups.items():
                     if not m.any():
                         continue
-                    r = pck_union(k[m], kp[m], truth['visible'][at][m] * covered[None], truth['head_size'][at][m],
+                    r = pck_union(k[m], kp[m], vis[m] * covered[None], truth['head_size'][at][m],
                                   rows.annotated[0], 0.5)
                     out[f'{name} on {ds}, {label}{group}'] = round(100 * r['all'], 1)
                     print(f'teacher {name} on the {ds} twin, {label}{group} ({int(m.sum())} people): '

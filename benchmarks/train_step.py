@@ -9,7 +9,7 @@ normalise (channels_last on CUDA), the mode's targets, student forward (bf16 aut
 distillation_loss, backward, AdamW step, EMA update, and the per-step read-back of the loss terms.
   supervised  ground-truth SimCC labels only (loss_weights = {gt: 1}).
   offline     + both teachers' targets from an in-memory windowed cache plane: the batch's rows
-              reconstructed (reconstruct_rows), moved to the device, scattered into the 21 joints
+              reconstructed (reconstruct_rows), moved to the device, scattered into the union's joints
               (training.targets.teacher_targets_offline, the very function the train stage calls).
   online      + both teachers (RTMPose-m COCO 256x192, RTMPose-m MPII 256x256) run live on their own
               native crops of the batch (eval, no_grad, fp16 autocast on CUDA), mapped into the student's
@@ -44,9 +44,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mmengine.config import Config  # noqa: E402
+
 from cache.window import encode_window  # noqa: E402
 from data.geometry import teacher_to_student_bins  # noqa: E402
-from data.skeletons import union_indices  # noqa: E402
+from data.datasets import datasets_union  # noqa: E402
+from data.skeletons import get_skeleton, model_skeleton, union_indices  # noqa: E402
 from teachers.targets import run_teacher, to_student_bins  # noqa: E402
 from training.ema import ModelEMA  # noqa: E402
 from training.losses import distillation_loss  # noqa: E402
@@ -60,7 +63,9 @@ TEACHERS = {'coco': 'rtmpose-m_coco17_256x192.py', 'mpii': 'rtmpose-m_mpii16_256
 MODES = ('supervised', 'offline', 'online')
 GOALS = {'offline_over_supervised': {'s': 0.95, 't': 0.95},
          'offline_over_online': {'s': 2.8, 't': 4.0}}
-# The full-scale config's training settings (pipeline/configs/coco_mpii_rtmpose-s.py).
+# The full-scale config's training settings (pipeline/configs/coco_mpii_rtmpose-s.py) and its union.
+FULL_CONFIG = ROOT / 'pipeline' / 'configs' / 'coco_mpii_rtmpose-s.py'
+UNION = datasets_union(Config.fromfile(str(FULL_CONFIG)).datasets)
 LOSS_WEIGHTS = dict(gt=0.3, coco=0.25, mpii=0.45)
 WINDOW, TAIL_BLOCKS = 64, 64  # the configs' cache.window and cache.tail_blocks
 BASE_LR, BASE_BATCH, WEIGHT_DECAY, EMA_MOMENTUM = 4e-3, 1024, 0.05, 0.0002
@@ -74,12 +79,13 @@ def sync(device: torch.device) -> None:
 def make_batches(rng, nb: int, batch: int, student_size, codec, teacher_sizes: dict, pin: bool) -> list[dict]:
     """NB batches shaped like TrainCrops items collated: uint8 crops, GT SimCC labels, teacher crops."""
     w, h = student_size
-    coco, mpii = union_indices('coco17'), union_indices('mpii16')
+    coco, mpii = union_indices(get_skeleton('coco17'), UNION), union_indices(get_skeleton('mpii16'), UNION)
+    k = UNION.num_joints
     batches = []
     for _ in range(nb):
-        kpts = rng.uniform((-0.05 * w, -0.05 * h), (1.05 * w, 1.05 * h), (batch, 21, 2)).astype(np.float32)
-        vis = (rng.random((batch, 21)) < 0.8).astype(np.float32)
-        annotated = np.zeros((batch, 21), np.float32)  # half COCO instances, half MPII instances
+        kpts = rng.uniform((-0.05 * w, -0.05 * h), (1.05 * w, 1.05 * h), (batch, k, 2)).astype(np.float32)
+        vis = (rng.random((batch, k)) < 0.8).astype(np.float32)
+        annotated = np.zeros((batch, k), np.float32)  # half COCO instances, half MPII instances
         annotated[: batch // 2, coco] = 1
         annotated[batch // 2:, mpii] = 1
         labels = codec.encode(kpts, vis * annotated)
@@ -125,7 +131,7 @@ def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, d
                  for k, v in parts.items()}
         plane.update(bins_x=student_bins[0], bins_y=student_bins[1])
         planes[name] = plane
-        specs[name] = dict(union_joints=union_indices(model.skeleton_name).tolist())
+        specs[name] = dict(union_joints=union_indices(model_skeleton(model.skeleton_name, UNION), UNION).tolist())
     rows = [j * batch + np.arange(batch) + n0 * rng.integers(0, tiles, batch) for j in range(len(batches))]
     rows = [r[rng.permutation(batch)] for r in rows]  # random order within the batch, as epoch_order gives
     return planes, specs, rows, n0 * tiles
@@ -144,7 +150,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(param_groups(self.model, WEIGHT_DECAY),
                                            lr=scaled_lr(BASE_LR, BASE_BATCH, batch))
         self.ema = ModelEMA(self.model, momentum=EMA_MOMENTUM)
-        self.num_joints = len(union_indices(self.model.skeleton_name))
+        self.num_joints = model_skeleton(self.model.skeleton_name, UNION).num_joints
         w, h = self.model.input_size
         self.student_size, self.split = (w, h), self.model.codec.simcc_split_ratio
         self.teachers, self.planes, self.specs = teachers, planes, specs
@@ -161,7 +167,7 @@ class Trainer:
             targets.update(teacher_targets_offline(self.planes, rows, self.specs, self.num_joints, device))
         elif mode == 'online':
             targets.update(teacher_targets_online(self.teachers, batch, self.student_size, self.split,
-                                                  self.num_joints, device, self.batch))
+                                                  UNION, device, self.batch))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cuda):
             pred_x, pred_y = self.model(x)
         loss, parts = distillation_loss(
@@ -274,7 +280,7 @@ def main(argv=None) -> dict:
                       offline_over_online=round(ips['offline'] / ips['online'], 4))
         goals = {k: dict(goal=GOALS[k][s], met=bool(ratios[k] >= GOALS[k][s])) for k in ratios}
         result['students'][s] = dict(config=STUDENTS[s], modes=figures, ratios=ratios, goals=goals)
-        print(f'\nRTMPose-{s} union-21 256x192, batch {batch}:')
+        print(f'\nRTMPose-{s} {UNION.name} 256x192, batch {batch}:')
         print(f'  {"mode":<11s} {"median s/step":>14s} {"mean s/step":>12s} {"images/s":>10s}')
         for mode in MODES:
             f = figures[mode]

@@ -175,7 +175,7 @@ def teacher_cost(cfg, run, entries) -> dict:
 
 
 def offline_vs_online_result(cfg) -> dict | None:
-    """The last offline-vs-online result for this config's work_dir: seeds, the all-21 paired deltas
+    """The last offline-vs-online result for this config's work_dir: seeds, the all-joints paired deltas
     and the checks; None when the benchmark has not run for it."""
     path = resolve(cfg.work_dir) / OFFLINE_VS_ONLINE_FILE
     if not path.exists():

@@ -230,7 +230,7 @@ def distillation_loss(student_x: torch.Tensor, student_y: torch.Tensor, targets:
                       loss_weights: Mapping | None = None, temperature: float = 1.0,
                       overlap_mode: str = 'separate', beta: float = 10.0, kd_scale: float = 1.0,
                       gt_reduction: str = 'mmpose'):
-    """Total training loss of the 21-joint student.
+    """Total training loss of the student (K joints: the run's union).
 
     targets:
       'gt_x', 'gt_y'   (N, K, bins) SimCC Gaussian labels; 'gt_weights' (N, K) keypoint weights
