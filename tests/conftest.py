@@ -8,6 +8,14 @@ sys.path.insert(0, str(ROOT))
 REAL_SAMPLES = Path(os.environ.get('REAL_SAMPLES', ROOT.parent / 'shared' / 'real_samples'))
 
 # The mmpose reference environment (scripts/install_mmpose_reference.sh); parity-style tests use it.
+# The configs' union: COCO's 17 joints, then MPII's pelvis, thorax, upper_neck, head_top.
+def _coco_mpii():
+    from data.skeletons import derive_union
+    return derive_union(('coco', 'mpii'))
+
+
+COCO_MPII = _coco_mpii()
+
 MMPOSE_PYTHON = Path(os.environ.get('MMPOSE_REF_PYTHON', ROOT / '.venv-mmpose' / 'bin' / 'python'))
 
 

@@ -12,7 +12,10 @@ from cache.fidelity import fidelity_report
 from cache.manifest import build_manifest
 from cache.store import CacheChunkError, CacheError, create_cache, open_cache, reconstruct_rows
 from cache.window import encode_window, log_softmax, reconstruct
-from data.instances import K21, InstanceTable
+from data.instances import InstanceTable
+from tests.conftest import COCO_MPII
+
+K21 = COCO_MPII.num_joints
 
 N, V, CHUNK, WINDOW = 300, 2, 64, 16  # 5 chunks, the last one 44 rows
 FIELDS = ['flip', 'scale', 'rotation']

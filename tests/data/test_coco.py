@@ -5,6 +5,7 @@ import pytest
 
 from data.coco import CocoFormatError, load_coco
 from data.skeletons import COCO17, from_union, union_mask
+from tests.conftest import COCO_MPII
 from tests.conftest import REAL_SAMPLES
 
 REAL = REAL_SAMPLES / 'coco'
@@ -49,16 +50,16 @@ def _minimal(tmp_path):
 
 
 def test_minimal_file_filters_and_maps_like_mmpose(tmp_path):
-    t = load_coco(_minimal(tmp_path), '/imgs')
+    t = load_coco(_minimal(tmp_path), '/imgs', union=COCO_MPII)
     np.testing.assert_array_equal(t.instance_key, [11, 15])
     np.testing.assert_array_equal(t.image_id, [7, 3])
     assert list(t.image_path) == ['/imgs/b.jpg', '/imgs/a.jpg'] and set(t.dataset) == {'coco'}
     np.testing.assert_array_equal(t.bbox, [[0, 10, 99, 40], [1, 2, 11, 22]])
-    kp = from_union(t.keypoints, COCO17)
+    kp = from_union(t.keypoints, COCO17, COCO_MPII)
     np.testing.assert_array_equal(kp[0, [0, 5]], [[20, 20], [30, 25]])
-    np.testing.assert_array_equal(from_union(t.keypoints_visible, COCO17)[0, [0, 5, 9]], [1, 1, 0])
+    np.testing.assert_array_equal(from_union(t.keypoints_visible, COCO17, COCO_MPII)[0, [0, 5, 9]], [1, 1, 0])
     assert t.keypoints_visible[:, 17:].sum() == 0 and (t.keypoints[:, 17:] == 0).all()
-    np.testing.assert_array_equal(t.annotated, np.tile(union_mask(COCO17), (2, 1)))
+    np.testing.assert_array_equal(t.annotated, np.tile(union_mask(COCO17, COCO_MPII), (2, 1)))
     np.testing.assert_array_equal(t.area, [123, 50])
     np.testing.assert_array_equal(t.bbox_score, [1, 1])
     assert np.isnan(t.head_size).all()
@@ -128,15 +129,15 @@ def _real_or_skip():
 def test_real_sample_ground_truth():
     _real_or_skip()
     raw = json.loads(REAL_ANN.read_text())
-    t = load_coco(REAL_ANN, REAL / 'images')
+    t = load_coco(REAL_ANN, REAL / 'images', union=COCO_MPII)
     valid = [a for a in raw['annotations'] if not a['iscrowd'] and a['num_keypoints'] > 0]
     assert len(t) == len(valid) and len(t) < len(raw['annotations'])
     assert set(t.instance_key) == {a['id'] for a in valid}
     for a in valid:
         i = int(np.nonzero(t.instance_key == a['id'])[0][0])
         k = np.array(a['keypoints'], np.float32).reshape(17, 3)
-        np.testing.assert_array_equal(from_union(t.keypoints, COCO17)[i], k[:, :2])
-        np.testing.assert_array_equal(from_union(t.keypoints_visible, COCO17)[i], k[:, 2] > 0)
+        np.testing.assert_array_equal(from_union(t.keypoints, COCO17, COCO_MPII)[i], k[:, :2])
+        np.testing.assert_array_equal(from_union(t.keypoints_visible, COCO17, COCO_MPII)[i], k[:, 2] > 0)
         x, y, w, h = a['bbox']
         np.testing.assert_allclose(t.bbox[i], [x, y, x + w, y + h], atol=1.0)  # clipping moves at most 1 px here
         assert t.image_id[i] == a['image_id']

@@ -6,6 +6,7 @@ import pytest
 from data.geometry import bbox_xyxy2cs
 from data.mpii import MpiiFormatError, head_sizes, load_head_boxes, load_mpii
 from data.skeletons import MPII16, from_union, union_mask
+from tests.conftest import COCO_MPII
 from tests.conftest import REAL_SAMPLES
 
 REAL = REAL_SAMPLES / 'mpii'
@@ -47,15 +48,15 @@ def test_generated_file_centre_scale_like_mmpose(tmp_path):
 
 def test_generated_file_joints(tmp_path):
     e = _entry()
-    t = load_mpii(_write(tmp_path, [e]), '/x')
-    kp = from_union(t.keypoints, MPII16)[0]
-    vis = from_union(t.keypoints_visible, MPII16)[0]
+    t = load_mpii(_write(tmp_path, [e]), '/x', union=COCO_MPII)
+    kp = from_union(t.keypoints, MPII16, COCO_MPII)[0]
+    vis = from_union(t.keypoints_visible, MPII16, COCO_MPII)[0]
     raw = np.array(e['joints'], np.float32)
     keep = np.arange(16) != 3
     np.testing.assert_allclose(kp[keep], raw[keep] - 1)  # MATLAB 1-based -> 0-based
     assert vis[3] == 0 and (kp[3] == 0).all() and vis[keep].all()
-    np.testing.assert_array_equal(t.annotated[0], union_mask(MPII16))
-    assert t.keypoints_visible[0, ~union_mask(MPII16)].sum() == 0
+    np.testing.assert_array_equal(t.annotated[0], union_mask(MPII16, COCO_MPII))
+    assert t.keypoints_visible[0, ~union_mask(MPII16, COCO_MPII)].sum() == 0
     assert np.isnan(t.head_size).all()
 
 
@@ -102,7 +103,7 @@ def test_real_sample_reproduces_mmpose_centre_and_scale():
     if not REAL_ANN.is_file():
         pytest.skip(f'real MPII samples missing under {REAL}')
     raw = json.loads(REAL_ANN.read_text())
-    t = load_mpii(REAL_ANN, REAL / 'images')
+    t = load_mpii(REAL_ANN, REAL / 'images', union=COCO_MPII)
     assert len(t) == len(raw)
     for i, a in enumerate(raw):
         # mmpose MpiiDataset + GetBBoxCenterScale(padding=1.25), written out by hand
@@ -114,5 +115,5 @@ def test_real_sample_reproduces_mmpose_centre_and_scale():
         np.testing.assert_allclose(center, c, atol=1e-3)
         np.testing.assert_allclose(scale, [s * 1.25, s * 1.25], rtol=1e-6)
         vis = np.array(a['joints_vis']) > 0
-        np.testing.assert_allclose(from_union(t.keypoints, MPII16)[i][vis], np.array(a['joints'])[vis] - 1, atol=1e-4)
+        np.testing.assert_allclose(from_union(t.keypoints, MPII16, COCO_MPII)[i][vis], np.array(a['joints'])[vis] - 1, atol=1e-4)
         assert (REAL / 'images' / a['image']).is_file() and t.image_path[i].endswith(a['image'])

@@ -13,7 +13,9 @@ from data.twins import make_synthetic
 from data.twins.figure import COCO_STYLE, MPII_STYLE, layout_figure, sample_body, sample_pose
 from data.twins.render import face_point_visible
 from data.instances import InstanceTable
-from data.skeletons import COCO17, MPII16, UNION21_NAMES, union_indices
+from data.skeletons import AIC14, COCO17, MPII16, TWIN_FIGURE, union_indices
+
+UNION21_NAMES = TWIN_FIGURE.joint_names  # the figure's joints: COCO's 17, then MPII's 4 others
 
 N_IMAGES = 20
 SEED = 3
@@ -27,7 +29,7 @@ def twins(tmp_path_factory):
 
 
 def match_truth(table: InstanceTable, truth: dict, mask: str = 'visible') -> tuple[np.ndarray, np.ndarray]:
-    """Truth keypoints (N, 21, 2) and a (N, 21) bool mask ('visible' or 'in_image') for each
+    """Truth keypoints (N, K, 2) and a (N, K) bool mask ('visible' or 'in_image') for each
     table row, matched by instance_key. Raises if a row has no truth."""
     if mask not in ('visible', 'in_image'):
         raise ValueError(f"mask must be 'visible' or 'in_image', got {mask!r}")
@@ -111,7 +113,7 @@ def test_mpii_json_one_based_and_matches_truth(twins, split):
     truth = load_truth(out / f'mpii/annotations/truth_{split}.npz')
     assert len(rows) == len(truth['instance_key']) == summary['mpii'][split]['instances'] > 0
     np.testing.assert_array_equal(truth['instance_key'], np.arange(len(rows)))
-    idx = union_indices(MPII16)
+    idx = union_indices(MPII16, TWIN_FIGURE)
     for i, r in enumerate(rows):
         assert set(r) == {'image', 'center', 'scale', 'joints', 'joints_vis'}
         assert (out / 'mpii/images' / r['image']).is_file()
@@ -181,7 +183,7 @@ def test_face_points_follow_facing():
 
 
 def _table(keys):
-    t = InstanceTable.empty()
+    t = InstanceTable.empty(TWIN_FIGURE.num_joints)
     n = len(keys)
     cols = {k: np.repeat(v[:1], n, axis=0) if len(v) else np.zeros((n,) + v.shape[1:], v.dtype)
             for k, v in t.columns().items()}
@@ -220,7 +222,8 @@ def test_project_loaders_read_the_twins(twins):
     except ImportError as e:  # written by another helper; the format tests above stand alone
         pytest.skip(f'data/coco.py or data/mpii.py not available yet ({e})')
     out, _ = twins
-    coco = load_coco(out / 'coco/annotations/person_keypoints_val.json', out / 'coco/images/val', split_mode='val')
+    coco = load_coco(out / 'coco/annotations/person_keypoints_val.json', out / 'coco/images/val', split_mode='val',
+                     union=TWIN_FIGURE)
     truth = load_truth(out / 'coco/annotations/truth_val.npz')
     kp, _ = match_truth(coco, truth)
     lab = coco.keypoints_visible > 0
@@ -229,7 +232,7 @@ def test_project_loaders_read_the_twins(twins):
     assert all(Path(p).is_file() for p in coco.image_path)
 
     mpii = load_mpii(out / 'mpii/annotations/mpii_val.json', out / 'mpii/images',
-                     head_boxes_file=out / 'mpii/annotations/mpii_gt_val.mat')
+                     head_boxes_file=out / 'mpii/annotations/mpii_gt_val.mat', union=TWIN_FIGURE)
     truth = load_truth(out / 'mpii/annotations/truth_val.npz')
     kp, _ = match_truth(mpii, truth)
     lab = mpii.keypoints_visible > 0
@@ -249,3 +252,29 @@ def test_truth_records_each_figures_activity_from_its_twins_mix(twins):
         t = load_truth(out / f'{style.name}/annotations/truth_train.npz')
         assert t['activity'].shape == t['instance_key'].shape
         assert set(t['activity'].tolist()) <= set(style.activities), style.name
+
+
+def test_aic_twin_is_ai_challenger_in_coco_format(tmp_path):
+    """The AIC-style twin: AI Challenger's 14 joints, its names and order, in the COCO keypoints format;
+    its `neck` is the figure's upper_neck (data.skeletons.ALIASES), read back by the COCO-format loader."""
+    from data.coco import load_coco
+    from data.truth import truth_in_union
+    summary = make_synthetic(tmp_path, n_images=8, seed=SEED, styles=('aic',), image_size=(240, 200))
+    assert set(summary) >= {'aic'} and 'coco' not in summary and summary['aic']['train']['instances'] > 0
+    ann = json.loads((tmp_path / 'aic/annotations/person_keypoints_train.json').read_text())
+    assert ann['categories'][0]['keypoints'] == [
+        'right_shoulder', 'right_elbow', 'right_wrist', 'left_shoulder', 'left_elbow', 'left_wrist', 'right_hip',
+        'right_knee', 'right_ankle', 'left_hip', 'left_knee', 'left_ankle', 'head_top', 'neck']
+    assert all(len(a['keypoints']) == 14 * 3 for a in ann['annotations'])
+    table = load_coco(tmp_path / 'aic/annotations/person_keypoints_train.json', tmp_path / 'aic/images/train',
+                      skeleton=AIC14, union=TWIN_FIGURE)
+    truth = load_truth(tmp_path / 'aic/annotations/truth_train.npz')
+    kp, _ = truth_in_union(truth, TWIN_FIGURE, truth_rows(table, truth))
+    lab = table.keypoints_visible > 0
+    assert lab[:, TWIN_FIGURE.index('upper_neck')].any() and not lab[:, :5].any()  # no face points in AIC
+    np.testing.assert_allclose(table.keypoints[lab], kp[lab], atol=0.01)
+    # the loader reads the file's own neck into the union's upper_neck
+    first = np.array(ann['annotations'][0]['keypoints'], np.float32).reshape(14, 3)
+    row = np.flatnonzero(table.instance_key == ann['annotations'][0]['id'])[0]
+    if first[13, 2] > 0:
+        np.testing.assert_allclose(table.keypoints[row, TWIN_FIGURE.index('upper_neck')], first[13, :2])

@@ -4,8 +4,8 @@ import pytest
 
 from data.geometry import (bbox_xyxy2cs, compose_affine, fix_aspect_ratio, flip_matrix, get_warp_matrix,
                            teacher_to_student_bins, transform_points)
-from data.skeletons import UNION21
-from data.views import (F, LOWER_BODY_IDS, NUM_VIEW_FIELDS, POLICIES, UPPER_BODY_IDS, VIEW_FIELDS, _philox_raw,
+from tests.conftest import COCO_MPII
+from data.views import (F, NUM_VIEW_FIELDS, POLICIES, VIEW_FIELDS, _philox_raw,
                         draw_views, identity_view, replay_view, stage_first_view, view_box, view_box_scales,
                         view_geometry, view_keypoints, view_matrices)
 
@@ -47,16 +47,16 @@ def test_philox_matches_numpy_bit_generator():
 
 def test_draw_views_row_alone_equals_row_in_batch():
     keys, kp, vis, bbox = _people(50)
-    batch = draw_views(3, 1, keys, 6, kp, vis, bbox, 'main')
+    batch = draw_views(3, 1, keys, 6, kp, vis, bbox, 'main', skeleton=COCO_MPII)
     assert batch.shape == (6, 50, NUM_VIEW_FIELDS) and batch.dtype == np.float32
-    np.testing.assert_array_equal(batch, draw_views(3, 1, keys, 6, kp, vis, bbox, 'main'))
+    np.testing.assert_array_equal(batch, draw_views(3, 1, keys, 6, kp, vis, bbox, 'main', skeleton=COCO_MPII))
     for i in (0, 17, 49):
-        alone = draw_views(3, 1, keys[i:i + 1], 6, kp[i:i + 1], vis[i:i + 1], bbox[i:i + 1], 'main')
+        alone = draw_views(3, 1, keys[i:i + 1], 6, kp[i:i + 1], vis[i:i + 1], bbox[i:i + 1], 'main', skeleton=COCO_MPII)
         np.testing.assert_array_equal(alone[:, 0], batch[:, i])
     # more views do not change the first ones; seed and dataset change the numbers
-    np.testing.assert_array_equal(draw_views(3, 1, keys, 9, kp, vis, bbox, 'main')[:6], batch)
-    assert not np.array_equal(draw_views(4, 1, keys, 6, kp, vis, bbox, 'main'), batch)
-    assert not np.array_equal(draw_views(3, 0, keys, 6, kp, vis, bbox, 'main'), batch)
+    np.testing.assert_array_equal(draw_views(3, 1, keys, 9, kp, vis, bbox, 'main', skeleton=COCO_MPII)[:6], batch)
+    assert not np.array_equal(draw_views(4, 1, keys, 6, kp, vis, bbox, 'main', skeleton=COCO_MPII), batch)
+    assert not np.array_equal(draw_views(3, 0, keys, 6, kp, vis, bbox, 'main', skeleton=COCO_MPII), batch)
 
 
 def test_no_view_is_the_unaugmented_crop_and_none_policy_is_identity():
@@ -64,25 +64,25 @@ def test_no_view_is_the_unaugmented_crop_and_none_policy_is_identity():
     the 'none' policy (un-augmented pretraining) still gives the identity."""
     keys, kp, vis, bbox = _people(30)
     for policy in ('main', 'final'):
-        views = draw_views(0, 0, keys, 4, kp, vis, bbox, policy)
+        views = draw_views(0, 0, keys, 4, kp, vis, bbox, policy, skeleton=COCO_MPII)
         assert not (views == identity_view()).all(-1).any(), policy
         assert (views[..., F['scale']] != 1).mean() > 0.9, policy
-    none = draw_views(0, 0, keys, 4, kp, vis, bbox, 'none')
+    none = draw_views(0, 0, keys, 4, kp, vis, bbox, 'none', skeleton=COCO_MPII)
     np.testing.assert_array_equal(none, np.tile(identity_view(), (4, 30, 1)))
 
 
 def test_stages_draw_disjoint_views_and_a_stage_is_a_prefix_of_a_larger_draw():
     keys, kp, vis, bbox = _people(30)
-    s1 = draw_views(0, 0, keys, 8, kp, vis, bbox, 'main', first_view=stage_first_view(0))
-    np.testing.assert_array_equal(draw_views(0, 0, keys, 3, kp, vis, bbox, 'main', first_view=stage_first_view(0)),
+    s1 = draw_views(0, 0, keys, 8, kp, vis, bbox, 'main', first_view=stage_first_view(0), skeleton=COCO_MPII)
+    np.testing.assert_array_equal(draw_views(0, 0, keys, 3, kp, vis, bbox, 'main', first_view=stage_first_view(0), skeleton=COCO_MPII),
                                   s1[:3])
-    s2 = draw_views(0, 0, keys, 2, kp, vis, bbox, 'main', first_view=stage_first_view(1))
+    s2 = draw_views(0, 0, keys, 2, kp, vis, bbox, 'main', first_view=stage_first_view(1), skeleton=COCO_MPII)
     assert not np.isclose(s2[:, None], s1[None]).all(-1).any()  # no stage-2 view repeats a stage-1 one
 
 
 def test_main_policy_statistics_follow_rtmpose():
     keys, kp, vis, bbox = _people(4000, seed=2)
-    v = draw_views(11, 0, keys, 2, kp, vis, bbox, 'main')[1]
+    v = draw_views(11, 0, keys, 2, kp, vis, bbox, 'main', skeleton=COCO_MPII)[1]
     assert abs(v[:, F['flip']].mean() - 0.5) < 0.03
     rot = v[:, F['rotation']]
     assert np.abs(rot).max() <= 80 and abs((rot != 0).mean() - 0.6) < 0.03
@@ -93,7 +93,7 @@ def test_main_policy_statistics_follow_rtmpose():
     eligible = vis.sum(1) >= 9
     hb = v[:, F['half_body']] > 0
     assert not hb[~eligible].any() and abs(hb[eligible].mean() - 0.3) < 0.03
-    final = draw_views(11, 0, keys, 2, kp, vis, bbox, 'final')[1]
+    final = draw_views(11, 0, keys, 2, kp, vis, bbox, 'final', skeleton=COCO_MPII)[1]
     assert (final[:, F['shift_x']] == 0).all() and np.abs(final[:, F['rotation']]).max() <= 60
     assert final[:, F['scale']].min() >= 0.75 and final[:, F['scale']].max() <= 1.25
 
@@ -104,12 +104,15 @@ def test_half_body_box_is_mmpose_box_of_the_chosen_half():
     rng = np.random.default_rng(5)
     kp = rng.uniform(0, 300, (n, 21, 2)).astype(np.float32)
     vis = np.zeros((n, 21), np.float32)
-    vis[:, UPPER_BODY_IDS] = 1
-    vis[:, LOWER_BODY_IDS[:2]] = 1
-    views = draw_views(9, 0, np.arange(n), 2, kp, vis, np.zeros((n, 4)), 'main')[1]
+    upper, lower = np.flatnonzero(COCO_MPII.upper_body), np.flatnonzero(~COCO_MPII.upper_body)
+    assert [COCO_MPII.joint_names[j] for j in lower] == [
+        'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle', 'right_ankle', 'pelvis']
+    vis[:, upper] = 1
+    vis[:, lower[:2]] = 1
+    views = draw_views(9, 0, np.arange(n), 2, kp, vis, np.zeros((n, 4)), 'main', skeleton=COCO_MPII)[1]
     hb = views[:, F['half_body']] > 0
     assert 0.2 < hb.mean() < 0.4
-    sel = kp[hb][:, UPPER_BODY_IDS]
+    sel = kp[hb][:, upper]
     np.testing.assert_allclose(views[hb][:, [F['hb_cx'], F['hb_cy']]], sel.mean(1), rtol=1e-5)
     np.testing.assert_allclose(views[hb][:, [F['hb_w'], F['hb_h']]], (sel.max(1) - sel.min(1)) * 1.5, rtol=1e-5)
     assert (views[~hb][:, F['hb_cx']:] == 0).all()
@@ -131,7 +134,7 @@ def test_identity_view_crop_equals_plain_topdown_affine():
 def test_replay_is_bit_identical_twice_and_batched_matrices_agree():
     img = _image()
     keys, kp, vis, bbox = _people(8)
-    views = draw_views(1, 0, keys, 3, kp, vis, bbox, 'main')
+    views = draw_views(1, 0, keys, 3, kp, vis, bbox, 'main', skeleton=COCO_MPII)
     for i in range(8):
         a, Ma = replay_view(img, bbox[i], views[2, i], STUDENT)
         b, Mb = replay_view(img.copy(), bbox[i].copy(), views[2, i].copy(), STUDENT)
@@ -193,19 +196,19 @@ def test_keypoints_follow_the_crop(flip):
     bbox = np.array([150., 60., 330., 380.], np.float32)
     kp = np.zeros((21, 2), np.float32)
     vis = np.zeros(21, np.float32)
-    j = UNION21.index('left_wrist')
+    j = COCO_MPII.index('left_wrist')
     kp[j] = (290., 150.)
     vis[j] = 1
     cv2.circle(img, (290, 150), 4, (255, 255, 255), -1)
     view = _view(flip=flip, rotation=40.0, scale=1.1, shift_y=0.05)
     crop, M = replay_view(img, bbox, view, STUDENT)
-    out, out_vis = view_keypoints(kp, vis, view, M)
-    slot = UNION21.index('right_wrist') if flip else j  # a flipped left wrist is the person's right wrist
+    out, out_vis = view_keypoints(kp, vis, view, M, COCO_MPII.flip_indices)
+    slot = COCO_MPII.index('right_wrist') if flip else j  # a flipped left wrist is the person's right wrist
     assert out_vis[slot] == 1 and out_vis.sum() == 1
     ys, xs = np.nonzero(crop[..., 0] > 128)
     np.testing.assert_allclose([xs.mean(), ys.mean()], out[slot], atol=0.75)
     # batched form agrees
-    ob, vb = view_keypoints(kp[None], vis[None], view[None], M[None])
+    ob, vb = view_keypoints(kp[None], vis[None], view[None], M[None], COCO_MPII.flip_indices)
     np.testing.assert_array_equal(ob[0], out)
     np.testing.assert_array_equal(vb[0], out_vis)
 
