@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.skeletons import Skeleton, get_skeleton
+from data.skeletons import SKELETONS, Skeleton, get_skeleton
 from data.files import atomic_write, to_plain
 
 ONNX_INPUT = 'input'
@@ -228,7 +228,8 @@ def mmpose_config(model_config_path: str | Path, dataset_meta: dict | None = Non
     model.data_preprocessor, model.test_cfg, default_scope, no backbone init_cfg (weights come from
     the checkpoint) and, for CSPNeXt, no `_scope_='mmdet'` (mmpose ships the same CSPNeXt, same keys
     and forward, so mmdet is not needed). Returns (Config, dataset_meta, codec input_size).
-    dataset_meta defaults to dataset_meta_from_skeleton(cfg.skeleton) when the config names one."""
+    dataset_meta defaults to dataset_meta_from_skeleton(cfg.skeleton) when the config names a dataset's
+    skeleton (a union's joints depend on the run's datasets: pass its dataset_meta)."""
     from mmengine.config import Config
 
     config_path = Path(model_config_path)
@@ -237,7 +238,7 @@ def mmpose_config(model_config_path: str | Path, dataset_meta: dict | None = Non
     cfg = Config.fromfile(str(config_path))
     if 'model' not in cfg or 'head' not in cfg.model or 'backbone' not in cfg.model:
         raise ValueError(f'{config_path}: not an mmpose model config (needs model.backbone and model.head)')
-    if dataset_meta is None and cfg.get('skeleton'):
+    if dataset_meta is None and cfg.get('skeleton') in SKELETONS:
         dataset_meta = dataset_meta_from_skeleton(cfg.skeleton)
     model = cfg.model
     head = model.head

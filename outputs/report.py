@@ -37,10 +37,10 @@ def results_rows(entries: dict) -> dict:
                      (f'{ds} AP75', (ds, 'coco', 'AP75'), None), (f'{ds} AR', (ds, 'coco', 'AR'), None)]
     for ds in datasets:
         if any(_get(m, ds, 'pck_truth') for m in metrics.values()):
-            k = next(len(_get(m, ds, 'pck_truth', 'per_joint')) for m in metrics.values() if _get(m, ds, 'pck_truth'))
+            k = _all_joints([_get(m, ds, 'pck_truth') for m in metrics.values()])
             cols += [(f'{ds} PCK own joints', (ds, 'pck_truth', 'annotated'), None),
                      (f'{ds} PCK missing joints', (ds, 'pck_truth', 'lacking'), None),
-                     (f'{ds} PCK all {k}', (ds, 'pck_truth', 'all'), None)]
+                     (f'{ds} PCK {k}', (ds, 'pck_truth', 'all'), None)]
     rows = []
     for e, m in metrics.items():
         row = [e]
@@ -51,6 +51,12 @@ def results_rows(entries: dict) -> dict:
                        None if v is None or (isinstance(v, float) and np.isnan(v)) else round(float(v) * PCT, 1))
         rows.append(row)
     return dict(columns=['model'] + [c for c, _, _ in cols], rows=rows)
+
+
+def _all_joints(pck_truths) -> str:
+    """'all K' (K: the union's joints, from a PCK result's per_joint), or 'all joints' without one."""
+    counts = [len(p['per_joint']) for p in pck_truths if isinstance(p, dict) and 'per_joint' in p]
+    return f'all {counts[0]}' if counts else 'all joints'
 
 
 def _num(v) -> bool:
@@ -152,7 +158,7 @@ def _cost_lines(cost: dict) -> list[str]:
                            + ('' if v['noise_floor'] is None else f" (noise floor {v['noise_floor']:.1f})")
                            for col, v in ovo['all21'].items())
         lines.append(f"Cached against live teachers (benchmarks/offline_vs_online.py, last result {ovo['file']}, "
-                     f"seeds {', '.join(map(str, ovo['seeds']))}, {ovo['epochs']} epochs): student PCK on all {len(metrics.get('joints') or ())} "
+                     f"seeds {', '.join(map(str, ovo['seeds']))}, {ovo['epochs']} epochs): student PCK on all "
                      f"joints, offline minus online, mean over the seeds ± its standard error: {deltas}.")
     elif 'offline_vs_online' in cost:
         lines.append('Cached against live teachers: not measured for this run\'s work_dir yet '
@@ -242,8 +248,8 @@ def _val_score(val: dict) -> tuple[float, str]:
     vals = [_get(m, 'pck_truth', 'all') for m in val.values()]
     vals = [v for v in vals if v is not None]
     if vals:
-        k = next(len(m['pck_truth']['per_joint']) for m in val.values() if _get(m, 'pck_truth', 'all') is not None)
-        return float(np.mean(vals)) * PCT, f'PCK@0.5 vs full truth, all {k} joints (mean over datasets)'
+        k = _all_joints([m.get('pck_truth') for m in val.values()]).replace(' joints', '')
+        return float(np.mean(vals)) * PCT, f'PCK@0.5 vs full truth, {k} joints (mean over datasets)'
     named = []
     for ds, m in val.items():
         ap, pckh = _get(m, 'coco', 'AP'), _get(m, 'pckh@0.5', 'mean')

@@ -378,7 +378,8 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         torch.distributed.destroy_process_group()
     if rank == 0 and as_teacher is None:
         from outputs.export import write_mmpose_config
-        write_mmpose_config(resolve(run.model_cfg_path), run.work_dir / 'student_config.py')
+        write_mmpose_config(resolve(run.model_cfg_path), run.work_dir / 'student_config.py',
+                            dataset_meta_from_skeleton(model_skeleton(model.skeleton_name, source.union)))
     return run.work_dir
 
 

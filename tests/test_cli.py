@@ -83,7 +83,7 @@ def test_predict_hands_its_cfg_options_to_the_model_config(monkeypatch, tmp_path
     from click.testing import CliRunner
     from cli import cli
     seen = {}
-    monkeypatch.setattr('stages.predict.load_predictor', lambda *a: (seen.update(args=a), False))
+    monkeypatch.setattr('stages.predict.load_predictor', lambda *a: (seen.update(args=a), False, None))
     monkeypatch.setattr('stages.predict.predict_images', lambda *a, **kw: None)
     model_cfg = ROOT / 'pipeline/configs/models/rtmpose-demo_union21_128x96.py'
     r = CliRunner().invoke(cli, ['predict', str(model_cfg), '--config', str(model_cfg), '--checkpoint', str(model_cfg),

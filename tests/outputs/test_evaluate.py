@@ -7,7 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from data.skeletons import COCO17_SIGMAS, MPII16_NAMES, UNION21, union_mask
+from data.skeletons import COCO17, COCO17_SIGMAS, MPII16_NAMES, union_mask
+from tests.conftest import COCO_MPII
 from outputs.evaluate import (OKS_THRESHOLDS, build_coco_gt, coco_keypoint_eval, mpii_pckh_table, oks_matrix,
                               oks_nms, pck_union, pckh, predictions_to_coco_results, topdown_instance_areas,
                               topdown_rescore, write_coco_results)
@@ -204,7 +205,7 @@ def test_pck_union_split_annotated_and_lacking():
     n = 3
     truth = np.zeros((n, 21, 2))
     pred = truth.copy()
-    coco_mask = union_mask('coco17')  # the 17 COCO joints annotated, the 4 MPII-only joints lacking
+    coco_mask = union_mask(COCO17, COCO_MPII)  # the 17 COCO joints annotated, the 4 MPII-only joints lacking
     pred[:, ~coco_mask, 0] = 30.0  # lacking joints all wrong (norm 20, thr 0.5 -> 10 px)
     pred[0, 0, 0] = 15.0  # one annotated joint wrong
     visible = np.ones((n, 21))
@@ -220,7 +221,9 @@ def test_pck_union_split_annotated_and_lacking():
     # a per-instance mask (N,21) gives the same split as the broadcast (21,) one
     per_row = pck_union(pred, truth, visible, np.full(n, 20.0), np.tile(coco_mask, (n, 1)), thr=0.5)
     assert per_row['annotated'] == res['annotated'] and per_row['lacking'] == res['lacking']
-    assert len(UNION21.joint_names) == res['per_joint'].shape[0]
+    assert COCO_MPII.num_joints == res['per_joint'].shape[0]
+    with pytest.raises(ValueError, match='as the truth'):
+        pck_union(pred[:, :19], truth, visible, np.full(n, 20.0), coco_mask)
 
 
 def test_topdown_instance_areas_pad_then_fix_aspect():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from data.skeletons import UNION21
+from tests.conftest import COCO_MPII as UNION21
 from outputs.export import (ONNX_INPUT, ONNX_OUTPUTS, check_onnx, complete_dataset_meta,
                             dataset_meta_from_skeleton, export_mmpose, export_onnx, write_mmpose_config)
 from tests.conftest import MMPOSE_PYTHON, ROOT, require_mmpose_reference
@@ -155,7 +155,7 @@ def test_export_mmpose_demo_config_drops_mmdet_scope(tmp_path):
     k = src.model.head.out_channels
     sd = _fake_state_dict(k)
     sd['head.final_layer.weight'] = torch.zeros(k, src.model.head.in_channels, 7, 7)
-    meta = dataset_meta_from_skeleton({17: 'coco17', 16: 'mpii16', 21: 'union21'}[k])
+    meta = dataset_meta_from_skeleton({17: 'coco17', 16: 'mpii16', 21: UNION21}[k])
     py = export_mmpose(sd, config, tmp_path / 'export', meta)['config']
     cfg = Config.fromfile(str(py))
     assert '_scope_' not in cfg.model.backbone
@@ -171,7 +171,7 @@ def test_export_mmpose_refuses_mismatches(tmp_path):
         export_mmpose(_fake_state_dict(17), cfg_path, tmp_path / 'a', meta17)
     with pytest.raises(ValueError, match="'student.head"):
         export_mmpose({'student.head.x': torch.zeros(1)}, cfg_path, tmp_path / 'b',
-                      dataset_meta_from_skeleton('union21'))
+                      dataset_meta_from_skeleton(UNION21))
     assert not (tmp_path / 'a').exists() or not list((tmp_path / 'a').iterdir())
 
 
@@ -189,11 +189,15 @@ def test_write_mmpose_config_takes_the_skeleton_from_the_config(tmp_path):
     from mmengine.config import Config
 
     cfg_path = tmp_path / 'tiny_rtmpose.py'
-    cfg_path.write_text("skeleton = 'union21'\n" + TINY_RTMPOSE_CONFIG)
-    py = write_mmpose_config(cfg_path, tmp_path / 'out' / 'student_config.py')
+    cfg_path.write_text("skeleton = 'union'\n" + TINY_RTMPOSE_CONFIG)
+    # a union's joints depend on the run's datasets: given as dataset_meta (the train stage does)
+    py = write_mmpose_config(cfg_path, tmp_path / 'out' / 'student_config.py', dataset_meta_from_skeleton(UNION21))
     cfg = Config.fromfile(str(py))
     names = [v['name'] for v in cfg.test_dataloader.dataset.metainfo['keypoint_info'].values()]
     assert names == list(UNION21.joint_names)
+    cfg_path.write_text("skeleton = 'coco17'\n" + TINY_RTMPOSE_CONFIG.replace('out_channels=21', 'out_channels=17'))
+    cfg = Config.fromfile(str(write_mmpose_config(cfg_path, tmp_path / 'out' / 'coco.py')))
+    assert len(cfg.test_dataloader.dataset.metainfo['keypoint_info']) == 17
     cfg_path.write_text(TINY_RTMPOSE_CONFIG)  # no skeleton: no metainfo, still a runnable config
     cfg = Config.fromfile(str(write_mmpose_config(cfg_path, tmp_path / 'out' / 'plain.py')))
     assert 'metainfo' not in cfg.test_dataloader.dataset and cfg.default_scope == 'mmpose'
@@ -211,7 +215,7 @@ MMPOSE_CHECK = textwrap.dedent('''
     cfg_path, out = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)
     original = MODELS.build(Config.fromfile(cfg_path).model).eval()
-    export_mmpose(original.state_dict(), cfg_path, out, dataset_meta_from_skeleton('union21'))
+    export_mmpose(original.state_dict(), cfg_path, out, dataset_meta_from_skeleton(UNION21))
     cfg = Config.fromfile(out + '/student_config.py')
     rebuilt = MODELS.build(cfg.model).eval()
     sd = torch.load(out + '/student.pth', weights_only=True)['state_dict']

@@ -101,7 +101,8 @@ def test_pckh_with_head_boxes_keeps_numbers_and_dashes():
 
 
 def test_val_score_says_what_it_plots_and_counts_an_ap_of_zero():
-    truth = {'coco': {'pck_truth': {'all': 0.6}, 'coco': {'AP': 0.1}}, 'mpii': {'pck_truth': {'all': 0.4}}}
+    truth = {'coco': {'pck_truth': {'all': 0.6, 'per_joint': np.zeros(21)}, 'coco': {'AP': 0.1}},
+             'mpii': {'pck_truth': {'all': 0.4, 'per_joint': np.zeros(21)}}}
     assert _val_score(truth) == (pytest.approx(50.0), 'PCK@0.5 vs full truth, all 21 joints (mean over datasets)')
     real = {'coco': {'coco': {'AP': 0.0}}, 'mpii': {'pckh@0.5': {'mean': 0.5}}}
     assert _val_score(real) == (pytest.approx(25.0), 'mean of coco AP and mpii PCKh@0.5')  # `or` made it 50

@@ -88,11 +88,16 @@ def deployed(tmp_path_factory):
     det_file.write_text(json.dumps([dict(image_id=a['image_id'], category_id=1, bbox=a['bbox'], score=1.0)
                                     for a in val['annotations']]))
 
-    ckpt = save_checkpoint(root / 'student.pth', _demo_student().state_dict(), {})
-    model = load_predictor(config=STUDENT_CONFIG, checkpoint=ckpt, device='cpu')[0]  # as `cli.py predict`
+    from outputs.export import dataset_meta_from_skeleton
+    from tests.conftest import COCO_MPII
+    # a trained student's checkpoint names its joints (dataset_meta), as the train stage writes it
+    ckpt = save_checkpoint(root / 'student.pth', _demo_student().state_dict(),
+                           {'dataset_meta': dataset_meta_from_skeleton(COCO_MPII)})
+    model, _, skeleton = load_predictor(config=STUDENT_CONFIG, checkpoint=ckpt, device='cpu')  # as `cli.py predict`
+    assert skeleton.joint_names == COCO_MPII.joint_names
     onnx_path = export_onnx(model, tuple(model.input_size), root / 'export' / 'student.onnx')
     assert check_onnx(onnx_path, model) < 1e-4
-    out = predict_images(model, coco / 'images' / 'val', root / 'predict', det_file=det_file, det_score_thr=0.0)
+    out = predict_images(model, skeleton, coco / 'images' / 'val', root / 'predict', det_file=det_file, det_score_thr=0.0)
     return dict(onnx=onnx_path, images=coco / 'images' / 'val', predict=out, val=val)
 
 
