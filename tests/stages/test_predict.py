@@ -14,7 +14,7 @@ from data.images import read_image
 from pipeline.run import split_instances
 from teachers.inference import predict_model
 from stages.predict import load_predictor, predict_images
-from tests.conftest import REAL_SAMPLES, ROOT
+from tests.conftest import COCO_MPII, REAL_SAMPLES, ROOT
 
 STUDENT_CONFIG = ROOT / 'pipeline/configs/models/rtmpose-demo_union21_128x96.py'
 COCO_IMAGES = REAL_SAMPLES / 'coco' / 'images'
@@ -27,16 +27,20 @@ def random_checkpoint(tmp_path_factory):
     """A randomly initialised demo student saved as a checkpoint: drawing and counting need no skill."""
     from teachers.checkpoints import save_checkpoint
     from teachers.rtmpose import build_model
+    from outputs.export import dataset_meta_from_skeleton
     torch.manual_seed(0)
     return save_checkpoint(tmp_path_factory.mktemp('predict') / 'random.pth',
-                           build_model(str(STUDENT_CONFIG)).state_dict(), {})
+                           build_model(str(STUDENT_CONFIG)).state_dict(),
+                           {'dataset_meta': dataset_meta_from_skeleton(COCO_MPII)})
 
 
 @pytest.fixture
 def random_student(random_checkpoint):
     if not COCO_DETS.is_file() or not MPII_IMAGES.is_dir():
         pytest.skip(f'real COCO / MPII samples missing under {REAL_SAMPLES}')
-    return load_predictor(config=STUDENT_CONFIG, checkpoint=random_checkpoint, device='cpu')[0]
+    model, _, skeleton = load_predictor(config=STUDENT_CONFIG, checkpoint=random_checkpoint, device='cpu')
+    assert skeleton.joint_names == COCO_MPII.joint_names  # from the checkpoint's dataset_meta
+    return model, skeleton
 
 
 def _person_detections(image_id: int, thr: float) -> list[dict]:
@@ -45,7 +49,7 @@ def _person_detections(image_id: int, thr: float) -> list[dict]:
 
 
 def test_predict_writes_and_draws_each_persons_box_and_detection_score(random_student, tmp_path, capsys):
-    predict_images(random_student, COCO_IMAGES, tmp_path, det_file=COCO_DETS, det_score_thr=0.3)
+    predict_images(*random_student, COCO_IMAGES, tmp_path, det_file=COCO_DETS, det_score_thr=0.3)
     assert 'warning' not in capsys.readouterr().out  # every sample image has a person
     images = json.loads((tmp_path / 'predictions.json').read_text())['images']
     assert len(images) == 4
@@ -69,8 +73,8 @@ def test_only_a_detection_gets_its_score_drawn_beside_the_box(random_student, tm
     det_file.write_text(json.dumps([dict(det, score=0.87)]))
     x, y, w, h = det['bbox']
     box = [x, y, x + w, y + h]
-    predict_images(random_student, image, tmp_path / 'det', det_file=det_file)
-    predict_images(random_student, image, tmp_path / 'given', bboxes=[box])
+    predict_images(*random_student, image, tmp_path / 'det', det_file=det_file)
+    predict_images(*random_student, image, tmp_path / 'given', bboxes=[box])
     people = [json.loads((tmp_path / d / 'predictions.json').read_text())['images'][0]['people']
               for d in ('det', 'given')]
     assert [p[0]['bbox_score'] for p in people] == [0.87, 1.0] and people[0][0]['keypoints'] == people[1][0]['keypoints']
@@ -82,7 +86,7 @@ def test_only_a_detection_gets_its_score_drawn_beside_the_box(random_student, tm
 
 def test_images_without_a_person_are_counted_in_one_warning(random_student, tmp_path, capsys):
     # MPII's file names are no COCO image ids: a COCO detection file gives them nobody
-    predict_images(random_student, MPII_IMAGES, tmp_path, det_file=COCO_DETS)
+    predict_images(*random_student, MPII_IMAGES, tmp_path, det_file=COCO_DETS)
     lines = capsys.readouterr().out.splitlines()
     warnings = [x for x in lines if x.startswith('warning')]
     assert len(warnings) == 1 and warnings[0].startswith(f'warning: 5 of 5 images have no person in {COCO_DETS}')
@@ -102,12 +106,13 @@ def test_predict_equals_evaluation_on_the_same_boxes(offline_run, dumped, tmp_pa
     cfg = dumped['cfg']
     table = split_instances(cfg, 'val')
     rows = np.arange(min(4, len(table)))
-    model, flip_test = load_predictor(run=offline_run, device='cpu')
+    model, flip_test, skeleton = load_predictor(run=offline_run, device='cpu')
+    assert skeleton.joint_names == COCO_MPII.joint_names  # the run's datasets' union
     assert flip_test is True  # the run's evaluation.flip_test (the demo config's)
-    want_k, want_s = predict_model(model, table.select(rows), 'cpu', flip_test=True)
+    want_k, want_s = predict_model(model, table.select(rows), 'cpu', COCO_MPII, flip_test=True)
     for r in rows:
         out = tmp_path / f'row{r}'
-        predict_images(model, table.image_path[r], out, bboxes=[table.bbox[r].tolist()], flip_test=flip_test)
+        predict_images(model, skeleton, table.image_path[r], out, bboxes=[table.bbox[r].tolist()], flip_test=flip_test)
         people = json.loads((out / 'predictions.json').read_text())['images'][0]['people']
         assert len(people) == 1
         np.testing.assert_allclose(people[0]['keypoints'], want_k[r], atol=0.006)  # JSON keeps 2 decimals

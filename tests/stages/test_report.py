@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cache.store import open_cache
-from data.skeletons import UNION21
+from tests.conftest import COCO_MPII as UNION21
 from outputs.predictions import read_predictions_h5
 from pipeline.run import cache_path, split_instances
 from stages.report import export_report

@@ -17,6 +17,7 @@ from torch.utils.data import default_collate
 
 from cache.store import CacheChunkError, open_cache
 from data.skeletons import union_indices
+from tests.conftest import COCO_MPII
 from pipeline.config import resolve
 from pipeline.run import cache_path
 from training.losses import OVERLAP_MODES, distillation_loss
@@ -37,7 +38,7 @@ def _student(cfg, seed=0):
 def _batch(cfg, cache, student, view, teacher_sizes):
     """The training dataset's items for ROWS of `view` (crops for the teachers too), collated."""
     ds = TrainCrops(cache.instances, cache.views, student.input_size, student.codec,
-                    union_indices(student.skeleton_name), teacher_sizes=teacher_sizes,
+                    union_indices(COCO_MPII, COCO_MPII), COCO_MPII.flip_indices, teacher_sizes=teacher_sizes,
                     photometric=False, seed=int(cfg.seed))
     ds.set_epoch(0, view)
     rows = [r for r in ROWS if r < len(ds)]
@@ -66,7 +67,7 @@ def _parity_gaps(cfg):
         planes = {t: cache.read_view_plane(t, view) for t in cache.teacher_names}
         with torch.no_grad():
             off = teacher_targets_offline(planes, rows, specs, 21, torch.device('cpu'))
-            on = teacher_targets_online(models, batch, size, split, 21, torch.device('cpu'), 64)
+            on = teacher_targets_online(models, batch, size, split, COCO_MPII, torch.device('cpu'), 64)
             assert set(off) == set(on) == set(cfg.teachers)
             for overlap in OVERLAP_MODES:
                 t_off, p_off = _kd_terms(cfg, student, batch, off, overlap)
@@ -107,7 +108,7 @@ def test_online_gradients_reach_only_the_student(dumped):
     size, _, split = student_geometry(cfg)
     student = _student(cfg).train()
     batch, _ = _batch(cfg, cache, student, 1, {n: tuple(m.input_size) for n, m in models.items()})
-    targets = teacher_targets_online(models, batch, size, split, 21, torch.device('cpu'), 64)
+    targets = teacher_targets_online(models, batch, size, split, COCO_MPII, torch.device('cpu'), 64)
     for entry in targets.values():
         assert not entry['logp_x'].requires_grad and not entry['logp_y'].requires_grad
     total, parts = _kd_terms(cfg, student, batch, targets, cfg.train.overlap)
@@ -279,7 +280,7 @@ def _val_errors(cfg, model) -> dict:
     from pipeline.run import split_instances
     from teachers.inference import predict_model
     table = split_instances(cfg, 'val')
-    kpts, _ = predict_model(model, table, torch.device('cpu'))
+    kpts, _ = predict_model(model, table, torch.device('cpu'), COCO_MPII)
     out = {}
     for ds in cfg.datasets:
         rows = np.flatnonzero(table.dataset == ds)
@@ -354,7 +355,6 @@ def test_mirrored_items_are_the_views_mirror_crops_labels_and_cached_rows(dumped
     labels are the unmirrored labels mirrored (mirror_simcc, exact), and its cached targets are the
     unmirrored targets mirrored in the student's joints; online, the teachers see the mirrored crops."""
     from data.images import read_image
-    from data.skeletons import get_skeleton
     from data.views import mirror_matrix, view_geometry, warp_crop
     from teachers.simcc import mirror_simcc
     cfg = dumped['cfg']
@@ -363,17 +363,17 @@ def test_mirrored_items_are_the_views_mirror_crops_labels_and_cached_rows(dumped
     models = load_teachers(cfg)
     sizes = {n: tuple(m.input_size) for n, m in models.items()}
     ds = TrainCrops(cache.instances, cache.views, student.input_size, student.codec,
-                    union_indices(student.skeleton_name), teacher_sizes=sizes, photometric=False,
+                    union_indices(COCO_MPII, COCO_MPII), COCO_MPII.flip_indices, teacher_sizes=sizes, photometric=False,
                     seed=int(cfg.seed), mirror=True)
     ds.set_epoch(3, 1)
     epoch3 = ds.mirrored.copy()
     assert 0.2 < epoch3.mean() < 0.8  # about half the items, drawn anew each epoch
     ds.set_epoch(4, 1)
     assert not np.array_equal(ds.mirrored, epoch3)
-    flip = get_skeleton(student.skeleton_name).flip_indices
+    flip = COCO_MPII.flip_indices  # the student's joints: the union
     rows = [r for r in ROWS if r < len(ds)]
     plain = TrainCrops(cache.instances, cache.views, student.input_size, student.codec,
-                       union_indices(student.skeleton_name), teacher_sizes=sizes, photometric=False, seed=int(cfg.seed))
+                       union_indices(COCO_MPII, COCO_MPII), COCO_MPII.flip_indices, teacher_sizes=sizes, photometric=False, seed=int(cfg.seed))
     plain.set_epoch(4, 1)
     ds.mirrored[:] = True
     for r in rows:
