@@ -237,6 +237,11 @@ class RunFolder:
             self.log_path.write_text('')
             self.best.unlink(missing_ok=True)
         cfg.dump(str(self.config))
+        # mmengine writes dict keys sorted; the datasets' config order is the union's joint order
+        # (data.skeletons.derive_union) and part of the view seeds, so it is written back as it was
+        with open(self.config, 'a') as f:
+            f.write(f'\n# the datasets in config order (the union of their joints follows it)\n'
+                    f'datasets = {{name: datasets[name] for name in {list(cfg.datasets)!r}}}\n')
         with open(self.run_json, 'w') as f:
             json.dump(run, f, indent=1)
 
