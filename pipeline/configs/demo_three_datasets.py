@@ -10,7 +10,7 @@
 #
 # Only the COCO and MPII teachers are shipped (teachers/demo/). The AIC teacher is trained here, on ground
 # truth of its own twin, from the COCO teacher's backbone (as the MPII demo teacher was), then the usual
-# two stages run (about 30 min on 2 CPU cores in all):
+# two stages run:
 #   python cli.py make-synthetic --out data/synthetic-3 --images 600 --styles coco,mpii,aic
 #   python cli.py train-student --config pipeline/configs/demo_three_datasets.py --mode supervised --as-teacher aic
 #   python cli.py dump-teachers --config pipeline/configs/demo_three_datasets.py --split train
