@@ -156,7 +156,7 @@ def _cost_lines(cost: dict) -> list[str]:
         deltas = '; '.join(f"{col.split()[0].upper()}-style {v['delta']:+.1f}"
                            + ('' if v['delta_se'] is None else f" ± {v['delta_se']:.1f}")
                            + ('' if v['noise_floor'] is None else f" (noise floor {v['noise_floor']:.1f})")
-                           for col, v in ovo['all21'].items())
+                           for col, v in ovo['all_joints'].items())
         lines.append(f"Cached against live teachers (benchmarks/offline_vs_online.py, last result {ovo['file']}, "
                      f"seeds {', '.join(map(str, ovo['seeds']))}, {ovo['epochs']} epochs): student PCK on all "
                      f"joints, offline minus online, mean over the seeds ± its standard error: {deltas}.")

@@ -182,8 +182,8 @@ def offline_vs_online_result(cfg) -> dict | None:
         return None
     r = json.loads(path.read_text())
     return dict(file=str(path), seeds=r['seeds'], epochs=r['epochs'], checks=r['checks'],
-                all21={col: {k: r['paired'][col][k] for k in ('delta', 'delta_se', 'noise_floor')}
-                       for col in ('coco pck_all', 'mpii pck_all') if col in r['paired']})
+                all_joints={col: {k: r['paired'][col][k] for k in ('delta', 'delta_se', 'noise_floor')}
+                            for col in r['paired'] if col.endswith(' pck_all')})
 
 
 def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool, union) -> dict:

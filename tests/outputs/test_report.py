@@ -157,7 +157,7 @@ def _cost(offline_vs_online):
 def test_the_cost_section_quotes_the_offline_vs_online_result_or_says_how_to_get_it():
     from outputs.report import _cost_lines
     ovo = dict(file='outputs/demo/offline_vs_online.json', seeds=[0, 1, 2], epochs=20, checks={},
-               all21={'coco pck_all': dict(delta=-0.43, delta_se=0.8, noise_floor=2.1),
+               all_joints={'coco pck_all': dict(delta=-0.43, delta_se=0.8, noise_floor=2.1),
                       'mpii pck_all': dict(delta=0.6, delta_se=None, noise_floor=None)})
     line = [x for x in _cost_lines(_cost(ovo)) if x.startswith('Cached against live teachers')][0]
     assert 'seeds 0, 1, 2, 20 epochs' in line
