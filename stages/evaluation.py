@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from data.datasets import dataset_format, datasets_union
-from data.skeletons import MPII16, dataset_skeleton, model_skeleton, union_indices, union_mask
-from data.truth import truth_in_union
-from data.truth import load_truth, truth_rows
+from data.skeletons import dataset_skeleton, model_skeleton, union_indices, union_mask
+from data.truth import load_truth, truth_in_union, truth_rows
 from outputs.evaluate import (coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results,
                               topdown_instance_areas)
 from pipeline.config import resolve
@@ -65,11 +64,11 @@ def evaluate_predictions(cfg, table, kpts, scores, covered: np.ndarray, datasets
                 table.image_id[rows], kpts[rows][:, own], scores[rows][:, own],
                 table.bbox_score[rows], areas, use_nms=True, sigmas=skeleton.sigmas)
             m['coco'] = coco_keypoint_eval(resolve(ds['val']['ann_file']), results, sigmas=skeleton.sigmas)
-        unavailable = pckh_unavailable(ds, table.head_size[rows]) if ds['type'] == 'mpii' else None
+        unavailable = pckh_unavailable(ds, table.head_size[rows]) if dataset_format(ds['type']) == 'mpii' else None
         if unavailable:  # said in the metrics, so the report shows why the PCKh cells are empty
             m['not_computed'] = {'pckh': unavailable}
-        elif ds['type'] == 'mpii' and covered[own].all():
-            mpii_idx = union_indices(MPII16, union)
+        elif dataset_format(ds['type']) == 'mpii' and covered[own].all():
+            mpii_idx = own
             gt = table.keypoints[rows][:, mpii_idx]
             vis = table.keypoints_visible[rows][:, mpii_idx]
             m['pckh@0.5'] = pckh(kpts[rows][:, mpii_idx], gt, vis, table.head_size[rows], thr=0.5)
