@@ -1,7 +1,7 @@
 """One split of every configured dataset, as one instance table in the union of their skeletons.
 
 A dataset's `type` names its skeleton (data.skeletons.DATASET_SKELETONS) and its file format: COCO-format
-keypoints (COCO, AI Challenger; CrowdPose ships in it too) or MPII's. The evaluators follow the format:
+keypoints (COCO, AI Challenger, CrowdPose) or MPII's. The evaluators follow the format:
 OKS AP with the type's sigmas for COCO-format sets, PCKh for MPII."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from data.instances import InstanceTable
 from data.skeletons import Skeleton, dataset_skeleton, derive_union
 
 # Each dataset type's annotation format.
-DATASET_FORMATS = {'coco': 'coco', 'aic': 'coco', 'mpii': 'mpii'}
+DATASET_FORMATS = {'coco': 'coco', 'aic': 'coco', 'crowdpose': 'coco', 'mpii': 'mpii'}
 DATASET_TYPES = tuple(DATASET_FORMATS)
 
 

@@ -128,21 +128,30 @@ _AIC_LINKS = [
     ('right_shoulder', 'right_hip'), ('left_shoulder', 'left_hip'),
 ]
 
+# CrowdPose keypoints (mmpose's crowdpose.py): COCO's 12 body joints in COCO's order, then top_head and neck.
+CROWDPOSE14_NAMES = COCO17_NAMES[5:] + ('top_head', 'neck')
+CROWDPOSE14_SIGMAS = np.array([.079, .079, .072, .072, .062, .062, .107, .107, .087, .087, .089, .089, .079, .079],
+                              dtype=np.float32)
+_CROWDPOSE_LINKS = [l for l in _COCO_LINKS if l[0] in CROWDPOSE14_NAMES and l[1] in CROWDPOSE14_NAMES] + [
+    ('top_head', 'neck'), ('right_shoulder', 'neck'), ('left_shoulder', 'neck')]
+
 # Where two datasets name one body point differently, a dataset's own name -> the union's name.
 # AIC's `neck` is MPII's `upper_neck`: mmpose's halpe26 / body8 configs (KeypointConverter) map both
 # MPII upper_neck and AIC neck to Halpe's `neck`, and both MPII head_top and AIC head_top to Halpe's
 # `head` (so head_top needs no alias). Without it a COCO+MPII+AIC union would carry two neck joints
 # that teachers put on the same point.
-ALIASES = {'aic': {'neck': 'upper_neck'}}
+# CrowdPose's top_head and neck are the same two points (the same configs map them to Halpe's head and neck).
+ALIASES = {'aic': {'neck': 'upper_neck'}, 'crowdpose': {'top_head': 'head_top', 'neck': 'upper_neck'}}
 
 COCO17 = _skeleton('coco17', COCO17_NAMES, _COCO_LINKS, COCO17_SIGMAS)
 MPII16 = _skeleton('mpii16', MPII16_NAMES, _MPII_LINKS,
                    [COCO17_SIGMAS[COCO17_NAMES.index(n)] if n in COCO17_NAMES else _MPII_OWN_SIGMAS[n]
                     for n in MPII16_NAMES])
 AIC14 = _skeleton('aic14', AIC14_NAMES, _AIC_LINKS, AIC14_SIGMAS, ALIASES['aic'])
+CROWDPOSE14 = _skeleton('crowdpose14', CROWDPOSE14_NAMES, _CROWDPOSE_LINKS, CROWDPOSE14_SIGMAS, ALIASES['crowdpose'])
 
 # Each dataset type's skeleton (what its annotation files hold, in their order).
-DATASET_SKELETONS = {'coco': COCO17, 'mpii': MPII16, 'aic': AIC14}
+DATASET_SKELETONS = {'coco': COCO17, 'mpii': MPII16, 'aic': AIC14, 'crowdpose': CROWDPOSE14}
 SKELETONS = {s.name: s for s in DATASET_SKELETONS.values()}
 # The name a model config gives the run's union skeleton (`skeleton = 'union'`): the student's joints.
 UNION = 'union'
@@ -194,7 +203,7 @@ TWIN_FIGURE = derive_union(tuple(DATASET_SKELETONS), name='twin_figure')
 
 
 def model_skeleton(name: str, union: Skeleton) -> Skeleton:
-    """The skeleton a model config names: a dataset's (coco17, mpii16, aic14) or the run's union."""
+    """The skeleton a model config names: a dataset's (coco17, mpii16, aic14, crowdpose14) or the run's union."""
     return union if name == UNION else get_skeleton(name)
 
 

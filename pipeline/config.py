@@ -24,7 +24,7 @@ REQUIRED = {
     'name': 'a short run name',
     'seed': 'the seed of the view generator and of training',
     'work_dir': 'where run outputs go (outputs/<run>)',
-    'datasets': 'dict of dataset name -> dict(type=coco|mpii|aic, train=dict(...), val=dict(...))',
+    'datasets': 'dict of dataset name -> dict(type=coco|mpii|aic|crowdpose, train=dict(...), val=dict(...))',
     'teachers': 'dict of teacher name -> dict(config=..., checkpoint=...)',
     'student': 'dict(config=<mmpose-style model config of the student on the datasets\' union>, init_backbone=<checkpoint or None>)',
     'views': 'dict(num_views=V, policy=main|final|wide|none): the stage-1 views drawn per train instance',

@@ -46,6 +46,15 @@ def test_aic_neck_is_mpii_upper_neck_so_three_datasets_stay_21():
     assert TWIN_FIGURE.joint_names == u.joint_names  # the twins' figure has every joint a type names
 
 
+def test_crowdpose_names_the_same_head_and_neck_points():
+    from data.skeletons import CROWDPOSE14
+    u = derive_union(['coco', 'crowdpose', 'aic'])
+    assert list(u.joint_names) == COCO_NAMES + ['head_top', 'upper_neck']
+    assert u.sources[u.index('head_top')] == ('crowdpose', 'aic')
+    assert CROWDPOSE14.flip_indices.tolist() == [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13]  # mmpose's
+    assert len(CROWDPOSE14.links) == 15
+
+
 def test_aic_skeleton_is_mmposes():
     assert AIC14.joint_names == ('right_shoulder', 'right_elbow', 'right_wrist', 'left_shoulder', 'left_elbow',
                                  'left_wrist', 'right_hip', 'right_knee', 'right_ankle', 'left_hip', 'left_knee',
@@ -63,8 +72,8 @@ def test_scatter_gather_round_trip_and_errors():
     np.testing.assert_array_equal(from_union(out, AIC14, u), v)
     with pytest.raises(KeyError, match="'mpii16'.*pelvis"):
         union_indices(MPII16, u)
-    with pytest.raises(KeyError, match="unknown dataset type 'crowdpose'"):
-        derive_union(['coco', 'crowdpose'])
+    with pytest.raises(KeyError, match="unknown dataset type 'halpe'"):
+        derive_union(['coco', 'halpe'])
     assert model_skeleton('union', u) is u and model_skeleton('aic14', u) is AIC14
 
 
