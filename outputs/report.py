@@ -83,6 +83,10 @@ def legend_lines(metrics: dict) -> list[str]:
         lines.append(f'"PCK own / missing joints / all {k}": PCK@0.5 (head-size normalised) against the full '
                      f'{k}-joint truth of the synthetic twins, on the joints the dataset annotates / the joints '
                      'it never annotates / all of them.')
+    if metrics.get('joints') and metrics.get('joint_datasets'):
+        types = list(dict.fromkeys(t for ds in metrics['joint_datasets'] for t in ds))
+        lines.append(f"Joints: the union of the {', '.join(types)} skeletons by joint name "
+                     f"({len(metrics['joints'])}): {', '.join(metrics['joints'])}.")
     if any(v is None for v in cells):
         lines.append('– : not applicable (the model does not predict the joints that metric needs).')
     notes = sorted({(c.split()[0], v) for r in t['rows'] for c, v in zip(cols[1:], r[1:]) if isinstance(v, str)})

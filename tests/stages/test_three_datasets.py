@@ -97,6 +97,7 @@ def test_three_datasets_dump_train_report(three):
         assert col in columns
     md = (run / 'report' / 'report.md').read_text()
     assert 'aic AP' in md and 'teacher aic' in md
+    assert f"Joints: the union of the coco, mpii, aic skeletons by joint name ({union.num_joints}): nose," in md
     html = (run / 'report' / 'report.html').read_text()
     assert f'student, {union.num_joints} joints' in html
     export = Config.fromfile(str(run / 'report' / 'export' / 'student_config.py'))
