@@ -49,7 +49,8 @@ def _make_data(cfg, timings: dict) -> None:
     styles = tuple(dict.fromkeys(ds.type for ds in cfg.datasets.values()))  # a twin per dataset type
     _step(timings, f'make-synthetic {syn.out}',
           lambda: make_synthetic(out, n_images=int(syn.images), seed=int(syn.seed), styles=styles),
-          all(resolve(ds.val.ann_file).exists() for ds in cfg.datasets.values()))
+          all(resolve(f).exists() for ds in cfg.datasets.values()
+              for f in [ds.val.ann_file, *(ds.get('truth') or {}).values()]))
 
 
 def run_cli(args: list[str]) -> None:
