@@ -28,6 +28,7 @@ from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
 from pipeline.config import BEST_METRICS, resolve, seed_everything, supervised_model
 from outputs.evaluate import headline_metric
+from outputs.tensorboard import LOG_EVERY, TrainBoard
 from pipeline.run import (RunFolder, cache_differences, cache_path, dist_info, head_loss_beta, pick_device,
                           split_instances, split_views, stage_view_indices, view_stages)
 from stages.evaluation import evaluate_model
@@ -261,6 +262,11 @@ class TargetSource:
             self.stage_views = stage_view_indices(self.cache.manifest['views']['stages'], stages)
             self.specs = {t: self.cache.teacher_spec(t) for t in self.cache.teacher_names}
             self.prefetch = PlanePrefetch(self.cache, list(self.specs))
+            # the teachers' forward time: paid once in the dump, and what one epoch online would pay
+            stats = self.cache.manifest.get('stats', {})
+            self.teacher_seconds_paid = sum(st['forward_seconds'] for st in stats.values())
+            self.teacher_seconds_per_epoch = sum(st['forward_seconds'] / max(st['rows'], 1)
+                                                 for st in stats.values()) * len(run.index_of_row)
         else:
             self.views = split_views(cfg, run.table, stages)
             self.stage_views = stage_view_indices(stages, stages)
@@ -269,6 +275,10 @@ class TargetSource:
                     self.models[name] = load_model(resolve(t.config), resolve(t.checkpoint), device=run.device).eval()
         self.teacher_sizes = {n: tuple(m.input_size) for n, m in self.models.items()}  # online: their crops
         self.flip_indices = get_skeleton(run.model.skeleton_name).flip_indices  # the student's joints
+
+    def teacher_seconds_saved(self, epochs: int) -> float | None:
+        """Teacher compute the cache saved after `epochs` epochs (negative before break-even); offline only."""
+        return epochs * self.teacher_seconds_per_epoch - self.teacher_seconds_paid if self.cache else None
 
     def start_epoch(self, view: int, next_view: int | None, rows=None, next_rows=None) -> None:
         """The epoch's planes in memory, the next epoch's read ahead; `rows`/`next_rows`: the sorted cache
@@ -330,6 +340,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             model_config=run.model_cfg_path, skeleton=model.skeleton_name, epochs=run.epochs,
             batch_size=run.batch_size, world=world, lr=lr, datasets=run.datasets,
             cache=str(cache_path(cfg, 'train')) if source.cache else None, train=tc))
+    board = TrainBoard(folder.tensorboard, step) if rank == 0 else None
     weights = {'gt': 1.0} if mode == 'supervised' else dict(tc['loss_weights'])
     beta = head_loss_beta(run.model_cfg_path)  # the model's own SimCC loss beta (RTMPose: 10)
 
@@ -372,19 +383,24 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             optimizer.zero_grad(set_to_none=True)
             (loss if world == 1 else rank_loss(parts, len(x), sizes[i], world, batch_summed)).backward()
             if tc['grad_clip']:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc['grad_clip']))
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc['grad_clip']))
             optimizer.step()
             ema.update(model)
             step += 1
             n_seen += len(x)
             for k, v in parts.items():  # summed on the device: no host sync in the step
                 sums[k] = sums.get(k, 0.0) + v.detach() * len(x)
-            if step % 20 == 0:
+            if step % LOG_EVERY == 0:
                 bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
+            if board and (step % LOG_EVERY == 0 or i == len(loader) - 1):
+                board.step(step, parts, optimizer.param_groups[0]['lr'], grad_norm if tc['grad_clip'] else
+                           torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]))
         if world > 1:
             n_seen, sums = reduce_sums(n_seen, sums, device)
         end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, time.perf_counter() - t_epoch,
-                  mode, tc)
+                  mode, tc, board, source.teacher_seconds_saved(epoch + 1))
+    if board:
+        board.close()
     if world > 1:
         torch.distributed.destroy_process_group()
     if rank == 0 and as_teacher is None:
@@ -406,9 +422,11 @@ def plane_rows(run: RunSpec, items: np.ndarray) -> np.ndarray:
     return np.sort(run.index_of_row[items])
 
 
-def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, secs, mode, tc) -> None:
+def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, secs, mode, tc, board,
+              teacher_seconds_saved) -> None:
     """The epoch's log record (losses, throughput; validation of the EMA model every val_interval
-    epochs and at the end) and the checkpoint every checkpoint_interval epochs and at the end."""
+    epochs and at the end), its TensorBoard scalars, and the checkpoint every checkpoint_interval epochs
+    and at the end."""
     sums = {k: float(v) for k, v in sums.items()}
     record = dict(epoch=epoch + 1, step=step, lr=optimizer.param_groups[0]['lr'],
                   images_per_s=n_seen / secs, seconds=secs,
@@ -429,8 +447,10 @@ def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums
     folder.log(record)
     print(f'[{mode}] epoch {epoch + 1}/{run.epochs} ' + ' '.join(
         f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
+    val = {f'{ds}/{m}': v for ds in record.get('val', {}) for m in BEST_METRICS
+           if (v := headline_metric(record['val'], f'{ds}/{m}')) is not None}
     if 'val' in record:
-        print(f'[{mode}] val: ' + ' '.join(f'{ds}/{m}={100 * v:.1f}' for ds in record['val'] for m in BEST_METRICS
-                                          if (v := headline_metric(record['val'], f'{ds}/{m}')) is not None))
+        print(f'[{mode}] val: ' + ' '.join(f'{k}={100 * v:.1f}' for k, v in val.items()))
+    board.epoch(step, record, val, teacher_seconds_saved)
     if last or (epoch + 1) % int(tc['checkpoint_interval']) == 0:
         folder.save(model, optimizer, ema, epoch + 1, step, meta)
