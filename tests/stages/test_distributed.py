@@ -60,6 +60,17 @@ def test_a_rank_reads_only_its_rows_of_a_plane(dumped):
         np.testing.assert_array_equal(got, want)
 
 
+RANK_READS_ONLY_ITS_ROWS = """
+import os
+if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+    import cache.store
+
+    def whole_plane(self, teacher, view):
+        raise AssertionError(f'rank {os.environ["RANK"]} read the whole view plane {view} of {teacher}')
+    cache.store.Cache.read_view_plane = whole_plane
+"""
+
+
 def _cfg_options(overrides: dict) -> list[str]:
     return ['--cfg-options'] + [f'{k}={v!r}' for k, v in overrides.items()]
 
@@ -84,7 +95,10 @@ def test_distributed_two_ranks_train_the_weights_of_one_process_at_the_same_glob
                      **{'cache.root': str(stage_env.root / 'main' / 'cache'), 'train.sync_bn': True,
                         'train.epochs': 1})
     ddp_dir = tmp_path / 'ddp'
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
+    # in the ranks, reading a whole view plane fails the run: each rank must read only its own rows
+    (tmp_path / 'site').mkdir()
+    (tmp_path / 'site' / 'sitecustomize.py').write_text(RANK_READS_ONLY_ITS_ROWS)
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join([str(tmp_path / 'site'), str(ROOT)]))
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
            str(ROOT / 'cli.py'), 'train-student', '--config', str(BASE_CONFIG), '--mode', 'offline',
            '--device', 'cpu', '--batch-size', '8', '--num-workers', '0', '--work-dir', str(ddp_dir)]
