@@ -198,21 +198,6 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def val_curves(logs: dict) -> tuple[dict, str]:
-    """({run: (epochs, scores, label)}, panel title) for the val panel. The score is what the runs'
-    val records allow (see _val_score); when runs differ, each line carries its own label."""
-    curves = {}
-    for name, log in logs.items():
-        val = [(r['epoch'], *_val_score(r['val'])) for r in log if 'val' in r]
-        if val:
-            ep, score, labels = zip(*val)
-            curves[name] = (list(ep), list(score), ' / '.join(dict.fromkeys(labels)))
-    labels = {label for _, _, label in curves.values()}
-    title = (f'val {labels.pop()}' if len(labels) == 1 else 'val score (per run, see legend)' if labels
-             else 'val (no val record)')
-    return curves, title
-
-
 def curve_panels(logs: dict) -> dict:
     """{panel: {run: (epochs, scores in %)}}: one val panel per metric, never two metrics averaged into one
     line: PCK@0.5 against the full truth where the datasets have one (the synthetic twins), else each
@@ -274,27 +259,6 @@ def figure_curves(logs: dict) -> bytes | None:
     """Training loss and the val metrics per epoch for each run that has a log (curves_figure)."""
     fig = curves_figure(logs)
     return None if fig is None else _fig_png(fig)
-
-
-def _val_score(val: dict) -> tuple[float, str]:
-    """(score in percent, what it is) of one epoch's val metrics: PCK@0.5 against the full truth where
-    the datasets have one (the synthetic twins), else the mean of each dataset's own metric (COCO AP,
-    MPII PCKh@0.5) over the datasets that have it, named in the label."""
-    vals = [_get(m, 'pck_truth', 'all') for m in val.values()]
-    vals = [v for v in vals if v is not None]
-    if vals:
-        return float(np.mean(vals)) * PCT, 'PCK@0.5 vs full truth, all 21 joints (mean over datasets)'
-    named = []
-    for ds, m in val.items():
-        ap, pckh = _get(m, 'coco', 'AP'), _get(m, 'pckh@0.5', 'mean')
-        if ap is not None:  # `is not None`, not `or`: an AP of 0.0 is a score
-            named.append((f'{ds} AP', ap))
-        elif pckh is not None:
-            named.append((f'{ds} PCKh@0.5', pckh))
-    if not named:
-        return np.nan, 'no val metric'
-    label = named[0][0] if len(named) == 1 else 'mean of ' + ' and '.join(n for n, _ in named)
-    return float(np.mean([v for _, v in named])) * PCT, label
 
 
 def figure_per_joint(entries: dict) -> bytes | None:

@@ -1,10 +1,8 @@
 import html
 
-import numpy as np
 import pytest
 
-from outputs.report import (_val_score, _verdict, figure_curves, legend_lines, render_html, render_markdown,
-                            results_rows, val_curves)
+from outputs.report import _verdict, figure_curves, legend_lines, render_html, render_markdown, results_rows
 
 COLUMNS = ['model', 'coco PCK own joints', 'coco PCK missing joints', 'mpii PCK own joints',
            'mpii PCK missing joints']
@@ -100,26 +98,20 @@ def test_pckh_with_head_boxes_keeps_numbers_and_dashes():
     assert 'not computed' not in md and '– : not applicable (the model does not predict' in md
 
 
-def test_val_score_says_what_it_plots_and_counts_an_ap_of_zero():
+def test_val_panels_say_what_they_plot_and_count_an_ap_of_zero():
+    from outputs.report import curve_panels
     truth = {'coco': {'pck_truth': {'all': 0.6}, 'coco': {'AP': 0.1}}, 'mpii': {'pck_truth': {'all': 0.4}}}
-    assert _val_score(truth) == (pytest.approx(50.0), 'PCK@0.5 vs full truth, all 21 joints (mean over datasets)')
+    assert curve_panels({'s': [{'epoch': 1, 'val': truth}]}) == {
+        'PCK@0.5 vs full truth (all 21 joints, mean over datasets)': {'s': ([1], [pytest.approx(50.0)])}}
     real = {'coco': {'coco': {'AP': 0.0}}, 'mpii': {'pckh@0.5': {'mean': 0.5}}}
-    assert _val_score(real) == (pytest.approx(25.0), 'mean of coco AP and mpii PCKh@0.5')  # `or` made it 50
-    assert _val_score({'coco': {'coco': {'AP': 0.0}}, 'mpii': NO_HEAD_BOXES}) == (0.0, 'coco AP')
-    score, label = _val_score({'mpii': NO_HEAD_BOXES})
-    assert np.isnan(score) and label == 'no val metric'
-
-
-def test_val_panel_title_is_the_plotted_metric():
-    log = [{'epoch': 1, 'val': {'coco': {'coco': {'AP': 0.0}}, 'mpii': {'pckh@0.5': {'mean': 0.5}}}}, {'epoch': 2}]
-    curves, title = val_curves({'student': log, 'baseline': log})
-    assert title == 'val mean of coco AP and mpii PCKh@0.5'
-    assert curves['student'][:2] == ([1], [pytest.approx(25.0)])
-    truth_log = [{'epoch': 1, 'val': {'coco': {'pck_truth': {'all': 0.5}}}}]
-    curves, title = val_curves({'student': truth_log, 'baseline': log})
-    assert title == 'val score (per run, see legend)'
-    assert curves['student'][2].startswith('PCK@0.5 vs full truth') and curves['baseline'][2].startswith('mean of')
-    assert figure_curves({'student': log}) is not None
+    log = [{'epoch': 1, 'val': real}, {'epoch': 2}]
+    assert curve_panels({'s': log, 'b': log}) == {  # an AP of 0.0 is a score (`or` dropped it)
+        'coco AP (OKS)': {'s': ([1], [0.0]), 'b': ([1], [0.0])},
+        'mpii PCKh@0.5': {'s': ([1], [pytest.approx(50.0)]), 'b': ([1], [pytest.approx(50.0)])}}
+    no_head = [{'epoch': 1, 'val': {'coco': {'coco': {'AP': 0.0}}, 'mpii': NO_HEAD_BOXES}}]
+    assert list(curve_panels({'s': no_head})) == ['coco AP (OKS)']
+    assert curve_panels({'s': [{'epoch': 1, 'val': {'mpii': NO_HEAD_BOXES}}]}) == {}
+    assert figure_curves({'s': log}) is not None
 
 
 def test_legend_describes_only_the_columns_the_table_has():

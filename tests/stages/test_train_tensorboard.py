@@ -21,7 +21,7 @@ def _scalars(run_dir) -> dict:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()['scalars']}
 
 
-def test_straight_run_writes_every_term_lr_grad_norm_val_and_teacher_saving(offline_run, dumped, capsys):
+def test_straight_run_writes_every_term_lr_grad_norm_val_and_teacher_saving(offline_run):
     scalars = _scalars(offline_run)
     epoch_steps = [4, 8]  # 60 instances at 16: four steps an epoch, two epochs
     for tag in ('train/loss_gt', 'train/loss_coco', 'train/loss_mpii', 'train/loss_total', 'train/lr',
