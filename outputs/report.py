@@ -198,6 +198,9 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
+TRUTH_PANEL = 'PCK@0.5 vs full truth (all 21 joints, mean over datasets)'
+
+
 def curve_panels(logs: dict) -> dict:
     """{panel: {run: (epochs, scores in %)}}: one val panel per metric, never two metrics averaged into one
     line: PCK@0.5 against the full truth where the datasets have one (the synthetic twins), else each
@@ -209,7 +212,7 @@ def curve_panels(logs: dict) -> dict:
             if not val:
                 continue
             truth = [v for m in val.values() if (v := _get(m, 'pck_truth', 'all')) is not None]
-            scores = {'PCK@0.5 vs full truth (all 21 joints, mean over datasets)': float(np.mean(truth))} if truth else {}
+            scores = {TRUTH_PANEL: float(np.mean(truth))} if truth else {}
             for ds, m in val.items():
                 if truth:
                     break

@@ -411,8 +411,8 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
 
 def precision(tc: dict, device: torch.device) -> tuple[bool, bool]:
     """(bf16 autocast, channels_last) of the training step: as configured on CUDA; off on CPU, where bf16
-    autocast is slower than fp32 on most CPUs (tests/stages/test_train.py forces both on CPU to run the
-    GPU's code path)."""
+    autocast is slower than fp32 on most CPUs (tests/stages/test_train_precision.py forces both on the CPU
+    to run the GPU's code path)."""
     on = device.type == 'cuda'
     return bool(tc['amp']) and on, bool(tc['channels_last']) and on
 

@@ -214,7 +214,8 @@ def test_break_even_is_called_no_saving_and_one_epoch_is_singular():
     even = dict(_cost(None), teacher_seconds_paid_once=25.0, saving_factor=1.0, epochs=1, views=1)
     line = [x for x in _cost_lines(even) if x.startswith('Teacher forward time')][0]
     assert 'no saving' in line and '1.0×' not in line and 'break-even' in line and '1 epoch)' in line
-    assert [x for x in _cost_lines(even) if x.startswith('Training set')][0].endswith('1 cached view each, 1 training epoch.')
+    training_set = [x for x in _cost_lines(even) if x.startswith('Training set')][0]
+    assert training_set.endswith('1 cached view each, 1 training epoch.')
     clause = _cost_clause(dict(even, teacher_seconds_online=25.0))
     assert 'no saving' in clause and '1 epoch' in clause and '1 epochs' not in clause and '1.0x' not in clause
     assert 'same 1 epoch (' in _cost_clause(dict(even, teacher_seconds_online=50.0))
