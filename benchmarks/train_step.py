@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/train_step.py [--device cuda|cpu] [--batch-size B] [--steps K] [--reps R]
                                               [--warmup W] [--batches NB] [--plane-rows P]
-                                              [--students s,t] [--threads N] [--quick]
+                                              [--students s,t] [--threads N] [--amp on|off] [--quick]
 
 A step = what stages/train.py does per batch once the DataLoader has handed it over: host->device copies,
-normalise (channels_last on CUDA), the mode's targets, student forward (bf16 autocast on CUDA),
+normalise (channels_last on CUDA), the mode's targets, student forward (bf16 autocast on CUDA; --amp off: fp32),
 distillation_loss, backward, AdamW step, EMA update, and the per-step read-back of the loss terms.
   supervised  ground-truth SimCC labels only (loss_weights = {gt: 1}).
   offline     + both teachers' targets from an in-memory windowed cache plane: the batch's rows
@@ -140,9 +140,9 @@ def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, d
 class Trainer:
     """The per-batch body of stages/train.py's loop, for one student."""
 
-    def __init__(self, cfg_path, device, batch: int, teachers, planes, specs):
+    def __init__(self, cfg_path, device, batch: int, teachers, planes, specs, amp: bool = True):
         torch.manual_seed(0)
-        self.device, self.batch = device, batch
+        self.device, self.batch, self.amp = device, batch, amp
         self.model = build_model(str(cfg_path)).to(device).train()
         self.cuda = device.type == 'cuda'
         if self.cuda:
@@ -168,7 +168,7 @@ class Trainer:
         elif mode == 'online':
             targets.update(teacher_targets_online(self.teachers, batch, self.student_size, self.split,
                                                   UNION, device, self.batch))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cuda and self.amp):
             pred_x, pred_y = self.model(x)
         loss, parts = distillation_loss(
             pred_x.float(), pred_y.float(), targets,
@@ -204,6 +204,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--plane-rows', type=int, default=16384, help='rows of the in-memory cache plane')
     parser.add_argument('--students', default='s,t')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--amp', choices=('on', 'off'), default='on',
+                        help="the student's bf16 autocast on CUDA (train.amp); off: fp32")
     parser.add_argument('--quick', action='store_true', help='tiny run for the smoke test: batch 4, 1 rep, 2 steps')
     args = parser.parse_args(argv)
 
@@ -256,10 +258,10 @@ def main(argv=None) -> dict:
     result = dict(benchmark='train_step', device=str(device), device_name=device_name, torch=torch.__version__,
                   threads=torch.get_num_threads(), cpu_count=os.cpu_count(), batch=batch, steps=steps, reps=reps,
                   warmup=warmup, distinct_batches=nb, plane_rows=n_plane, window=WINDOW,
-                  amp=dict(student='bf16' if cuda else None, teachers='fp16' if cuda else None),
+                  amp=dict(student='bf16' if cuda and args.amp == 'on' else None, teachers='fp16' if cuda else None),
                   channels_last=cuda, quick=bool(args.quick), students={})
     for s in students:
-        trainer = Trainer(MODELS / STUDENTS[s], device, batch, teachers, planes, specs)
+        trainer = Trainer(MODELS / STUDENTS[s], device, batch, teachers, planes, specs, amp=args.amp == 'on')
         for mode in MODES:
             time_steps(trainer, mode, batches, rows, 0, warmup)
         samples = {mode: [] for mode in MODES}

@@ -119,14 +119,19 @@ def box_lines(boxes: dict) -> list[str]:
 def _cost_lines(cost: dict) -> list[str]:
     if not cost:
         return ['No training cache found: no cost accounting.']
+    factor, views = cost['saving_factor'], _count(cost['views'], 'epoch')
+    if round(factor, 1) == 1.0:  # what the line prints as 1.0x either way is no saving
+        saving = f'no saving (break-even: as many epochs as cached views, {views}).'
+    elif factor > 1:
+        saving = f"**{factor:.1f}×** less teacher compute."
+    else:
+        saving = f"offline costs **{1 / factor:.1f}×** more (fewer epochs than cached views; break-even at {views})."
     lines = [
-        f"Training set: {cost['train_instances']} instances, {cost['views']} cached views each, "
-        f"{cost['epochs']} training epochs.",
+        f"Training set: {cost['train_instances']} instances, {_count(cost['views'], 'cached view')} each, "
+        f"{_count(cost['epochs'], 'training epoch')}.",
         f"Teacher forward time paid once in the dump: **{cost['teacher_seconds_paid_once']:.1f} s**; "
         f"online distillation would pay **{cost['teacher_seconds_online']:.1f} s** over the same epochs "
-        f"(measured per-instance teacher time × instances × epochs) — "
-        + (f"**{cost['saving_factor']:.1f}×** less teacher compute." if cost['saving_factor'] >= 1 else
-           f"offline costs **{1 / cost['saving_factor']:.1f}×** more (fewer epochs than cached views)."),
+        f"(measured per-instance teacher time × instances × epochs) — " + saving,
         f"Cache size: {cost['cache_bytes'] / 2**20:.1f} MiB (train)"
         + (f", {cost['cache_bytes_val'] / 2**20:.1f} MiB (val)" if cost.get('cache_bytes_val') else '') + '.',
     ]
@@ -205,66 +210,70 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def val_curves(logs: dict) -> tuple[dict, str]:
-    """({run: (epochs, scores, label)}, panel title) for the val panel. The score is what the runs'
-    val records allow (see _val_score); when runs differ, each line carries its own label."""
-    curves = {}
+TRUTH_PANEL = 'PCK@0.5 vs full truth (every union joint, mean over datasets)'
+
+
+def curve_panels(logs: dict) -> dict:
+    """{panel: {run: (epochs, scores in %)}}: one val panel per metric, never two metrics averaged into one
+    line: PCK@0.5 against the full truth where the datasets have one (the synthetic twins), else each
+    dataset's own metric (COCO AP, MPII PCKh@0.5) on its own panel."""
+    panels = {}
     for name, log in logs.items():
-        val = [(r['epoch'], *_val_score(r['val'])) for r in log if 'val' in r]
-        if val:
-            ep, score, labels = zip(*val)
-            curves[name] = (list(ep), list(score), ' / '.join(dict.fromkeys(labels)))
-    labels = {label for _, _, label in curves.values()}
-    title = (f'val {labels.pop()}' if len(labels) == 1 else 'val score (per run, see legend)' if labels
-             else 'val (no val record)')
-    return curves, title
+        for r in log:
+            val = r.get('val')
+            if not val:
+                continue
+            truth = [v for m in val.values() if (v := _get(m, 'pck_truth', 'all')) is not None]
+            scores = {TRUTH_PANEL: float(np.mean(truth))} if truth else {}
+            for ds, m in val.items():
+                if truth:
+                    break
+                ap, pckh = _get(m, 'coco', 'AP'), _get(m, 'pckh@0.5', 'mean')
+                if ap is not None:
+                    scores[f'{ds} AP (OKS)'] = ap
+                elif pckh is not None:
+                    scores[f'{ds} PCKh@0.5'] = pckh
+            for panel, v in scores.items():
+                epochs, values = panels.setdefault(panel, {}).setdefault(name, ([], []))
+                epochs.append(r['epoch'])
+                values.append(float(v) * PCT)
+    return panels
 
 
-def figure_curves(logs: dict) -> bytes | None:
-    """Training loss and validation metric per epoch for each run that has a log."""
+def curves_figure(logs: dict):
+    """The figure of figure_curves: training loss, then one panel per val metric (curve_panels), each
+    with whole-epoch ticks, the val panels in %, titles wrapped to their panel's width."""
+    import textwrap
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     logs = {k: v for k, v in logs.items() if v}
     if not logs:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    curves, title = val_curves(logs)
-    labels = {label for _, _, label in curves.values()}
+    panels = curve_panels(logs)
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(4.2 * (1 + len(panels)), 3.6), squeeze=False,
+                             layout='constrained')
+    axes = axes[0]
     for name, log in logs.items():
-        ep = [r['epoch'] for r in log]
-        axes[0].plot(ep, [r.get('loss_total', np.nan) for r in log], marker='.', label=name)
-        if name in curves:
-            ep, score, label = curves[name]
-            axes[1].plot(ep, score, marker='o', label=name if len(labels) == 1 else f'{name}: {label}')
-    axes[0].set(title='training loss (total; its terms differ by mode)', xlabel='epoch')
-    axes[1].set(title=title, xlabel='epoch')
-    for a in axes:
-        a.grid(alpha=.3)
-        a.legend(fontsize=8)
-    return _fig_png(fig)
+        axes[0].plot([r['epoch'] for r in log], [r.get('loss_total', np.nan) for r in log], marker='.', label=name)
+    axes[0].set(title='training loss (total)', xlabel='epoch', ylabel='loss (its terms differ by mode)')
+    for ax, (panel, runs) in zip(axes[1:], panels.items()):
+        for name, (epochs, values) in runs.items():
+            ax.plot(epochs, values, marker='o', label=name)
+        ax.set(xlabel='epoch', ylabel=f'val {panel.split(" (")[0]} (%)')
+        ax.set_title(textwrap.fill('val ' + panel, 38))
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=.3)
+        ax.legend(fontsize=8)
+    return fig
 
 
-def _val_score(val: dict) -> tuple[float, str]:
-    """(score in percent, what it is) of one epoch's val metrics: PCK@0.5 against the full truth where
-    the datasets have one (the synthetic twins), else the mean of each dataset's own metric (COCO AP,
-    MPII PCKh@0.5) over the datasets that have it, named in the label."""
-    vals = [_get(m, 'pck_truth', 'all') for m in val.values()]
-    vals = [v for v in vals if v is not None]
-    if vals:
-        k = _all_joints([m.get('pck_truth') for m in val.values()]).replace(' joints', '')
-        return float(np.mean(vals)) * PCT, f'PCK@0.5 vs full truth, {k} joints (mean over datasets)'
-    named = []
-    for ds, m in val.items():
-        ap, pckh = _get(m, 'coco', 'AP'), _get(m, 'pckh@0.5', 'mean')
-        if ap is not None:  # `is not None`, not `or`: an AP of 0.0 is a score
-            named.append((f'{ds} AP', ap))
-        elif pckh is not None:
-            named.append((f'{ds} PCKh@0.5', pckh))
-    if not named:
-        return np.nan, 'no val metric'
-    label = named[0][0] if len(named) == 1 else 'mean of ' + ' and '.join(n for n, _ in named)
-    return float(np.mean([v for _, v in named])) * PCT, label
+def figure_curves(logs: dict) -> bytes | None:
+    """Training loss and the val metrics per epoch for each run that has a log (curves_figure)."""
+    fig = curves_figure(logs)
+    return None if fig is None else _fig_png(fig)
 
 
 def figure_per_joint(entries: dict, union) -> bytes | None:
@@ -407,12 +416,21 @@ def _cost_clause(cost: dict) -> str:
     paid, online = cost.get('teacher_seconds_paid_once'), cost.get('teacher_seconds_online')
     if not paid or not online:
         return ''
-    if online >= paid:
+    epochs = _count(cost['epochs'], 'epoch')
+    if round(online / paid, 1) == 1.0:
+        return (f'; its teachers cost {paid:.0f} s of compute paid once, as much as online distillation over '
+                f'the same {epochs} ({online:.0f} s): no saving, the break-even of {_count(cost["views"], "epoch")}')
+    if online > paid:
         return (f'; its teachers cost {paid:.0f} s of compute paid once, against {online:.0f} s for online '
-                f'distillation over the same {cost["epochs"]} epochs ({online / paid:.1f}x less)')
+                f'distillation over the same {epochs} ({online / paid:.1f}x less)')
     return (f'; its teachers cost {paid:.0f} s of compute paid once, MORE than the {online:.0f} s online '
-            f'distillation would pay over {cost["epochs"]} epochs ({paid / online:.1f}x; the cache pays off '
-            f'only when epochs exceed the {cost["views"]} cached views)')
+            f'distillation would pay over {epochs} ({paid / online:.1f}x; the cache pays off '
+            f'only when epochs exceed the {_count(cost["views"], "cached view")})')
+
+
+def _count(n, noun: str) -> str:
+    """'1 epoch', '24 epochs'."""
+    return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
 def _other_title(metrics: dict) -> str:

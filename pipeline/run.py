@@ -195,6 +195,7 @@ class RunFolder:
         best.pth             the EMA weights at the best val score by evaluation.save_best (meta.best)
         student_config.py    the mmpose config of the student (student runs)
         report/              export-report's output
+        tb/                  TensorBoard event files (outputs.tensorboard)
 
     The no-distillation baseline of a run is its sibling folder `supervised`."""
 
@@ -207,6 +208,7 @@ class RunFolder:
         self.checkpoint, self.mmpose_config = self.path / self.CHECKPOINT, self.path / self.MMPOSE_CONFIG
         self.best = self.path / self.BEST
         self.report = self.path / self.REPORT
+        self.tensorboard = self.path / 'tb'
 
     def baseline(self) -> 'RunFolder':
         return RunFolder(self.path.parent / 'supervised')

@@ -10,7 +10,6 @@ pipeline.run.RunFolder's, the training math is in training/. Modes:
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -30,11 +29,13 @@ from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
 from pipeline.config import BEST_METRICS, resolve, seed_everything, supervised_model
 from outputs.evaluate import headline_metric
+from outputs.tensorboard import LOG_EVERY, TrainBoard
 from pipeline.run import (RunFolder, cache_differences, cache_path, dist_info, head_loss_beta, pick_device,
                           split_instances, split_views, stage_view_indices, view_stages)
 from stages.evaluation import evaluate_model
 from teachers.checkpoints import init_backbone, load_model
 from teachers.rtmpose import build_model
+from training.distributed import convert_sync_batchnorm, global_batch_sizes, rank_items, rank_loss, reduce_sums
 from training.ema import ModelEMA
 from training.losses import distillation_loss, kd_weight_schedule
 from training.schedule import cosine_start_step, learning_rate, lr_at, param_groups
@@ -124,29 +125,35 @@ class TrainCrops(torch.utils.data.Dataset):
 
 
 class PlanePrefetch:
-    """Reads the next epoch's cache planes in a thread while this epoch trains. A read that fails (a chunk
-    failing its checksum) is raised by get() in the main thread, before any step uses the plane."""
+    """Reads the next epoch's cache planes in a thread while this epoch trains: the whole view plane, or
+    only cache rows `rows` (sorted; a rank of a distributed run holds only its own rows). A read that
+    fails (a chunk failing its checksum) is raised by get() in the main thread, before any step uses it."""
 
     def __init__(self, cache, teachers):
         self.cache, self.teachers, self.thread, self.result = cache, teachers, None, None
 
-    def start(self, view):
+    def read(self, teacher, view, rows):
+        return self.cache.read_view_plane(teacher, view) if rows is None else \
+            self.cache.read_rows(teacher, view, rows)
+
+    def start(self, view, rows=None):
         def work():
             try:
-                self.result = (view, {t: self.cache.read_view_plane(t, view) for t in self.teachers})
+                self.result = (view, rows, {t: self.read(t, view, rows) for t in self.teachers})
             except Exception as error:  # noqa: BLE001 - handed to the main thread as raised
-                self.result = (view, error)
+                self.result = (view, rows, error)
         self.thread = threading.Thread(target=work, daemon=True)
         self.thread.start()
 
-    def get(self, view):
+    def get(self, view, rows=None):
         if self.thread is None:
-            self.start(view)
+            self.start(view, rows)
         self.thread.join()
-        got_view, planes = self.result
-        if got_view != view:
-            self.start(view)
-            return self.get(view)
+        got_view, got_rows, planes = self.result
+        if got_view != view or (got_rows is None) != (rows is None) or \
+                (rows is not None and not np.array_equal(got_rows, rows)):
+            self.start(view, rows)
+            return self.get(view, rows)
         self.thread = None
         if isinstance(planes, Exception):
             raise planes
@@ -248,6 +255,7 @@ class TargetSource:
 
     def __init__(self, cfg, run: RunSpec, stages: list[dict]):
         self.run, self.cache, self.models, self.specs, self.prefetch, self.planes = run, None, {}, {}, None, None
+        self.plane_rows = None
         if run.mode == 'offline':
             path = cache_path(cfg, 'train')
             self.cache = open_cache(path)
@@ -263,6 +271,11 @@ class TargetSource:
             self.stage_views = stage_view_indices(self.cache.manifest['views']['stages'], stages)
             self.specs = {t: self.cache.teacher_spec(t) for t in self.cache.teacher_names}
             self.prefetch = PlanePrefetch(self.cache, list(self.specs))
+            # the teachers' forward time: paid once in the dump, and what one epoch online would pay
+            stats = self.cache.manifest.get('stats', {})
+            self.teacher_seconds_paid = sum(st['forward_seconds'] for st in stats.values())
+            self.teacher_seconds_per_epoch = sum(st['forward_seconds'] / max(st['rows'], 1)
+                                                 for st in stats.values()) * len(run.index_of_row)
         else:
             self.views = split_views(cfg, run.table, stages)
             self.stage_views = stage_view_indices(stages, stages)
@@ -273,16 +286,24 @@ class TargetSource:
         self.union = datasets_union(cfg.datasets)
         self.flip_indices = model_skeleton(run.model.skeleton_name, self.union).flip_indices  # the student's joints
 
-    def start_epoch(self, view: int, next_view: int | None) -> None:
+    def teacher_seconds_saved(self, epochs: int) -> float | None:
+        """Teacher compute the cache saved after `epochs` epochs (negative before break-even); offline only."""
+        return epochs * self.teacher_seconds_per_epoch - self.teacher_seconds_paid if self.cache else None
+
+    def start_epoch(self, view: int, next_view: int | None, rows=None, next_rows=None) -> None:
+        """The epoch's planes in memory, the next epoch's read ahead; `rows`/`next_rows`: the sorted cache
+        rows this rank trains on in each (None: one process, the whole plane)."""
         if self.prefetch:
-            self.planes = self.prefetch.get(view)
+            self.planes, self.plane_rows = self.prefetch.get(view, rows), rows
             if next_view is not None:
-                self.prefetch.start(next_view)
+                self.prefetch.start(next_view, next_rows)
 
     def __call__(self, batch, num_joints: int) -> dict:
         run, model = self.run, self.run.model
         if self.cache:
             rows = self.run.index_of_row[batch['index'].numpy()]
+            if self.plane_rows is not None:  # positions in this rank's rows of the plane
+                rows = np.searchsorted(self.plane_rows, rows)
             return teacher_targets_offline(self.planes, rows, self.specs, num_joints, run.device,
                                            mirrored=batch['mirrored'], flip_indices=self.flip_indices)
         if self.models:
@@ -308,17 +329,20 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                          seed=seed, mirror=bool(tc['flip_views']))
     lr = learning_rate(tc['base_lr'], tc['auto_scale_lr'], run.batch_size * world)
     if bool(tc['sync_bn']) and world > 1:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = convert_sync_batchnorm(model, device)
     optimizer = torch.optim.AdamW(param_groups(model, float(tc['weight_decay'])), lr=lr)
-    ema = ModelEMA(model, momentum=float(tc['ema_momentum']))
-    steps_per_epoch = math.ceil(len(dataset) / (run.batch_size * world))
+    global_batch = run.batch_size * world
+    steps_per_epoch = len(global_batch_sizes(len(dataset), global_batch, world))
     total_steps = run.epochs * steps_per_epoch
     cosine_start = cosine_start_step(run.epochs, steps_per_epoch)
-    channels_last = bool(tc['channels_last']) and device.type == 'cuda'
+    amp, channels_last = precision(tc, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_model = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == 'cuda' else None)
+    ema = ModelEMA(model, momentum=float(tc['ema_momentum']))  # after DDP's broadcast of rank 0's weights
+    # the batch-summed loss terms (their DDP gradient is scaled by the world: training.distributed.rank_loss)
+    batch_summed = ('gt',) if tc['gt_reduction'] == 'mmpose' else ()
     folder = RunFolder(run.work_dir)
     start_epoch, step = folder.resume(model, optimizer, ema) if resume else (0, 0)
     if rank == 0:
@@ -327,6 +351,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             model_config=run.model_cfg_path, skeleton=model.skeleton_name, epochs=run.epochs,
             batch_size=run.batch_size, world=world, lr=lr, datasets=run.datasets,
             cache=str(cache_path(cfg, 'train')) if source.cache else None, train=tc))
+    board = TrainBoard(folder.tensorboard, step) if rank == 0 else None
     weights = {'gt': 1.0} if mode == 'supervised' else dict(tc['loss_weights'])
     beta = head_loss_beta(run.model_cfg_path)  # the model's own SimCC loss beta (RTMPose: 10)
 
@@ -336,16 +361,22 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         view = epoch_view(seed, epoch, source.stage_views, first_epochs)
         dataset.photometric = photometric[stage]
         dataset.set_epoch(epoch, view)
+        order = rank_items(epoch_order(seed, epoch, len(dataset)), rank, world, global_batch)
+        rows = next_rows = None
+        if world > 1:  # a rank reads only its own rows of the view planes
+            rows = plane_rows(run, order)
+            next_rows = plane_rows(run, rank_items(epoch_order(seed, epoch + 1, len(dataset)), rank, world,
+                                                   global_batch))
         source.start_epoch(view, epoch_view(seed, epoch + 1, source.stage_views, first_epochs)
-                           if epoch + 1 < run.epochs else None)
-        order = epoch_order(seed, epoch, len(dataset))[rank::world]
+                           if epoch + 1 < run.epochs else None, rows, next_rows)
+        sizes = global_batch_sizes(len(dataset), global_batch, world)
         loader = torch.utils.data.DataLoader(dataset, batch_size=run.batch_size, sampler=order.tolist(),
                                              num_workers=run.num_workers, pin_memory=device.type == 'cuda',
                                              drop_last=False, persistent_workers=False)
         train_model.train()
         n_seen, sums = 0, {}
         bar = tqdm(loader, desc=f'{mode} epoch {epoch + 1}/{run.epochs}', leave=False, disable=rank != 0)
-        for batch in bar:
+        for i, batch in enumerate(bar):
             for g in optimizer.param_groups:
                 g['lr'] = lr_at(step, total_steps, lr, int(tc['warmup_steps']), cosine_start=cosine_start)
             x = model.normalize(batch['img'].to(device, non_blocking=True))
@@ -353,7 +384,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                 x = x.contiguous(memory_format=torch.channels_last)
             targets = dict(gt_x=batch['target_x'].to(device), gt_y=batch['target_y'].to(device),
                            gt_weights=batch['target_weight'].to(device), **source(batch, len(model_joints)))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(tc['amp']) and device.type == 'cuda'):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 pred_x, pred_y = train_model(x)
             loss, parts = distillation_loss(
                 pred_x.float(), pred_y.float(), targets, loss_weights=weights, beta=beta,
@@ -361,19 +392,26 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
                 kd_scale=kd_weight_schedule(epoch, run.epochs, decay=bool(tc['kd_decay'])),
                 gt_reduction=tc['gt_reduction'])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if world == 1 else rank_loss(parts, len(x), sizes[i], world, batch_summed)).backward()
             if tc['grad_clip']:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc['grad_clip']))
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc['grad_clip']))
             optimizer.step()
             ema.update(model)
             step += 1
             n_seen += len(x)
             for k, v in parts.items():  # summed on the device: no host sync in the step
                 sums[k] = sums.get(k, 0.0) + v.detach() * len(x)
-            if step % 20 == 0:
+            if step % LOG_EVERY == 0:
                 bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
+            if board and (step % LOG_EVERY == 0 or i == len(loader) - 1):
+                board.step(step, parts, optimizer.param_groups[0]['lr'], grad_norm if tc['grad_clip'] else
+                           torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]))
+        if world > 1:
+            n_seen, sums = reduce_sums(n_seen, sums, device)
         end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, time.perf_counter() - t_epoch,
-                  mode, tc)
+                  mode, tc, board, source.teacher_seconds_saved(epoch + 1))
+    if board:
+        board.close()
     if world > 1:
         torch.distributed.destroy_process_group()
     if rank == 0 and as_teacher is None:
@@ -383,12 +421,27 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     return run.work_dir
 
 
-def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, secs, mode, tc) -> None:
+def precision(tc: dict, device: torch.device) -> tuple[bool, bool]:
+    """(bf16 autocast, channels_last) of the training step: as configured on CUDA; off on CPU, where bf16
+    autocast is slower than fp32 on most CPUs (tests/stages/test_train_precision.py forces both on the CPU
+    to run the GPU's code path)."""
+    on = device.type == 'cuda'
+    return bool(tc['amp']) and on, bool(tc['channels_last']) and on
+
+
+def plane_rows(run: RunSpec, items: np.ndarray) -> np.ndarray:
+    """The sorted cache rows of dataset items `items`: the rows of a view plane a rank reads."""
+    return np.sort(run.index_of_row[items])
+
+
+def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, secs, mode, tc, board,
+              teacher_seconds_saved) -> None:
     """The epoch's log record (losses, throughput; validation of the EMA model every val_interval
-    epochs and at the end) and the checkpoint every checkpoint_interval epochs and at the end."""
+    epochs and at the end), its TensorBoard scalars, and the checkpoint every checkpoint_interval epochs
+    and at the end."""
     sums = {k: float(v) for k, v in sums.items()}
     record = dict(epoch=epoch + 1, step=step, lr=optimizer.param_groups[0]['lr'],
-                  images_per_s=n_seen * run.world / secs, seconds=secs,
+                  images_per_s=n_seen / secs, seconds=secs,
                   loss_total=sum(sums.values()) / max(n_seen, 1),
                   **{f'loss_{k}': v / max(n_seen, 1) for k, v in sums.items()})
     last = epoch + 1 == run.epochs
@@ -407,8 +460,10 @@ def end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums
     folder.log(record)
     print(f'[{mode}] epoch {epoch + 1}/{run.epochs} ' + ' '.join(
         f'{k}={v:.4g}' for k, v in record.items() if isinstance(v, float)))
+    val = {f'{ds}/{m}': v for ds in record.get('val', {}) for m in BEST_METRICS
+           if (v := headline_metric(record['val'], f'{ds}/{m}')) is not None}
     if 'val' in record:
-        print(f'[{mode}] val: ' + ' '.join(f'{ds}/{m}={100 * v:.1f}' for ds in record['val'] for m in BEST_METRICS
-                                          if (v := headline_metric(record['val'], f'{ds}/{m}')) is not None))
+        print(f'[{mode}] val: ' + ' '.join(f'{k}={100 * v:.1f}' for k, v in val.items()))
+    board.epoch(step, record, val, teacher_seconds_saved)
     if last or (epoch + 1) % int(tc['checkpoint_interval']) == 0:
         folder.save(model, optimizer, ema, epoch + 1, step, meta)

@@ -1,10 +1,8 @@
 import html
 
-import numpy as np
 import pytest
 
-from outputs.report import (_val_score, _verdict, figure_curves, legend_lines, render_html, render_markdown,
-                            results_rows, val_curves)
+from outputs.report import _verdict, figure_curves, legend_lines, render_html, render_markdown, results_rows
 
 COLUMNS = ['model', 'coco PCK own joints', 'coco PCK missing joints', 'mpii PCK own joints',
            'mpii PCK missing joints']
@@ -100,27 +98,20 @@ def test_pckh_with_head_boxes_keeps_numbers_and_dashes():
     assert 'not computed' not in md and '– : not applicable (the model does not predict' in md
 
 
-def test_val_score_says_what_it_plots_and_counts_an_ap_of_zero():
-    truth = {'coco': {'pck_truth': {'all': 0.6, 'per_joint': np.zeros(21)}, 'coco': {'AP': 0.1}},
-             'mpii': {'pck_truth': {'all': 0.4, 'per_joint': np.zeros(21)}}}
-    assert _val_score(truth) == (pytest.approx(50.0), 'PCK@0.5 vs full truth, all 21 joints (mean over datasets)')
+def test_val_panels_say_what_they_plot_and_count_an_ap_of_zero():
+    from outputs.report import TRUTH_PANEL, curve_panels
+    truth = {'coco': {'pck_truth': {'all': 0.6}, 'coco': {'AP': 0.1}}, 'mpii': {'pck_truth': {'all': 0.4}}}
+    assert curve_panels({'s': [{'epoch': 1, 'val': truth}]}) == {
+        TRUTH_PANEL: {'s': ([1], [pytest.approx(50.0)])}}
     real = {'coco': {'coco': {'AP': 0.0}}, 'mpii': {'pckh@0.5': {'mean': 0.5}}}
-    assert _val_score(real) == (pytest.approx(25.0), 'mean of coco AP and mpii PCKh@0.5')  # `or` made it 50
-    assert _val_score({'coco': {'coco': {'AP': 0.0}}, 'mpii': NO_HEAD_BOXES}) == (0.0, 'coco AP')
-    score, label = _val_score({'mpii': NO_HEAD_BOXES})
-    assert np.isnan(score) and label == 'no val metric'
-
-
-def test_val_panel_title_is_the_plotted_metric():
-    log = [{'epoch': 1, 'val': {'coco': {'coco': {'AP': 0.0}}, 'mpii': {'pckh@0.5': {'mean': 0.5}}}}, {'epoch': 2}]
-    curves, title = val_curves({'student': log, 'baseline': log})
-    assert title == 'val mean of coco AP and mpii PCKh@0.5'
-    assert curves['student'][:2] == ([1], [pytest.approx(25.0)])
-    truth_log = [{'epoch': 1, 'val': {'coco': {'pck_truth': {'all': 0.5}}}}]
-    curves, title = val_curves({'student': truth_log, 'baseline': log})
-    assert title == 'val score (per run, see legend)'
-    assert curves['student'][2].startswith('PCK@0.5 vs full truth') and curves['baseline'][2].startswith('mean of')
-    assert figure_curves({'student': log}) is not None
+    log = [{'epoch': 1, 'val': real}, {'epoch': 2}]
+    assert curve_panels({'s': log, 'b': log}) == {  # an AP of 0.0 is a score (`or` dropped it)
+        'coco AP (OKS)': {'s': ([1], [0.0]), 'b': ([1], [0.0])},
+        'mpii PCKh@0.5': {'s': ([1], [pytest.approx(50.0)]), 'b': ([1], [pytest.approx(50.0)])}}
+    no_head = [{'epoch': 1, 'val': {'coco': {'coco': {'AP': 0.0}}, 'mpii': NO_HEAD_BOXES}}]
+    assert list(curve_panels({'s': no_head})) == ['coco AP (OKS)']
+    assert curve_panels({'s': [{'epoch': 1, 'val': {'mpii': NO_HEAD_BOXES}}]}) == {}
+    assert figure_curves({'s': log}) is not None
 
 
 def test_legend_describes_only_the_columns_the_table_has():
@@ -176,3 +167,57 @@ def test_the_cost_section_counts_skipped_and_filtered_annotations():
     assert lines == ['Input person_keypoints_train.json: 12 instances, 1 skipped (non-finite box: 1), '
                      '3 filtered as mmpose does (crowd: 1, num_keypoints 0: 2).',
                      'Input mpii_train.json: 5 instances, none skipped.']
+
+
+# ---- the training curves and the break-even wording ---------------------------------------------------
+def _real_log(epochs):
+    return [{'epoch': e, 'loss_total': 1.0 / e, 'val': {'coco': {'coco': {'AP': 0.3 + 0.01 * e}},
+                                                      'mpii': {'pckh@0.5': {'mean': 0.5 + 0.02 * e}}}}
+            for e in range(1, epochs + 1)]
+
+
+def test_curves_put_ap_and_pckh_on_their_own_panels_in_percent_with_whole_epoch_ticks():
+    from outputs.report import curve_panels, curves_figure
+    logs = {'student (offline)': _real_log(7), 'baseline (no KD)': _real_log(3)}
+    panels = curve_panels(logs)
+    assert list(panels) == ['coco AP (OKS)', 'mpii PCKh@0.5']
+    assert panels['coco AP (OKS)']['baseline (no KD)'] == ([1, 2, 3], [pytest.approx(31.0), pytest.approx(32.0),
+                                                                       pytest.approx(33.0)])
+    fig = curves_figure(logs)
+    fig.canvas.draw()
+    loss, ap, pckh = fig.axes
+    assert ap.get_ylabel().endswith('(%)') and pckh.get_ylabel().endswith('(%)') and 'AP' in ap.get_title()
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes] + \
+            [ax.yaxis.label.get_window_extent(renderer) for ax in fig.axes]
+    for i, a in enumerate(boxes):  # no title or axis label runs into another
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+
+
+def test_curves_of_the_synthetic_twins_plot_pck_vs_truth_with_a_wrapped_title_inside_its_panel():
+    from outputs.report import curves_figure
+    log = [{'epoch': e, 'loss_total': 1.0, 'val': {'coco': {'pck_truth': {'all': 0.5}}}} for e in (1, 2)]
+    fig = curves_figure({'student (offline)': log})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    loss, pck = fig.axes
+    assert pck.get_title().startswith('val PCK@0.5 vs full truth') and '\n' in pck.get_title()
+    assert not loss.title.get_window_extent(renderer).overlaps(pck.title.get_window_extent(renderer))
+
+
+def test_break_even_is_called_no_saving_and_one_epoch_is_singular():
+    from outputs.report import _cost_clause, _cost_lines
+    even = dict(_cost(None), teacher_seconds_paid_once=25.0, saving_factor=1.0, epochs=1, views=1)
+    line = [x for x in _cost_lines(even) if x.startswith('Teacher forward time')][0]
+    assert 'no saving' in line and '1.0×' not in line and 'break-even' in line and '1 epoch)' in line
+    training_set = [x for x in _cost_lines(even) if x.startswith('Training set')][0]
+    assert training_set.endswith('1 cached view each, 1 training epoch.')
+    clause = _cost_clause(dict(even, teacher_seconds_online=25.0))
+    assert 'no saving' in clause and '1 epoch' in clause and '1 epochs' not in clause and '1.0x' not in clause
+    assert 'same 1 epoch (' in _cost_clause(dict(even, teacher_seconds_online=50.0))
+    more = [x for x in _cost_lines(dict(even, saving_factor=0.5, views=2)) if x.startswith('Teacher')][0]
+    assert '**2.0×** more' in more and 'break-even at 2 epochs' in more
