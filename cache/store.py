@@ -1,6 +1,6 @@
 """The teacher-target cache: one Zarr v3 group per (config, split), written unit by unit, read plane by plane.
 
-On-disk layout (layout 'pose-distill-cache', version 3)
+On-disk layout (layout 'pose-distill-cache', version 4)
 -------------------------------------------------------
 <cache.root>/<split>.zarr/                      Zarr v3 group
   attrs: layout, layout_version, complete=True, manifest {...}, n_views V, n_instances N,
@@ -9,15 +9,18 @@ On-disk layout (layout 'pose-distill-cache', version 3)
                             variable-length UTF-8 (dtype str), numbers in their table dtype
   views                     (V, N, P) float32, chunks (1, C, P): the view records replayed by dump and train
   teachers/<name>/          attrs: union_joints [K], bins_x Bx, bins_y By, bin_map {...},
-                            window_x wx, window_y wy, tail_blocks_x bx, tail_blocks_y by, lossless
-                            (wx = Bx, wy = By, bx = by = 1 when lossless), datasets: the datasets
+                            window_x wx, window_y wy, tail_blocks_x bx, tail_blocks_y by, levels L,
+                            lossless (wx = Bx, wy = By, bx = by = 1, L = 0 when lossless; a configured
+                            window wider than an axis's bins is that axis's whole row), datasets: the datasets
                             whose rows the teacher is run on (null: all; a val cache runs a teacher
                             only where the report scores it): units with none of their rows are
                             never written and not pending, and their rows read as zeros
     x_start, y_start        (V, N, K) int16     first bin of the window
-    x_values, y_values      (V, N, K, wx|wy) float16  log-probabilities inside the window
+    x_values, y_values      (V, N, K, wx|wy) uint8 (L > 0): zigzag deltas of the window's codes, or
+                            float16 (L = 0): log-probabilities inside the window (cache/window.py)
     x_tail, y_tail          (V, N, K, bx|by) float16  per block: log mean probability of its seen bins
-                                                outside the window (cache/window.py)
+                                                outside the window (and, coded, of its code-0 bins;
+                                                relative to the peak)
     x_seen, y_seen          (V, N, K, 2) int16  [lo, hi) of the student bins the teacher's crop reaches
     x_outside, y_outside    (V, N, K) float16   teacher probability mass outside the student crop
     unit_seconds            (V, n_chunks) float32, chunks (1, 1): the teacher's measured forward time
@@ -27,12 +30,15 @@ On-disk layout (layout 'pose-distill-cache', version 3)
   Every teacher array is chunked (1, C, K[, w]): a unit = (view, instance chunk) is exactly one
   chunk of each array, so a unit is written with whole-chunk writes and a view plane is read with
   whole-chunk reads (training loads one view for all instances per epoch). Compression: blosc-zstd
-  level 5 with byte shuffle (CODECS below; benchmarks/cache_window.py measures the bytes,
-  benchmarks/cache_reads.py the read speed against lz4, zstd-1 and no compression).
+  level 9 with bit shuffle (CODECS below; benchmarks/cache_window.py measures the bytes,
+  benchmarks/cache_reads.py the read speed against zstd-5 with byte shuffle, lz4, zstd-1 and none).
   Checksums (new in version 3): every chunk of every array ends in the CRC-32C of its stored bytes
   (Zarr v3's crc32c codec, after the compressor). Every read checks it: a chunk that fails raises
   CacheChunkError naming the cache, the array and the chunk; nothing decodes a damaged chunk. A cache
   of an older layout has no checksums and is refused (dump it again with --no-resume).
+  Coded rows (new in version 4): uint8 codes of the sharpened row instead of fp16 log-probabilities
+  (cache/window.py; ~1.5 kB instead of ~3.8 kB per row at the same fidelity). A version 3 cache is
+  refused with the command that rebuilds it.
 
 Writing and resuming
 --------------------
@@ -68,11 +74,11 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from cache.window import encode_window, reconstruct
+from cache.window import MAX_LEVELS, encode_window, reconstruct
 from data.instances import InstanceTable
 
 LAYOUT = 'pose-distill-cache'
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 UNCHECKED_LAYOUT_VERSIONS = (1, 2)  # before chunk checksums
 AXES = ('x', 'y')
 ROW_FIELDS = ('start', 'values', 'tail', 'seen', 'outside')  # per axis: what one cache row is made of
@@ -84,17 +90,18 @@ CHECKSUM_MISMATCH = 'Stored and computed checksum do not match'
 # of its raw bytes (which also covers the compressor's header and the 4-byte checksum).
 FILE_BLOCK_BYTES = 4096
 
-# Codecs of the teacher arrays. blosc-zstd level 5 with byte shuffle stores windowed rows in ~18%
-# fewer bytes than blosc-lz4 (benchmarks/cache_window.py: 3.7 against 4.5 kB per row at w64/b64) and
-# still decodes a view plane in a fraction of a training epoch (benchmarks/cache_reads.py), so it is
-# the default: the cache's size is what grows with the dataset.
+# Codecs of the teacher arrays. blosc-zstd level 9 with bit shuffle: the coded rows are small deltas,
+# whose high bit planes are nearly all zero, and bit shuffle lets zstd see that (19% fewer bytes than
+# zstd-5 with byte shuffle, benchmarks/cache_window.py); a view plane still decodes in a fraction of a
+# training epoch (benchmarks/cache_reads.py). The cache's size is what grows with the dataset.
 CODECS = {
+    'zstd9-bit': lambda: BloscCodec(cname='zstd', clevel=9, shuffle='bitshuffle'),
     'zstd5': lambda: BloscCodec(cname='zstd', clevel=5, shuffle='shuffle'),
     'zstd1': lambda: ZstdCodec(level=1),
     'lz4': lambda: BloscCodec(cname='lz4', clevel=5, shuffle='shuffle'),
     'none': lambda: None,
 }
-DEFAULT_CODEC = 'zstd5'
+DEFAULT_CODEC = 'zstd9-bit'
 
 
 class CacheError(RuntimeError):
@@ -148,8 +155,9 @@ def estimate_nbytes(n_instances: int, n_views: int, specs: dict, chunk_size: int
     total = shared_nbytes
     for spec in specs.values():
         k = spec['num_joints']
-        # per axis: start int16, values fp16 x w, tail fp16 x b, seen int16 x 2, outside fp16
-        row = sum(k * (2 + 2 * spec[f'window_{a}'] + 2 * spec[f'tail_blocks_{a}'] + 4 + 2) for a in AXES)
+        # per axis: start int16, values uint8 (coded) or fp16 x w, tail fp16 x b, seen int16 x 2, outside fp16
+        value_bytes = 1 if spec['levels'] else 2
+        row = sum(k * (2 + value_bytes * spec[f'window_{a}'] + 2 * spec[f'tail_blocks_{a}'] + 4 + 2) for a in AXES)
         # the block per file also holds the unit's marker and forward time (a few bytes each)
         total += n_views * (n_instances * row + n_chunks * len(UNIT_ARRAYS) * FILE_BLOCK_BYTES)
     return total
@@ -177,29 +185,33 @@ def _column_dtype(values: np.ndarray):
     return str if values.dtype.kind in 'UOT' else values.dtype
 
 
-def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_blocks: int) -> dict:
+def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_blocks: int, levels: int) -> dict:
     missing = {'union_joints', 'bins_x', 'bins_y', 'bin_map'} - set(spec)
     if missing:
         raise ValueError(f'teacher {name!r} spec lacks {sorted(missing)}')
     union_joints = [int(j) for j in spec['union_joints']]
     bins_x, bins_y = int(spec['bins_x']), int(spec['bins_y'])
     if not lossless:
+        if not 0 <= levels <= MAX_LEVELS:
+            raise ValueError(f'teacher {name!r}: levels {levels} must be 0 (fp16) or in [1, {MAX_LEVELS}]')
+        if window < 1:
+            raise ValueError(f'teacher {name!r}: window {window} must be >= 1')
         for axis, bins in (('x', bins_x), ('y', bins_y)):
-            if not 1 <= window <= bins:
-                raise ValueError(f'teacher {name!r}: window {window} must be in [1, {bins}] ({axis} bins)')
             if not 1 <= tail_blocks <= bins:
                 raise ValueError(f'teacher {name!r}: tail_blocks {tail_blocks} must be in [1, {bins}] ({axis} bins)')
     datasets = spec.get('datasets')
     return dict(union_joints=union_joints, num_joints=len(union_joints), bins_x=bins_x, bins_y=bins_y,
                 bin_map=spec['bin_map'], lossless=bool(lossless),
                 datasets=None if datasets is None else [str(d) for d in datasets],
-                window_x=bins_x if lossless else int(window), window_y=bins_y if lossless else int(window),
-                tail_blocks_x=1 if lossless else int(tail_blocks), tail_blocks_y=1 if lossless else int(tail_blocks))
+                window_x=bins_x if lossless else min(int(window), bins_x),
+                window_y=bins_y if lossless else min(int(window), bins_y),
+                tail_blocks_x=1 if lossless else int(tail_blocks), tail_blocks_y=1 if lossless else int(tail_blocks),
+                levels=0 if lossless else int(levels))
 
 
 def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarray, view_fields: list[str],
                  teachers: dict, window: int, lossless: bool, chunk_size: int, *, tail_blocks: int = 1,
-                 codec: str = DEFAULT_CODEC, overwrite: bool = False) -> 'Cache':
+                 levels: int = 0, codec: str = DEFAULT_CODEC, overwrite: bool = False) -> 'Cache':
     """Create an empty cache (no teacher rows yet) at `path`; returns it opened for writing."""
     path = Path(path)
     views = np.asarray(views, dtype=np.float32)
@@ -212,7 +224,8 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
         raise FileExistsError(f'a cache already exists at {path}; open it to resume or remove it')
     n_views = views.shape[0]
     n_chunks = math.ceil(n / chunk_size)
-    specs = {name: _teacher_attrs(name, spec, window, lossless, tail_blocks) for name, spec in teachers.items()}
+    specs = {name: _teacher_attrs(name, spec, window, lossless, tail_blocks, levels)
+             for name, spec in teachers.items()}
     compressors = compressors_of(codec)
     rows = max(1, min(chunk_size, n))
     shared = views.nbytes + sum(np.asarray(v).nbytes for v in instances.columns().values())
@@ -239,7 +252,8 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
                 w = spec[f'window_{axis}']
                 tg.create_array(f'{axis}_start', shape=(n_views, n, k), dtype=np.int16,
                                 chunks=(1, rows, k), compressors=compressors, fill_value=0)
-                tg.create_array(f'{axis}_values', shape=(n_views, n, k, w), dtype=np.float16,
+                tg.create_array(f'{axis}_values', shape=(n_views, n, k, w),
+                                dtype=np.uint8 if spec['levels'] else np.float16,
                                 chunks=(1, rows, k, w), compressors=compressors, fill_value=0)
                 b = spec[f'tail_blocks_{axis}']
                 tg.create_array(f'{axis}_tail', shape=(n_views, n, k, b), dtype=np.float16,
@@ -286,7 +300,7 @@ def open_cache(path, mode: str = 'r') -> 'Cache':
                          'run dump-teachers --no-resume to rebuild it')
     if attrs.get('layout_version') != LAYOUT_VERSION:
         raise CacheError(f'{path} has cache layout version {attrs.get("layout_version")}, this code reads '
-                         f'version {LAYOUT_VERSION}; dump the cache again')
+                         f'version {LAYOUT_VERSION}; run dump-teachers --no-resume to rebuild it')
     if attrs.get('complete') is not True:
         raise CacheError(f'{path} is incomplete (its creation was interrupted); remove it and dump again')
     return Cache(path, root, attrs, mode)
@@ -411,7 +425,8 @@ class Cache:
             if np.isnan(logits).any():
                 raise ValueError(f'{self.path}: teacher {teacher!r} unit (view {view}, chunk {chunk}) has NaN '
                                  f'{axis} logits')
-            start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'])
+            start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'],
+                                                      spec['levels'])
             encoded[axis] = dict(start=start, values=values, tail=tail, seen=seen, outside=outside.astype(np.float16))
         for axis in AXES:
             for name in ROW_FIELDS:
@@ -533,7 +548,7 @@ class Cache:
             array = self._array(teacher, name)
             with self._checksummed(array, view):
                 plane[name] = array[view]
-        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])
+        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'], levels=spec['levels'])
         return plane
 
     def read_rows(self, teacher: str, view: int, idx) -> dict:
@@ -549,7 +564,7 @@ class Cache:
             array = self._array(teacher, name)
             with self._checksummed(array, view):
                 plane[name] = array.get_orthogonal_selection((view, idx))
-        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])
+        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'], levels=spec['levels'])
         return plane
 
     def stored_nbytes(self, teacher: str) -> int:
@@ -584,6 +599,7 @@ def reconstruct_rows(plane: dict, idx=slice(None)) -> tuple[np.ndarray, np.ndarr
     out = []
     for axis in AXES:
         out.append(reconstruct(plane[f'{axis}_start'][idx], plane[f'{axis}_values'][idx],
-                               plane[f'{axis}_tail'][idx], plane[f'{axis}_seen'][idx], plane[f'bins_{axis}']))
+                               plane[f'{axis}_tail'][idx], plane[f'{axis}_seen'][idx], plane[f'bins_{axis}'],
+                               plane['levels']))
     return (out[0], out[1], plane['x_outside'][idx].astype(np.float32),
             plane['y_outside'][idx].astype(np.float32))

@@ -51,7 +51,8 @@ evaluation = dict(flip_test=True, save_best='coco/AP')
 
 # Window 64 + 64 tail blocks (docs/results.md, 'Cache rows'): ~3.8 kB stored per instance·view·teacher
 # on the demo's rows; ~175k instances x 10 views x 2 teachers is ~13 GB.
-cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=64, tail_blocks=64, lossless=False, chunk_size=1024)
+cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=512, tail_blocks=1, levels=32, lossless=False,
+             chunk_size=1024)
 dump_stage = dict(batch_size=256, num_workers=8, device='cuda')
 
 train = dict(

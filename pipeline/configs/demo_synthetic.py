@@ -60,7 +60,7 @@ evaluation = dict(flip_test=True, save_best='coco/AP')
 # Window 64 + 64 tail blocks: the smallest encoding measured within KL 1e-3 of the full rows at the
 # distribution the student learns from, and a student trained from it matches one trained with live
 # teachers (docs/results.md, 'Cache rows' and 'Offline vs online distillation').
-cache = dict(root='outputs/demo/cache', window=64, tail_blocks=64, lossless=False, chunk_size=256)
+cache = dict(root='outputs/demo/cache', window=512, tail_blocks=1, levels=32, lossless=False, chunk_size=256)
 dump_stage = dict(batch_size=64, num_workers=0, device=None)
 
 # Where the demo's recipe differs from the full-scale one (mmpose's RTMPose-s, coco_mpii_rtmpose-s.py):
