@@ -1,11 +1,11 @@
 """Cache read patterns side by side: one view plane read whole-chunk vs random rows read by fancy indexing,
-coded (the configs' encoding) vs lossless rows, blosc-zstd-9 + bit shuffle (default) vs blosc-zstd-5 +
+coded (the configs' encoding) vs lossless rows, blosc-zstd-7 + bit shuffle (default) vs zstd-9 + bit shuffle vs blosc-zstd-5 +
 byte shuffle vs blosc-lz4 vs zstd-1 vs no compression, with and
 without chunk checksums, in one run on synthetic SimCC rows in a temp dir.
 
     .venv/bin/python benchmarks/cache_reads.py [--n 20000] [--k 17] [--bins-x 384] [--bins-y 512]
                                                [--window 512] [--tail-blocks 1] [--levels 32] [--chunk-size 512]
-                                               [--batch 256] [--repeats 3] [--codecs zstd9-bit,zstd5,lz4,zstd1,none]
+                                               [--batch 256] [--repeats 3] [--codecs zstd7-bit,zstd9-bit,zstd5,lz4,zstd1,none]
 
 Figures (instances/s = instance rows of one teacher, all K joints, x and y):
   write_ips        encode + write whole units (what the dump stage pays besides the teacher)
@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
     parser.add_argument('--batch', type=int, default=256)
     parser.add_argument('--fancy-batches', type=int, default=8)
     parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--codecs', default='zstd9-bit,zstd5,lz4,zstd1,none')
+    parser.add_argument('--codecs', default='zstd7-bit,zstd9-bit,zstd5,lz4,zstd1,none')
     args = parser.parse_args(argv)
 
     results = {}

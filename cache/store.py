@@ -30,14 +30,14 @@ On-disk layout (layout 'pose-distill-cache', version 4)
   Every teacher array is chunked (1, C, K[, w]): a unit = (view, instance chunk) is exactly one
   chunk of each array, so a unit is written with whole-chunk writes and a view plane is read with
   whole-chunk reads (training loads one view for all instances per epoch). Compression: blosc-zstd
-  level 9 with bit shuffle (CODECS below; benchmarks/cache_window.py measures the bytes,
+  level 7 with bit shuffle (CODECS below; benchmarks/cache_window.py measures the bytes,
   benchmarks/cache_reads.py the read speed against zstd-5 with byte shuffle, lz4, zstd-1 and none).
   Checksums (new in version 3): every chunk of every array ends in the CRC-32C of its stored bytes
   (Zarr v3's crc32c codec, after the compressor). Every read checks it: a chunk that fails raises
   CacheChunkError naming the cache, the array and the chunk; nothing decodes a damaged chunk. A cache
   of an older layout has no checksums and is refused (dump it again with --no-resume).
   Coded rows (new in version 4): uint8 codes of the sharpened row instead of fp16 log-probabilities
-  (cache/window.py; ~1.5 kB instead of ~3.8 kB per row at the same fidelity). A version 3 cache is
+  (cache/window.py; ~1.6 kB instead of ~3.8 kB per row at the same fidelity). A version 3 cache is
   refused with the command that rebuilds it.
 
 Writing and resuming
@@ -50,6 +50,17 @@ writing disjoint units never touch the same object, and a unit interrupted befor
 written stays pending and is redone on resume. Zarr's LocalStore writes each chunk file to a
 temporary name and renames it, so a killed writer never leaves a torn chunk behind.
 Before creating, create_cache refuses a cache the disk cannot hold (estimate_nbytes: an upper bound).
+
+Object storage
+--------------
+cache.root may be an fsspec URL (s3://bucket/prefix, gs://..., with the filesystem's package
+installed: s3fs for s3://, an optional dependency). The store is then opened through Zarr's
+FsspecStore and every path operation above goes through universal_pathlib's UPath (cache_location);
+credentials and the endpoint come from the filesystem's usual settings (for S3: the AWS_* environment
+variables or ~/.aws, AWS_ENDPOINT_URL for a non-AWS endpoint). Object stores have no rename and no
+free-space figure: create_cache writes the group in place and sets `complete` last (a store without
+it is refused as before), and the space check is skipped. Every chunk object carries its checksum
+as on disk; verify reads each one (one GET per chunk).
 
 Verifying and repairing
 -----------------------
@@ -72,6 +83,7 @@ from pathlib import Path
 import google_crc32c
 import numpy as np
 import zarr
+from upath import UPath
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from cache.window import MAX_LEVELS, encode_window, reconstruct
@@ -90,18 +102,20 @@ CHECKSUM_MISMATCH = 'Stored and computed checksum do not match'
 # of its raw bytes (which also covers the compressor's header and the 4-byte checksum).
 FILE_BLOCK_BYTES = 4096
 
-# Codecs of the teacher arrays. blosc-zstd level 9 with bit shuffle: the coded rows are small deltas,
-# whose high bit planes are nearly all zero, and bit shuffle lets zstd see that (19% fewer bytes than
-# zstd-5 with byte shuffle, benchmarks/cache_window.py); a view plane still decodes in a fraction of a
-# training epoch (benchmarks/cache_reads.py). The cache's size is what grows with the dataset.
+# Codecs of the teacher arrays. blosc-zstd level 7 with bit shuffle: the coded rows are small deltas,
+# whose high bit planes are nearly all zero, and bit shuffle lets zstd see that (~15% fewer bytes than
+# zstd-5 with byte shuffle, benchmarks/cache_window.py). Level 9 saves another 2-4% but compresses
+# ~10x slower (2 MB/s of raw codes: the dump's writer could not keep up with a GPU teacher); a view
+# plane decodes in a fraction of a training epoch either way (benchmarks/cache_reads.py).
 CODECS = {
+    'zstd7-bit': lambda: BloscCodec(cname='zstd', clevel=7, shuffle='bitshuffle'),
     'zstd9-bit': lambda: BloscCodec(cname='zstd', clevel=9, shuffle='bitshuffle'),
     'zstd5': lambda: BloscCodec(cname='zstd', clevel=5, shuffle='shuffle'),
     'zstd1': lambda: ZstdCodec(level=1),
     'lz4': lambda: BloscCodec(cname='lz4', clevel=5, shuffle='shuffle'),
     'none': lambda: None,
 }
-DEFAULT_CODEC = 'zstd9-bit'
+DEFAULT_CODEC = 'zstd7-bit'
 
 
 class CacheError(RuntimeError):
@@ -117,6 +131,31 @@ class CacheChunkError(CacheError):
                   else 'run dump-teachers --no-resume to rebuild the cache')
         super().__init__(f'{cache}/{array}: chunk {key} fails its checksum; {remedy}')
         self.cache, self.array, self.key = cache, array, key
+
+
+def cache_location(path) -> Path | UPath:
+    """A cache's place: a local Path, or a UPath for an fsspec URL (s3://bucket/prefix/train.zarr)."""
+    if isinstance(path, UPath) or '://' in str(path):
+        return UPath(path)
+    return Path(path)
+
+
+def is_remote(path) -> bool:
+    """The location is an fsspec URL, not a local path."""
+    return isinstance(cache_location(path), UPath)
+
+
+def _open_group(path, mode: str):
+    if is_remote(path):
+        return zarr.open_group(str(path), mode=mode, zarr_format=3, storage_options=dict(path.storage_options) or None)
+    return zarr.open_group(path, mode=mode, zarr_format=3)
+
+
+def _remove(path) -> None:
+    if is_remote(path):
+        path.fs.rm(path.path, recursive=True)
+    else:
+        shutil.rmtree(path)
 
 
 def compressors_of(codec: str) -> list:
@@ -136,7 +175,7 @@ def checksum_matches(data: bytes) -> bool:
     return len(data) >= 4 and google_crc32c.value(body) == int.from_bytes(data[-4:], 'little')
 
 
-def chunk_intact(file: Path) -> bool:
+def chunk_intact(file: Path | UPath) -> bool:
     """The chunk file's bytes match their checksum. A chunk never written has no file and reads as the
     fill value: intact."""
     try:
@@ -212,8 +251,9 @@ def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_bloc
 def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarray, view_fields: list[str],
                  teachers: dict, window: int, lossless: bool, chunk_size: int, *, tail_blocks: int = 1,
                  levels: int = 0, codec: str = DEFAULT_CODEC, overwrite: bool = False) -> 'Cache':
-    """Create an empty cache (no teacher rows yet) at `path`; returns it opened for writing."""
-    path = Path(path)
+    """Create an empty cache (no teacher rows yet) at `path` (a local path or an fsspec URL); returns it
+    opened for writing."""
+    path = cache_location(path)
     views = np.asarray(views, dtype=np.float32)
     n = len(instances)
     if views.ndim != 3 or views.shape[1] != n or views.shape[2] != len(view_fields):
@@ -229,12 +269,17 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
     compressors = compressors_of(codec)
     rows = max(1, min(chunk_size, n))
     shared = views.nbytes + sum(np.asarray(v).nbytes for v in instances.columns().values())
-    require_space(path, estimate_nbytes(n, n_views, specs, chunk_size, shared))
-
-    tmp = path.parent / f'.{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-    path.parent.mkdir(parents=True, exist_ok=True)
+    remote = is_remote(path)
+    if remote:  # no rename on object stores: written in place, `complete` set last
+        if path.exists():
+            _remove(path)
+        tmp = path
+    else:
+        require_space(path, estimate_nbytes(n, n_views, specs, chunk_size, shared))
+        tmp = path.parent / f'.{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        root = zarr.open_group(tmp, mode='w', zarr_format=3)
+        root = _open_group(tmp, mode='w')
         table = root.create_group('instances')
         for name, values in instances.columns().items():
             values = np.asarray(values)
@@ -270,18 +315,21 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
                                n_views=n_views, n_instances=n, chunk_size=int(chunk_size), n_chunks=n_chunks,
                                view_fields=list(view_fields), teacher_names=list(specs), codec=codec))
         root.attrs['complete'] = True  # last: a store without it was interrupted while being created
-        if overwrite and path.exists():
-            shutil.rmtree(path)
-        os.rename(tmp, path)
+        if not remote:
+            if overwrite and path.exists():
+                shutil.rmtree(path)
+            os.rename(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            _remove(tmp)
         raise
     return open_cache(path, mode='r+')
 
 
 def open_cache(path, mode: str = 'r') -> 'Cache':
-    """Open an existing cache ('r' to read, 'r+' to write units); clear error naming the path otherwise."""
-    path = Path(path)
+    """Open an existing cache ('r' to read, 'r+' to write units; a local path or an fsspec URL); clear
+    error naming the path otherwise."""
+    path = cache_location(path)
     if mode not in ('r', 'r+'):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
     if not path.exists():
@@ -289,7 +337,7 @@ def open_cache(path, mode: str = 'r') -> 'Cache':
     if not (path / 'zarr.json').is_file():
         raise CacheError(f'{path} is not a Zarr v3 group (no zarr.json); not a teacher cache')
     try:
-        root = zarr.open_group(path, mode=mode, zarr_format=3)
+        root = _open_group(path, mode=mode)
     except Exception as error:  # corrupt metadata, v2 store, ...
         raise CacheError(f'cannot open the teacher cache at {path}: {error}') from error
     attrs = root.attrs.asdict()
