@@ -185,8 +185,8 @@ def chunk_intact(file: Path | UPath) -> bool:
 
 
 def estimate_nbytes(n_instances: int, n_views: int, specs: dict, chunk_size: int, shared_nbytes: int) -> int:
-    """An upper bound of a cache's bytes on disk: every teacher row uncompressed (zstd stores ~0.4 of
-    that at window 64, benchmarks/cache_window.py, but real rows may compress worse, and a dump that
+    """An upper bound of a cache's bytes on disk: every teacher row uncompressed (zstd stores ~0.2 of
+    that for coded rows, benchmarks/cache_window.py, but real rows may compress worse, and a dump that
     runs out of disk half way is what this check prevents; blosc keeps an incompressible block as it
     is), one filesystem block per chunk file on top, and the shared arrays (instances, views) about as
     they are in memory (fixed-width strings there take 4 bytes a character, more than their UTF-8)."""
@@ -643,11 +643,12 @@ class UnitsVerified:
 
 
 def reconstruct_rows(plane: dict, idx=slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows `idx` of a plane -> (x_logp (n,K,Bx) float32, y_logp (n,K,By) float32, x_outside (n,K), y_outside)."""
+    """Rows `idx` of a plane -> (x_logp (n,K,Bx) float32, y_logp (n,K,By) float32, x_outside (n,K), y_outside).
+    A plane without `levels` (one built by hand, e.g. a benchmark's) holds fp16 windows."""
     out = []
     for axis in AXES:
         out.append(reconstruct(plane[f'{axis}_start'][idx], plane[f'{axis}_values'][idx],
                                plane[f'{axis}_tail'][idx], plane[f'{axis}_seen'][idx], plane[f'bins_{axis}'],
-                               plane['levels']))
+                               plane.get('levels', 0)))
     return (out[0], out[1], plane['x_outside'][idx].astype(np.float32),
             plane['y_outside'][idx].astype(np.float32))
