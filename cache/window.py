@@ -190,12 +190,12 @@ def reconstruct(start: np.ndarray, values: np.ndarray, tail: np.ndarray, seen: n
     grid = np.arange(bins)
     unseen = (grid < seen[..., :1]) | (grid >= seen[..., 1:])
     if levels:
-        out -= log_softmax_norm(np.where(unseen, -np.inf, out))
+        out -= log_sum_exp(np.where(unseen, -np.inf, out))
     out[unseen] = FP16_LOWEST
     return out
 
 
-def log_softmax_norm(logp: np.ndarray) -> np.ndarray:
+def log_sum_exp(logp: np.ndarray) -> np.ndarray:
     """log of the sum of exp over the last axis, keepdims, float32 (0 for a row of -inf)."""
     peak = np.max(logp, axis=-1, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
