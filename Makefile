@@ -13,7 +13,9 @@ $(STAMP): requirements.txt requirements-test.txt
 	# torch first, pinned: on these machines 2.13.0 resolves to a CPU build on disk.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.txt
-	# test-only (rtmlib): --no-deps, its opencv-contrib would overwrite our opencv (requirements-test.txt)
+	# test-only: moto with its dependencies, then the file --no-deps (rtmlib's opencv-contrib would
+	# overwrite our opencv; requirements-test.txt)
+	$(PY) -m pip install -q "$$(grep -E '^moto' requirements-test.txt)"
 	$(PY) -m pip install -q --no-deps -r requirements-test.txt
 	touch $(STAMP)
 

@@ -1,10 +1,11 @@
 """Cache read patterns side by side: one view plane read whole-chunk vs random rows read by fancy indexing,
-windowed vs lossless rows, blosc-zstd-5 (default) vs blosc-lz4 vs zstd-1 vs no compression, with and
+coded (the configs' encoding) vs lossless rows, blosc-zstd-7 + bit shuffle (default) vs zstd-9 + bit shuffle vs blosc-zstd-5 +
+byte shuffle vs blosc-lz4 vs zstd-1 vs no compression, with and
 without chunk checksums, in one run on synthetic SimCC rows in a temp dir.
 
     .venv/bin/python benchmarks/cache_reads.py [--n 20000] [--k 17] [--bins-x 384] [--bins-y 512]
-                                               [--window 64] [--tail-blocks 64] [--chunk-size 512] [--batch 256]
-                                               [--repeats 3] [--codecs zstd5,lz4,zstd1,none]
+                                               [--window 512] [--tail-blocks 1] [--levels 32] [--chunk-size 512]
+                                               [--batch 256] [--repeats 3] [--codecs zstd7-bit,zstd9-bit,zstd5,lz4,zstd1,none]
 
 Figures (instances/s = instance rows of one teacher, all K joints, x and y):
   write_ips        encode + write whole units (what the dump stage pays besides the teacher)
@@ -102,7 +103,7 @@ def measure(path: Path, args, lossless: bool, codec: str) -> dict:
     cache = create_cache(path, build_manifest(benchmark=True), synthetic_instances(n),
                          np.zeros((1, n, 1), np.float32), ['flip'], {'t': spec}, window=args.window,
                          lossless=lossless, chunk_size=args.chunk_size, codec=codec,
-                         tail_blocks=args.tail_blocks)
+                         tail_blocks=args.tail_blocks, levels=args.levels)
     rng = np.random.default_rng(0)
     # the same rows for every store: generate once per chunk from a per-chunk seed
     write_s = 0.0
@@ -152,13 +153,14 @@ def main(argv=None) -> dict:
     parser.add_argument('--k', type=int, default=17)
     parser.add_argument('--bins-x', type=int, default=384)
     parser.add_argument('--bins-y', type=int, default=512)
-    parser.add_argument('--window', type=int, default=64)
-    parser.add_argument('--tail-blocks', type=int, default=64)
+    parser.add_argument('--window', type=int, default=512)
+    parser.add_argument('--tail-blocks', type=int, default=1)
+    parser.add_argument('--levels', type=int, default=32)
     parser.add_argument('--chunk-size', type=int, default=512)
     parser.add_argument('--batch', type=int, default=256)
     parser.add_argument('--fancy-batches', type=int, default=8)
     parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--codecs', default='zstd5,lz4,zstd1,none')
+    parser.add_argument('--codecs', default='zstd7-bit,zstd9-bit,zstd5,lz4,zstd1,none')
     args = parser.parse_args(argv)
 
     results = {}

@@ -4,20 +4,25 @@ on real teacher outputs.
 Runs each teacher of a pipeline config (default: the demo's shipped teachers) on replayed views of
 the train split, maps the logits into the student's bins exactly as the dump does, then encodes /
 reconstructs the rows with each candidate:
-  wW/bB   a window of W bins around the peak + B tail blocks + the seen range (the cache's encoding;
-          B = 1 is one tail number for the whole outside)
+  wW/bB   a window of W bins around the peak + B tail blocks + the seen range (fp16 log-probabilities,
+          levels=0; B = 1 is one tail number for the whole outside)
+  cL/wW/bB  the same with the window coded in L levels (uint8 codes, cache/window.py; the cache's
+          encoding; w* = the whole row)
   q8      log-probabilities of the whole row quantised to 8 bits in [-Q8_RANGE, 0] (an alternative)
   full    fp16 log-probabilities of the whole row (cache.lossless=True)
 Columns: KL(full || reconstructed) mean and p99 at the distribution the student is distilled towards
 (the rows sharpened by the head loss's beta / train.temperature: pipeline.run.kd_temperature; 10x
 sharper than the stored rows for RTMPose), and mean on the stored rows themselves (T=1),
 argmax agreement, bytes per instance·view·teacher row (all joints, x and y) as stored with the
-cache's codec (cache.store.DEFAULT_CODEC, one chunk of the sampled rows per array), with blosc-lz4
-(the previous default) and uncompressed, encode and decode rows/s.
+cache's codec (cache.store.DEFAULT_CODEC, one chunk of the sampled rows per array), with blosc-zstd-9
++ bit shuffle, with blosc-zstd-5 + byte shuffle (the previous default) and uncompressed, encode and decode rows/s.
+--student-size W,H maps the rows into the bins of another student input size (192,256: the
+full-scale config's 384 x 512 bins) instead of the config's student.
 Also the KL of rows with student bins the teacher's crop does not reach, against the other rows.
 Last stdout line: one JSON object.
 
     python benchmarks/cache_window.py [--config pipeline/configs/demo_synthetic.py] [--rows 512]
+        [--student-size 192,256]
 """
 from __future__ import annotations
 
@@ -40,8 +45,10 @@ from pipeline.run import kd_temperature, model_geometry, pick_device, split_inst
 from teachers.checkpoints import load_model  # noqa: E402
 from teachers.targets import teacher_rows  # noqa: E402
 
-CANDIDATES = [(16, 1), (32, 1), (64, 1), (16, 16), (32, 8), (32, 16), (32, 32), (48, 16), (64, 16), (48, 32),
-              (64, 32), (32, 64), (64, 64), (96, 32)]
+# (window, tail blocks, levels); window None = the whole row
+CANDIDATES = [(16, 16, 0), (32, 32, 0), (64, 32, 0), (32, 64, 0), (64, 64, 0), (96, 32, 0),
+              (64, 16, 31), (128, 8, 31), (None, 8, 31), (None, 1, 24), (None, 1, 28), (None, 1, 31),
+              (None, 1, 32), (None, 1, 40), (None, 1, 63)]
 Q8_RANGE = 24.0  # log-probability floor of the 8-bit rows: e^-24 ~ 4e-11
 
 
@@ -58,12 +65,12 @@ def compressed_bytes(arrays: list[np.ndarray], codec: str = DEFAULT_CODEC) -> in
     return total
 
 
-def windowed(rows: np.ndarray, w: int, blocks: int):
+def windowed(rows: np.ndarray, w: int, blocks: int, levels: int):
     t = time.perf_counter()
-    enc = encode_window(rows, w, blocks)
+    enc = encode_window(rows, w, blocks, levels)
     t_enc = time.perf_counter() - t
     t = time.perf_counter()
-    rec = reconstruct(*enc, rows.shape[-1])
+    rec = reconstruct(*enc, rows.shape[-1], levels)
     return rec, list(enc), t_enc, time.perf_counter() - t
 
 
@@ -90,13 +97,14 @@ def full_fp16(rows: np.ndarray):
 @click.option('--cfg-options', 'cfg_options', multiple=True, help='KEY=VALUE overrides of the config')
 @click.option('--rows', default=512, help='instance-views sampled per teacher')
 @click.option('--device', default=None)
-def main(config_path, cfg_options, rows, device):
+@click.option('--student-size', default=None, help='W,H: map into the bins of this student input size')
+def main(config_path, cfg_options, rows, device, student_size):
     cfg = load_config(resolve(config_path), parse_cfg_options(cfg_options))
     device = pick_device(device)
     table = split_instances(cfg, 'train')
     views = split_views(cfg, table, view_stages(cfg, 'train'))
     student = model_geometry(cfg.student.config)
-    size = student['input_size']
+    size = tuple(int(v) for v in student_size.split(',')) if student_size else student['input_size']
     bins = (int(size[0] * student['split']), int(size[1] * student['split']))
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(table), size=min(rows, len(table)), replace=False))
@@ -105,9 +113,10 @@ def main(config_path, cfg_options, rows, device):
     temperature = kd_temperature(cfg)
     images = decode_grouped(table.image_path[idx])
     result = dict(config=str(config_path), rows=int(len(idx)), temperature=temperature, codec=DEFAULT_CODEC,
+                  bins=list(bins),
                   teachers={})
-    print(f'{"teacher":8} {"encoding":>8} {"KL mean":>9} {"KL p99":>9} {"KL@T=1":>9} {"argmax":>7} '
-          f'{"B/row":>7} {"lz4 B":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
+    print(f'{"teacher":8} {"encoding":>12} {"KL mean":>9} {"KL p99":>9} {"KL@T=1":>9} {"argmax":>7} '
+          f'{"B/row":>7} {"zstd9 B":>7} {"zstd5 B":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         crops = np.stack([replay_view(img, table.bbox[r], views[v, r], model.input_size)[0]
@@ -118,7 +127,9 @@ def main(config_path, cfg_options, rows, device):
         k = sx.shape[1]
         unseen = np.concatenate([np.isneginf(r).any(-1).ravel() for r in (sx, sy)])
         outside = [ox.astype(np.float16), oy.astype(np.float16)]
-        encodings = [(f'w{w}/b{b}', lambda r, w=w, b=b: windowed(r, min(w, r.shape[-1]), b)) for w, b in CANDIDATES]
+        encodings = [(f'{f"c{q}/" if q else ""}w{w or "*"}/b{b}',
+                      lambda r, w=w, b=b, q=q: windowed(r, min(w or r.shape[-1], r.shape[-1]), b, q))
+                     for w, b, q in CANDIDATES]
         encodings += [('q8', quantised8), ('full', full_fp16)]
         entries = []
         for label, encode in encodings:
@@ -135,15 +146,16 @@ def main(config_path, cfg_options, rows, device):
             e = dict(encoding=label, kl_mean=float(kl.mean()), kl_p99=float(np.quantile(kl, 0.99)),
                      kl_mean_t1=float(kl1.mean()), argmax_agreement=float(agree.mean()),
                      bytes_per_row=compressed_bytes(stored + outside) / n,
-                     lz4_bytes_per_row=compressed_bytes(stored + outside, 'lz4') / n,
+                     zstd9_bit_bytes_per_row=compressed_bytes(stored + outside, 'zstd9-bit') / n,
+                     zstd5_bytes_per_row=compressed_bytes(stored + outside, 'zstd5') / n,
                      raw_bytes_per_row=sum(a.nbytes for a in stored + outside) / n,
                      encode_rows_per_s=n / t_enc, decode_rows_per_s=n / t_dec,
                      rows_with_unseen_bins=float(unseen.mean()),
                      kl_rows_with_unseen_bins=float(kl[unseen].mean()) if unseen.any() else None,
                      kl_rows_without_unseen_bins=float(kl[~unseen].mean()) if (~unseen).any() else None)
             entries.append(e)
-            print(f'{name:8} {label:>8} {e["kl_mean"]:9.2e} {e["kl_p99"]:9.2e} {e["kl_mean_t1"]:9.2e} '
-                  f'{e["argmax_agreement"]:7.4f} {e["bytes_per_row"]:7.0f} {e["lz4_bytes_per_row"]:7.0f} '
+            print(f'{name:8} {label:>12} {e["kl_mean"]:9.2e} {e["kl_p99"]:9.2e} {e["kl_mean_t1"]:9.2e} '
+                  f'{e["argmax_agreement"]:7.4f} {e["bytes_per_row"]:7.0f} {e["zstd9_bit_bytes_per_row"]:7.0f} {e["zstd5_bytes_per_row"]:7.0f} '
                   f'{e["raw_bytes_per_row"]:7.0f} '
                   f'{e["encode_rows_per_s"]:9.0f} {e["decode_rows_per_s"]:9.0f}  '
                   f'{e["rows_with_unseen_bins"]:.2f} of rows: {e["kl_rows_with_unseen_bins"] or 0:.1e} vs '

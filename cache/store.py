@@ -1,6 +1,6 @@
 """The teacher-target cache: one Zarr v3 group per (config, split), written unit by unit, read plane by plane.
 
-On-disk layout (layout 'pose-distill-cache', version 3)
+On-disk layout (layout 'pose-distill-cache', version 4)
 -------------------------------------------------------
 <cache.root>/<split>.zarr/                      Zarr v3 group
   attrs: layout, layout_version, complete=True, manifest {...}, n_views V, n_instances N,
@@ -9,15 +9,18 @@ On-disk layout (layout 'pose-distill-cache', version 3)
                             variable-length UTF-8 (dtype str), numbers in their table dtype
   views                     (V, N, P) float32, chunks (1, C, P): the view records replayed by dump and train
   teachers/<name>/          attrs: union_joints [K], bins_x Bx, bins_y By, bin_map {...},
-                            window_x wx, window_y wy, tail_blocks_x bx, tail_blocks_y by, lossless
-                            (wx = Bx, wy = By, bx = by = 1 when lossless), datasets: the datasets
+                            window_x wx, window_y wy, tail_blocks_x bx, tail_blocks_y by, levels L,
+                            lossless (wx = Bx, wy = By, bx = by = 1, L = 0 when lossless; a configured
+                            window wider than an axis's bins is that axis's whole row), datasets: the datasets
                             whose rows the teacher is run on (null: all; a val cache runs a teacher
                             only where the report scores it): units with none of their rows are
                             never written and not pending, and their rows read as zeros
     x_start, y_start        (V, N, K) int16     first bin of the window
-    x_values, y_values      (V, N, K, wx|wy) float16  log-probabilities inside the window
+    x_values, y_values      (V, N, K, wx|wy) uint8 (L > 0): zigzag deltas of the window's codes, or
+                            float16 (L = 0): log-probabilities inside the window (cache/window.py)
     x_tail, y_tail          (V, N, K, bx|by) float16  per block: log mean probability of its seen bins
-                                                outside the window (cache/window.py)
+                                                outside the window (and, coded, of its code-0 bins;
+                                                relative to the peak)
     x_seen, y_seen          (V, N, K, 2) int16  [lo, hi) of the student bins the teacher's crop reaches
     x_outside, y_outside    (V, N, K) float16   teacher probability mass outside the student crop
     unit_seconds            (V, n_chunks) float32, chunks (1, 1): the teacher's measured forward time
@@ -27,12 +30,15 @@ On-disk layout (layout 'pose-distill-cache', version 3)
   Every teacher array is chunked (1, C, K[, w]): a unit = (view, instance chunk) is exactly one
   chunk of each array, so a unit is written with whole-chunk writes and a view plane is read with
   whole-chunk reads (training loads one view for all instances per epoch). Compression: blosc-zstd
-  level 5 with byte shuffle (CODECS below; benchmarks/cache_window.py measures the bytes,
-  benchmarks/cache_reads.py the read speed against lz4, zstd-1 and no compression).
+  level 7 with bit shuffle (CODECS below; benchmarks/cache_window.py measures the bytes,
+  benchmarks/cache_reads.py the read speed against zstd-5 with byte shuffle, lz4, zstd-1 and none).
   Checksums (new in version 3): every chunk of every array ends in the CRC-32C of its stored bytes
   (Zarr v3's crc32c codec, after the compressor). Every read checks it: a chunk that fails raises
   CacheChunkError naming the cache, the array and the chunk; nothing decodes a damaged chunk. A cache
   of an older layout has no checksums and is refused (dump it again with --no-resume).
+  Coded rows (new in version 4): uint8 codes of the sharpened row instead of fp16 log-probabilities
+  (cache/window.py; ~1.6 kB instead of ~3.8 kB per row at the same fidelity). A version 3 cache is
+  refused with the command that rebuilds it.
 
 Writing and resuming
 --------------------
@@ -44,6 +50,17 @@ writing disjoint units never touch the same object, and a unit interrupted befor
 written stays pending and is redone on resume. Zarr's LocalStore writes each chunk file to a
 temporary name and renames it, so a killed writer never leaves a torn chunk behind.
 Before creating, create_cache refuses a cache the disk cannot hold (estimate_nbytes: an upper bound).
+
+Object storage
+--------------
+cache.root may be an fsspec URL (s3://bucket/prefix, gs://..., with the filesystem's package
+installed: s3fs for s3://, an optional dependency). The store is then opened through Zarr's
+FsspecStore and every path operation above goes through universal_pathlib's UPath (cache_location);
+credentials and the endpoint come from the filesystem's usual settings (for S3: the AWS_* environment
+variables or ~/.aws, AWS_ENDPOINT_URL for a non-AWS endpoint). Object stores have no rename and no
+free-space figure: create_cache writes the group in place and sets `complete` last (a store without
+it is refused as before), and the space check is skipped. Every chunk object carries its checksum
+as on disk; verify reads each one (one GET per chunk).
 
 Verifying and repairing
 -----------------------
@@ -66,13 +83,14 @@ from pathlib import Path
 import google_crc32c
 import numpy as np
 import zarr
+from upath import UPath
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from cache.window import encode_window, reconstruct
+from cache.window import MAX_LEVELS, encode_window, reconstruct
 from data.instances import InstanceTable
 
 LAYOUT = 'pose-distill-cache'
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 UNCHECKED_LAYOUT_VERSIONS = (1, 2)  # before chunk checksums
 AXES = ('x', 'y')
 ROW_FIELDS = ('start', 'values', 'tail', 'seen', 'outside')  # per axis: what one cache row is made of
@@ -84,17 +102,20 @@ CHECKSUM_MISMATCH = 'Stored and computed checksum do not match'
 # of its raw bytes (which also covers the compressor's header and the 4-byte checksum).
 FILE_BLOCK_BYTES = 4096
 
-# Codecs of the teacher arrays. blosc-zstd level 5 with byte shuffle stores windowed rows in ~18%
-# fewer bytes than blosc-lz4 (benchmarks/cache_window.py: 3.7 against 4.5 kB per row at w64/b64) and
-# still decodes a view plane in a fraction of a training epoch (benchmarks/cache_reads.py), so it is
-# the default: the cache's size is what grows with the dataset.
+# Codecs of the teacher arrays. blosc-zstd level 7 with bit shuffle: the coded rows are small deltas,
+# whose high bit planes are nearly all zero, and bit shuffle lets zstd see that (~15% fewer bytes than
+# zstd-5 with byte shuffle, benchmarks/cache_window.py). Level 9 saves another 2-4% but compresses
+# ~10x slower (2 MB/s of raw codes: the dump's writer could not keep up with a GPU teacher); a view
+# plane decodes in a fraction of a training epoch either way (benchmarks/cache_reads.py).
 CODECS = {
+    'zstd7-bit': lambda: BloscCodec(cname='zstd', clevel=7, shuffle='bitshuffle'),
+    'zstd9-bit': lambda: BloscCodec(cname='zstd', clevel=9, shuffle='bitshuffle'),
     'zstd5': lambda: BloscCodec(cname='zstd', clevel=5, shuffle='shuffle'),
     'zstd1': lambda: ZstdCodec(level=1),
     'lz4': lambda: BloscCodec(cname='lz4', clevel=5, shuffle='shuffle'),
     'none': lambda: None,
 }
-DEFAULT_CODEC = 'zstd5'
+DEFAULT_CODEC = 'zstd7-bit'
 
 
 class CacheError(RuntimeError):
@@ -110,6 +131,31 @@ class CacheChunkError(CacheError):
                   else 'run dump-teachers --no-resume to rebuild the cache')
         super().__init__(f'{cache}/{array}: chunk {key} fails its checksum; {remedy}')
         self.cache, self.array, self.key = cache, array, key
+
+
+def cache_location(path) -> Path | UPath:
+    """A cache's place: a local Path, or a UPath for an fsspec URL (s3://bucket/prefix/train.zarr)."""
+    if isinstance(path, UPath) or '://' in str(path):
+        return UPath(path)
+    return Path(path)
+
+
+def is_remote(path) -> bool:
+    """The location is an fsspec URL, not a local path."""
+    return isinstance(cache_location(path), UPath)
+
+
+def _open_group(path, mode: str):
+    if is_remote(path):
+        return zarr.open_group(str(path), mode=mode, zarr_format=3, storage_options=dict(path.storage_options) or None)
+    return zarr.open_group(path, mode=mode, zarr_format=3)
+
+
+def _remove(path) -> None:
+    if is_remote(path):
+        path.fs.rm(path.path, recursive=True)
+    else:
+        shutil.rmtree(path)
 
 
 def compressors_of(codec: str) -> list:
@@ -129,7 +175,7 @@ def checksum_matches(data: bytes) -> bool:
     return len(data) >= 4 and google_crc32c.value(body) == int.from_bytes(data[-4:], 'little')
 
 
-def chunk_intact(file: Path) -> bool:
+def chunk_intact(file: Path | UPath) -> bool:
     """The chunk file's bytes match their checksum. A chunk never written has no file and reads as the
     fill value: intact."""
     try:
@@ -139,8 +185,8 @@ def chunk_intact(file: Path) -> bool:
 
 
 def estimate_nbytes(n_instances: int, n_views: int, specs: dict, chunk_size: int, shared_nbytes: int) -> int:
-    """An upper bound of a cache's bytes on disk: every teacher row uncompressed (zstd stores ~0.4 of
-    that at window 64, benchmarks/cache_window.py, but real rows may compress worse, and a dump that
+    """An upper bound of a cache's bytes on disk: every teacher row uncompressed (zstd stores ~0.2 of
+    that for coded rows, benchmarks/cache_window.py, but real rows may compress worse, and a dump that
     runs out of disk half way is what this check prevents; blosc keeps an incompressible block as it
     is), one filesystem block per chunk file on top, and the shared arrays (instances, views) about as
     they are in memory (fixed-width strings there take 4 bytes a character, more than their UTF-8)."""
@@ -148,8 +194,9 @@ def estimate_nbytes(n_instances: int, n_views: int, specs: dict, chunk_size: int
     total = shared_nbytes
     for spec in specs.values():
         k = spec['num_joints']
-        # per axis: start int16, values fp16 x w, tail fp16 x b, seen int16 x 2, outside fp16
-        row = sum(k * (2 + 2 * spec[f'window_{a}'] + 2 * spec[f'tail_blocks_{a}'] + 4 + 2) for a in AXES)
+        # per axis: start int16, values uint8 (coded) or fp16 x w, tail fp16 x b, seen int16 x 2, outside fp16
+        value_bytes = 1 if spec['levels'] else 2
+        row = sum(k * (2 + value_bytes * spec[f'window_{a}'] + 2 * spec[f'tail_blocks_{a}'] + 4 + 2) for a in AXES)
         # the block per file also holds the unit's marker and forward time (a few bytes each)
         total += n_views * (n_instances * row + n_chunks * len(UNIT_ARRAYS) * FILE_BLOCK_BYTES)
     return total
@@ -177,31 +224,36 @@ def _column_dtype(values: np.ndarray):
     return str if values.dtype.kind in 'UOT' else values.dtype
 
 
-def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_blocks: int) -> dict:
+def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_blocks: int, levels: int) -> dict:
     missing = {'union_joints', 'bins_x', 'bins_y', 'bin_map'} - set(spec)
     if missing:
         raise ValueError(f'teacher {name!r} spec lacks {sorted(missing)}')
     union_joints = [int(j) for j in spec['union_joints']]
     bins_x, bins_y = int(spec['bins_x']), int(spec['bins_y'])
     if not lossless:
+        if not 0 <= levels <= MAX_LEVELS:
+            raise ValueError(f'teacher {name!r}: levels {levels} must be 0 (fp16) or in [1, {MAX_LEVELS}]')
+        if window < 1:
+            raise ValueError(f'teacher {name!r}: window {window} must be >= 1')
         for axis, bins in (('x', bins_x), ('y', bins_y)):
-            if not 1 <= window <= bins:
-                raise ValueError(f'teacher {name!r}: window {window} must be in [1, {bins}] ({axis} bins)')
             if not 1 <= tail_blocks <= bins:
                 raise ValueError(f'teacher {name!r}: tail_blocks {tail_blocks} must be in [1, {bins}] ({axis} bins)')
     datasets = spec.get('datasets')
     return dict(union_joints=union_joints, num_joints=len(union_joints), bins_x=bins_x, bins_y=bins_y,
                 bin_map=spec['bin_map'], lossless=bool(lossless),
                 datasets=None if datasets is None else [str(d) for d in datasets],
-                window_x=bins_x if lossless else int(window), window_y=bins_y if lossless else int(window),
-                tail_blocks_x=1 if lossless else int(tail_blocks), tail_blocks_y=1 if lossless else int(tail_blocks))
+                window_x=bins_x if lossless else min(int(window), bins_x),
+                window_y=bins_y if lossless else min(int(window), bins_y),
+                tail_blocks_x=1 if lossless else int(tail_blocks), tail_blocks_y=1 if lossless else int(tail_blocks),
+                levels=0 if lossless else int(levels))
 
 
 def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarray, view_fields: list[str],
                  teachers: dict, window: int, lossless: bool, chunk_size: int, *, tail_blocks: int = 1,
-                 codec: str = DEFAULT_CODEC, overwrite: bool = False) -> 'Cache':
-    """Create an empty cache (no teacher rows yet) at `path`; returns it opened for writing."""
-    path = Path(path)
+                 levels: int = 0, codec: str = DEFAULT_CODEC, overwrite: bool = False) -> 'Cache':
+    """Create an empty cache (no teacher rows yet) at `path` (a local path or an fsspec URL); returns it
+    opened for writing."""
+    path = cache_location(path)
     views = np.asarray(views, dtype=np.float32)
     n = len(instances)
     if views.ndim != 3 or views.shape[1] != n or views.shape[2] != len(view_fields):
@@ -212,16 +264,22 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
         raise FileExistsError(f'a cache already exists at {path}; open it to resume or remove it')
     n_views = views.shape[0]
     n_chunks = math.ceil(n / chunk_size)
-    specs = {name: _teacher_attrs(name, spec, window, lossless, tail_blocks) for name, spec in teachers.items()}
+    specs = {name: _teacher_attrs(name, spec, window, lossless, tail_blocks, levels)
+             for name, spec in teachers.items()}
     compressors = compressors_of(codec)
     rows = max(1, min(chunk_size, n))
     shared = views.nbytes + sum(np.asarray(v).nbytes for v in instances.columns().values())
-    require_space(path, estimate_nbytes(n, n_views, specs, chunk_size, shared))
-
-    tmp = path.parent / f'.{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}'
-    path.parent.mkdir(parents=True, exist_ok=True)
+    remote = is_remote(path)
+    if remote:  # no rename on object stores: written in place, `complete` set last
+        if path.exists():
+            _remove(path)
+        tmp = path
+    else:
+        require_space(path, estimate_nbytes(n, n_views, specs, chunk_size, shared))
+        tmp = path.parent / f'.{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        root = zarr.open_group(tmp, mode='w', zarr_format=3)
+        root = _open_group(tmp, mode='w')
         table = root.create_group('instances')
         for name, values in instances.columns().items():
             values = np.asarray(values)
@@ -239,7 +297,8 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
                 w = spec[f'window_{axis}']
                 tg.create_array(f'{axis}_start', shape=(n_views, n, k), dtype=np.int16,
                                 chunks=(1, rows, k), compressors=compressors, fill_value=0)
-                tg.create_array(f'{axis}_values', shape=(n_views, n, k, w), dtype=np.float16,
+                tg.create_array(f'{axis}_values', shape=(n_views, n, k, w),
+                                dtype=np.uint8 if spec['levels'] else np.float16,
                                 chunks=(1, rows, k, w), compressors=compressors, fill_value=0)
                 b = spec[f'tail_blocks_{axis}']
                 tg.create_array(f'{axis}_tail', shape=(n_views, n, k, b), dtype=np.float16,
@@ -256,18 +315,21 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
                                n_views=n_views, n_instances=n, chunk_size=int(chunk_size), n_chunks=n_chunks,
                                view_fields=list(view_fields), teacher_names=list(specs), codec=codec))
         root.attrs['complete'] = True  # last: a store without it was interrupted while being created
-        if overwrite and path.exists():
-            shutil.rmtree(path)
-        os.rename(tmp, path)
+        if not remote:
+            if overwrite and path.exists():
+                shutil.rmtree(path)
+            os.rename(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            _remove(tmp)
         raise
     return open_cache(path, mode='r+')
 
 
 def open_cache(path, mode: str = 'r') -> 'Cache':
-    """Open an existing cache ('r' to read, 'r+' to write units); clear error naming the path otherwise."""
-    path = Path(path)
+    """Open an existing cache ('r' to read, 'r+' to write units; a local path or an fsspec URL); clear
+    error naming the path otherwise."""
+    path = cache_location(path)
     if mode not in ('r', 'r+'):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
     if not path.exists():
@@ -275,7 +337,7 @@ def open_cache(path, mode: str = 'r') -> 'Cache':
     if not (path / 'zarr.json').is_file():
         raise CacheError(f'{path} is not a Zarr v3 group (no zarr.json); not a teacher cache')
     try:
-        root = zarr.open_group(path, mode=mode, zarr_format=3)
+        root = _open_group(path, mode=mode)
     except Exception as error:  # corrupt metadata, v2 store, ...
         raise CacheError(f'cannot open the teacher cache at {path}: {error}') from error
     attrs = root.attrs.asdict()
@@ -286,7 +348,7 @@ def open_cache(path, mode: str = 'r') -> 'Cache':
                          'run dump-teachers --no-resume to rebuild it')
     if attrs.get('layout_version') != LAYOUT_VERSION:
         raise CacheError(f'{path} has cache layout version {attrs.get("layout_version")}, this code reads '
-                         f'version {LAYOUT_VERSION}; dump the cache again')
+                         f'version {LAYOUT_VERSION}; run dump-teachers --no-resume to rebuild it')
     if attrs.get('complete') is not True:
         raise CacheError(f'{path} is incomplete (its creation was interrupted); remove it and dump again')
     return Cache(path, root, attrs, mode)
@@ -411,7 +473,8 @@ class Cache:
             if np.isnan(logits).any():
                 raise ValueError(f'{self.path}: teacher {teacher!r} unit (view {view}, chunk {chunk}) has NaN '
                                  f'{axis} logits')
-            start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'])
+            start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'],
+                                                      spec['levels'])
             encoded[axis] = dict(start=start, values=values, tail=tail, seen=seen, outside=outside.astype(np.float16))
         for axis in AXES:
             for name in ROW_FIELDS:
@@ -533,7 +596,7 @@ class Cache:
             array = self._array(teacher, name)
             with self._checksummed(array, view):
                 plane[name] = array[view]
-        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])
+        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'], levels=spec['levels'])
         return plane
 
     def read_rows(self, teacher: str, view: int, idx) -> dict:
@@ -549,7 +612,7 @@ class Cache:
             array = self._array(teacher, name)
             with self._checksummed(array, view):
                 plane[name] = array.get_orthogonal_selection((view, idx))
-        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'])
+        plane.update(bins_x=spec['bins_x'], bins_y=spec['bins_y'], levels=spec['levels'])
         return plane
 
     def stored_nbytes(self, teacher: str) -> int:
@@ -580,10 +643,12 @@ class UnitsVerified:
 
 
 def reconstruct_rows(plane: dict, idx=slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rows `idx` of a plane -> (x_logp (n,K,Bx) float32, y_logp (n,K,By) float32, x_outside (n,K), y_outside)."""
+    """Rows `idx` of a plane -> (x_logp (n,K,Bx) float32, y_logp (n,K,By) float32, x_outside (n,K), y_outside).
+    A plane without `levels` (one built by hand, e.g. a benchmark's) holds fp16 windows."""
     out = []
     for axis in AXES:
         out.append(reconstruct(plane[f'{axis}_start'][idx], plane[f'{axis}_values'][idx],
-                               plane[f'{axis}_tail'][idx], plane[f'{axis}_seen'][idx], plane[f'bins_{axis}']))
+                               plane[f'{axis}_tail'][idx], plane[f'{axis}_seen'][idx], plane[f'bins_{axis}'],
+                               plane.get('levels', 0)))
     return (out[0], out[1], plane['x_outside'][idx].astype(np.float32),
             plane['y_outside'][idx].astype(np.float32))

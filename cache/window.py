@@ -17,6 +17,16 @@ up to fp16) and the tail is unused.
 Because log-softmax only subtracts a per-row constant, softmax(logits / T) == softmax(logp / T):
 the cache may store log-probabilities and the student still distils at any temperature.
 
+Coded windows (levels > 0, the default since layout 4): the window holds uint8 codes instead of fp16
+log-probabilities, c = round(levels * exp(CODE_EXPONENT * (logp - max logp))), delta-coded along the
+bins (zigzag, so a small step either way is a small byte; the store's bit-shuffle + zstd then packs
+them). The student learns from the rows sharpened by beta / T (10 for RTMPose at T = 1): a bin's
+error there counts in proportion to its sharpened probability exp(10 * (logp - max)), so the step
+in the log domain grows away from the peak (1 / (CODE_EXPONENT * c) per level) where the sharpened
+row has no mass, and is finest at the peak. Bins whose code is 0 (far below the peak) join the
+outside bins in the tail blocks, so the mass at T = 1 still lands where it was. The tail is stored
+relative to the peak and the reconstructed row is renormalised (a coded row has no absolute level).
+
 Pure numpy, no I/O.
 """
 from __future__ import annotations
@@ -29,6 +39,12 @@ import numpy as np
 TAIL_FLOOR = float(np.log(1e-30))
 # Most negative finite float16: log-probabilities below it are clipped rather than becoming -inf.
 FP16_LOWEST = float(np.finfo(np.float16).min)
+# Coded windows: exp(CODE_EXPONENT * (logp - max)) is quantised. The fidelity that matters is at the
+# rows sharpened by 10 (pipeline.run.kd_temperature); a step that is uniform in exp(5 * (logp - max))
+# (the square root of the sharpened probability) spends the bits where the sharpened row's mass is,
+# and 4 (a little flatter) measured best at a given size (docs/results.md, 'Cache rows').
+CODE_EXPONENT = 4.0
+MAX_LEVELS = 255
 
 
 def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -65,14 +81,38 @@ def seen_range(logits: np.ndarray) -> np.ndarray:
     return np.stack([np.where(none, 0, lo), np.where(none, bins, hi)], axis=-1)
 
 
-def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1
+def zigzag_deltas(codes: np.ndarray) -> np.ndarray:
+    """int codes (..., w) in [0, 255] -> uint8 (..., w): each code minus the one before it (the first
+    minus 0), zigzag-mapped (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...) modulo 256."""
+    d = np.diff(np.asarray(codes, dtype=np.int16), axis=-1, prepend=0)
+    d = (d + 128) % 256 - 128  # modulo 256, as a signed byte
+    return (((d << 1) ^ (d >> 7)) & 0xFF).astype(np.uint8)
+
+
+def undo_zigzag_deltas(stored: np.ndarray) -> np.ndarray:
+    """Inverse of zigzag_deltas: uint8 (..., w) -> int16 codes (..., w)."""
+    z = np.asarray(stored).astype(np.int16)
+    d = (z >> 1) ^ -(z & 1)
+    return np.cumsum(d, axis=-1, dtype=np.int16) % 256
+
+
+def _check_levels(levels: int) -> None:
+    if not 0 <= levels <= MAX_LEVELS:
+        raise ValueError(f'levels {levels} must be 0 (fp16 window) or in [1, {MAX_LEVELS}] (uint8 codes)')
+
+
+def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1, levels: int = 0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows (..., B) of logits (-inf = a bin the teacher does not see) ->
-    (start int16 (...), values float16 (..., w), tail float16 (..., nb), seen int16 (..., 2)).
+    (start int16 (...), values (..., w), tail float16 (..., nb), seen int16 (..., 2)).
 
+    levels 0: values are float16 log-probabilities and the tail is log-probabilities. levels > 0:
+    values are uint8 zigzag deltas of the codes (module docstring), and the tail is relative to the
+    row's peak; bins whose code is 0 count as outside the window.
     Computed in float32 (the results are stored as float16); the outside mass is summed over the
     outside bins themselves, never as 1 - window mass, so a tiny tail keeps its digits.
     """
+    _check_levels(levels)
     logits = np.asarray(logits, dtype=np.float32)
     bins = logits.shape[-1]
     if not 1 <= w <= bins:
@@ -97,6 +137,13 @@ def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1
     grid = np.arange(bins)
     outside = ((grid < start[..., None]) | (grid >= start[..., None] + w)) \
         & (grid >= seen[..., :1]) & (grid < seen[..., 1:])
+    if levels:
+        codes = np.rint(levels * np.exp(CODE_EXPONENT * (values + log_total[..., None]))).astype(np.int16)
+        codes[~np.isfinite(values)] = 0
+        zero = np.zeros(outside.shape, dtype=bool)
+        np.put_along_axis(zero, columns, codes == 0, axis=-1)
+        outside |= zero & (grid >= seen[..., :1]) & (grid < seen[..., 1:])
+        log_total = np.zeros_like(log_total)  # the tail relative to the peak
     pad = tail_blocks * bs - bins  # blocks tile a padded row; padding is never "outside"
     blocks = lambda a: np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, pad)]).reshape(a.shape[:-1] + (tail_blocks, bs))  # noqa: E731
     outside_sum = np.sum(blocks(np.where(outside, prob, 0.0)), axis=-1)
@@ -104,18 +151,22 @@ def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1
     with np.errstate(divide='ignore', invalid='ignore'):
         tail = np.log(outside_sum / outside_count) - log_total[..., None]
     tail = np.where(np.isfinite(tail), np.maximum(tail, TAIL_FLOOR), TAIL_FLOOR)
+    if levels:
+        return start.astype(np.int16), zigzag_deltas(codes), tail.astype(np.float16), seen.astype(np.int16)
     values = np.maximum(values, FP16_LOWEST)
     return start.astype(np.int16), values.astype(np.float16), tail.astype(np.float16), seen.astype(np.int16)
 
 
 def reconstruct(start: np.ndarray, values: np.ndarray, tail: np.ndarray, seen: np.ndarray,
-                bins: int) -> np.ndarray:
+                bins: int, levels: int = 0) -> np.ndarray:
     """Inverse of encode_window: float32 log-probabilities (..., bins); unseen bins ~ -inf
     (FP16_LOWEST, as the window stores them).
 
-    Not renormalised: the stored numbers are returned as they are, so the mass check in the tests
-    measures the encoding itself (softmax at any temperature renormalises anyway).
+    levels 0: not renormalised, the stored numbers are returned as they are, so the mass check in the
+    tests measures the encoding itself (softmax at any temperature renormalises anyway). levels > 0:
+    the codes and tail are relative to the peak, so the row is renormalised.
     """
+    _check_levels(levels)
     values = np.asarray(values)
     w = values.shape[-1]
     if not 1 <= w <= bins:
@@ -126,11 +177,31 @@ def reconstruct(start: np.ndarray, values: np.ndarray, tail: np.ndarray, seen: n
     tail = np.asarray(tail, dtype=np.float32)
     bs = block_size(bins, tail.shape[-1])
     out = np.repeat(tail, bs, axis=-1)[..., :bins].copy()
-    np.put_along_axis(out, start[..., None] + np.arange(w), values.astype(np.float32), axis=-1)
+    columns = start[..., None] + np.arange(w)
+    if levels:
+        codes = undo_zigzag_deltas(values)
+        with np.errstate(divide='ignore'):
+            coded = np.log(codes.astype(np.float32) / levels) / CODE_EXPONENT
+        window = np.take_along_axis(out, columns, axis=-1)
+        np.put_along_axis(out, columns, np.where(codes > 0, coded, window), axis=-1)
+    else:
+        np.put_along_axis(out, columns, values.astype(np.float32), axis=-1)
     seen = np.asarray(seen).astype(np.int64)
     grid = np.arange(bins)
-    out[(grid < seen[..., :1]) | (grid >= seen[..., 1:])] = FP16_LOWEST
+    unseen = (grid < seen[..., :1]) | (grid >= seen[..., 1:])
+    if levels:
+        out -= log_sum_exp(np.where(unseen, -np.inf, out))
+    out[unseen] = FP16_LOWEST
     return out
+
+
+def log_sum_exp(logp: np.ndarray) -> np.ndarray:
+    """log of the sum of exp over the last axis, keepdims, float32 (0 for a row of -inf)."""
+    peak = np.max(logp, axis=-1, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    total = np.sum(np.exp(logp - peak), axis=-1, keepdims=True)
+    with np.errstate(divide='ignore'):
+        return np.where(total > 0, peak + np.log(total), 0.0).astype(np.float32)
 
 
 def kl_at_temperature(full_logits: np.ndarray, recon_logp: np.ndarray, temperature: float) -> np.ndarray:

@@ -155,7 +155,8 @@ def _cost_lines(cost: dict) -> list[str]:
                                                   f'at the distillation target (rows sharpened {1 / float(temp):g}x)')
                            for temp, v in f['kl'].items())
             lines.append(f"Cache fidelity, {t} (window {f.get('window_x')}/{f.get('window_y')} bins, "
-                         f"{f.get('tail_blocks_x')}/{f.get('tail_blocks_y')} tail blocks; "
+                         f"{f.get('tail_blocks_x')}/{f.get('tail_blocks_y')} tail blocks, "
+                         f"{f'{lv} code levels' if (lv := f.get('levels')) else 'fp16'}; "
                          "benchmarks/offline_vs_online.py measures what it costs the student): "
                          f"mean KL(full‖stored) {kl}; argmax agreement {f.get('argmax_agreement', float('nan')) * 100:.2f}%; "
                          f"{f.get('bytes_per_row', float('nan')):.0f} B per instance·view (full fp16: "

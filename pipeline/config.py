@@ -28,7 +28,7 @@ REQUIRED = {
     'teachers': 'dict of teacher name -> dict(config=..., checkpoint=...)',
     'student': 'dict(config=<mmpose-style model config of the student on the datasets\' union>, init_backbone=<checkpoint or None>)',
     'views': 'dict(num_views=V, policy=main|final|wide|none): the stage-1 views drawn per train instance',
-    'cache': 'dict(root=..., window=w, lossless=False, chunk_size=...)',
+    'cache': 'dict(root=..., window=w, tail_blocks=b, levels=L, lossless=False, chunk_size=...)',
     'dump_stage': 'dict(batch_size=..., num_workers=..., device=...) for dump-teachers',
     'train': 'the training recipe (epochs, batch_size, lr, losses, ...)',
 }
@@ -37,7 +37,7 @@ REQUIRED = {
 # are refused with the closest valid name, so a misspelt key never silently falls back to a default.
 OPTIONAL = ('teacher_train', 'pretrain', 'synthetic', 'strict_input', 'stage2', 'evaluation')
 SECTION_KEYS = {
-    'cache': ('root', 'window', 'tail_blocks', 'lossless', 'chunk_size'),
+    'cache': ('root', 'window', 'tail_blocks', 'levels', 'lossless', 'chunk_size'),
     'dump_stage': ('batch_size', 'num_workers', 'device'),
     'student': ('config', 'init_backbone'),
     'synthetic': ('out', 'images', 'seed'),

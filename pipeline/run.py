@@ -12,6 +12,7 @@ import torch
 from mmengine.config import Config
 
 from cache.manifest import MATCH_KEYS, TEACHER_CROPS, build_manifest, diff_manifest, sha256_file
+from cache.store import cache_location, is_remote
 from data.datasets import dataset_indices, datasets_union, load_split
 from data.instances import InstanceTable
 from data.views import POLICIES, VIEW_FIELDS, draw_views, identity_view, stage_first_view
@@ -123,8 +124,11 @@ def teacher_datasets(cfg: Config, teacher: str, split: str) -> list[str] | None:
     return None if len(scored) == len(cfg.datasets) else scored
 
 
-def cache_path(cfg: Config, split: str) -> Path:
-    return resolve(cfg.cache.root) / f'{split}.zarr'
+def cache_path(cfg: Config, split: str):
+    """The split's cache: under cache.root, relative to the repository root, or an fsspec URL kept as it
+    is (s3://bucket/prefix: cache.store.cache_location)."""
+    root = cache_location(cfg.cache.root)
+    return (root if is_remote(root) else resolve(root)) / f'{split}.zarr'
 
 
 def model_geometry(model_cfg_path) -> dict:
@@ -177,6 +181,7 @@ def expected_manifest(cfg: Config, split: str, stages: list[dict], table: Instan
         views=dict(stages=[dict(num_views=int(s['num_views']), policy=s['policy']) for s in stages],
                    seed=int(cfg.seed), fields=list(VIEW_FIELDS)),  # when a stage starts is training's
         storage=dict(window=int(cfg.cache.window), tail_blocks=int(cfg.cache.tail_blocks),
+                     levels=int(cfg.cache.levels),
                      lossless=bool(cfg.cache.get('lossless', False)),
                      chunk_size=int(cfg.cache.chunk_size), teacher_crops=TEACHER_CROPS),
         counts=dict(instances=len(table), **{f'instances.{n}': int((table.dataset == n).sum())

@@ -140,7 +140,7 @@ def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, 
                                          input_checks=[c.as_dict() for c in checks]), instances=table, views=views,
                      view_fields=list(VIEW_FIELDS), teachers=specs, window=int(cfg.cache.window),
                      lossless=bool(cfg.cache.get('lossless', False)), chunk_size=int(cfg.cache.chunk_size),
-                     tail_blocks=int(cfg.cache.tail_blocks),
+                     tail_blocks=int(cfg.cache.tail_blocks), levels=int(cfg.cache.levels),
                      overwrite=not resume)
     if world > 1:
         torch.distributed.barrier()

@@ -211,6 +211,12 @@ def test_refuses_missing_incomplete_foreign_and_existing_stores(tmp_path):
     meta.write_text(json.dumps(other))
     with pytest.raises(CacheError, match=f'{path} has cache layout version 99'):
         open_cache(path)
+    other['attributes'].update(layout_version=3)  # fp16 windows: refused with the command that rebuilds it
+    meta.write_text(json.dumps(other))
+    with pytest.raises(CacheError) as err:
+        open_cache(path)
+    assert str(err.value) == (f'{path} has cache layout version 3, this code reads version 4; '
+                              'run dump-teachers --no-resume to rebuild it')
     other['attributes'].update(layout_version=2)  # the layout before chunk checksums
     meta.write_text(json.dumps(other))
     with pytest.raises(CacheError) as err:

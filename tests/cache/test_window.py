@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cache.window import (TAIL_FLOOR, argmax_agreement, encode_window, kl_at_temperature, log_softmax,
-                          reconstruct, window_starts)
+from cache.window import (CODE_EXPONENT, TAIL_FLOOR, argmax_agreement, encode_window, kl_at_temperature, log_softmax,
+                          reconstruct, undo_zigzag_deltas, window_starts, zigzag_deltas)
 
 
 def peaked_logits(rng, shape, bins, amplitude=12.0, sigma=4.0, noise=0.3):
@@ -173,3 +173,63 @@ def test_blocks_tile_rows_that_do_not_divide_evenly():
     np.testing.assert_allclose(np.exp(rec.astype(np.float64)).sum(-1), 1.0, atol=5e-3)
     with pytest.raises(ValueError, match='tail blocks'):
         encode_window(logits, 8, tail_blocks=51)
+
+
+def flat_logits(rng, shape, bins):
+    """Rows like the demo teachers' (peak probability ~2x a uniform row's), whose sharpened (x10)
+    distribution still spans most bins: what the coded windows are for."""
+    return (0.8 * peaked_logits(rng, shape, bins, amplitude=1.0, sigma=bins / 6, noise=0.03)).astype(np.float32)
+
+
+def test_zigzag_deltas_round_trip_every_code():
+    codes = np.random.default_rng(0).integers(0, 256, (6, 300))
+    codes[0] = np.arange(300) % 256  # every step, and the wrap from 255 to 0
+    stored = zigzag_deltas(codes)
+    assert stored.dtype == np.uint8
+    np.testing.assert_array_equal(undo_zigzag_deltas(stored), codes)
+    # a smooth row is small bytes: -1 -> 1, +1 -> 2
+    np.testing.assert_array_equal(zigzag_deltas(np.array([5, 4, 5, 5])), [10, 1, 2, 0])
+
+
+def test_coded_window_is_within_half_a_step_where_the_sharpened_row_has_mass():
+    rng = np.random.default_rng(1)
+    logits = flat_logits(rng, (40, 3), 96)
+    levels = 32
+    start, values, tail, seen = encode_window(logits, 96, 1, levels)
+    assert values.dtype == np.uint8 and values.shape == (40, 3, 96) and tail.shape == (40, 3, 1)
+    rec = reconstruct(start, values, tail, seen, 96, levels)
+    logp = log_softmax(logits)
+    np.testing.assert_allclose(np.exp(rec).sum(-1), 1.0, atol=1e-5)  # renormalised
+    d = logp.max(-1, keepdims=True) - logp
+    g = np.exp(-CODE_EXPONENT * d) * levels  # the unrounded code
+    # up to the row's normaliser (a constant per row, estimated on the bins near the peak)
+    top = g >= levels / 2
+    shift = np.array([np.median((rec - logp)[i][top[i]]) for i in np.ndindex(40, 3)]).reshape(40, 3, 1)
+    err = rec - logp - shift
+    for lo in (levels / 2, 4):  # a code c is within log(c / (c - 0.5)) / a of the truth
+        sel = g >= lo
+        assert np.abs(err[sel]).max() <= np.log(lo / (lo - 0.5)) / CODE_EXPONENT + 2e-3
+    # the fidelity the codes are made for: the rows sharpened by 10, and it improves with the levels
+    kls = [kl_at_temperature(logits, reconstruct(*encode_window(logits, 96, 1, q), 96, q), 0.1).mean()
+           for q in (8, 32, 128)]
+    assert kls[0] > kls[1] > kls[2] and kls[1] < 1e-3
+
+
+def test_coded_window_tail_keeps_the_far_mass_and_nothing_on_unseen_bins():
+    rng = np.random.default_rng(2)
+    logits = peaked_logits(rng, (30, 2), 64, amplitude=6.0, sigma=5.0)
+    logits[:, :, :10] = -np.inf  # bins the teacher's crop does not reach
+    levels = 16
+    rec = reconstruct(*encode_window(logits, 64, 4, levels), 64, levels)
+    p, q = np.exp(log_softmax(logits)), np.exp(rec)
+    assert (q[:, :, :10] == 0).all()
+    codes = np.rint(levels * np.exp(CODE_EXPONENT * (log_softmax(logits) - log_softmax(logits).max(-1, keepdims=True))))
+    far = (codes == 0) & np.isfinite(logits)
+    assert far.any(-1).all()  # every row has code-0 bins: they carry the tail
+    # per tail block of 16 bins, the code-0 bins hold the mass the teacher put there (up to the
+    # renormalisation by the coded bins' rounding)
+    for b in range(4):
+        block = far & (np.arange(64) // 16 == b)
+        np.testing.assert_allclose((q * block).sum(-1), (p * block).sum(-1), rtol=0.1, atol=1e-6)
+    with pytest.raises(ValueError, match='levels 256'):
+        encode_window(logits, 64, 1, 256)
