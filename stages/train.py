@@ -35,8 +35,9 @@ from stages.evaluation import evaluate_model
 from teachers.checkpoints import init_backbone, load_model
 from teachers.rtmpose import build_model
 from training.ema import ModelEMA
-from training.losses import distillation_loss, kd_weight_schedule
-from training.schedule import cosine_start_step, learning_rate, lr_at, param_groups
+from training.losses import kd_weight_schedule
+from training.schedule import cosine_start_step, learning_rate, lr_at
+from training.step import StepSettings, TrainStep, make_optimizer
 from training.targets import teacher_targets_offline, teacher_targets_online
 
 
@@ -298,16 +299,15 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     lr = learning_rate(tc['base_lr'], tc['auto_scale_lr'], run.batch_size * world)
     if bool(tc['sync_bn']) and world > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    optimizer = torch.optim.AdamW(param_groups(model, float(tc['weight_decay'])), lr=lr)
+    optimizer = make_optimizer(model, tc['weight_decay'], lr)
     ema = ModelEMA(model, momentum=float(tc['ema_momentum']))
     steps_per_epoch = math.ceil(len(dataset) / (run.batch_size * world))
     total_steps = run.epochs * steps_per_epoch
     cosine_start = cosine_start_step(run.epochs, steps_per_epoch)
-    channels_last = bool(tc['channels_last']) and device.type == 'cuda'
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    train_model = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == 'cuda' else None)
+    # the model's own SimCC loss beta (RTMPose: 10)
+    settings = StepSettings.from_recipe(tc, device, head_loss_beta(run.model_cfg_path), supervised=mode == 'supervised')
+    step_fn = TrainStep(model, optimizer, ema, settings, wrap=None if world == 1 else (
+        lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=[device.index] if device.type == 'cuda' else None)))
     folder = RunFolder(run.work_dir)
     start_epoch, step = folder.resume(model, optimizer, ema) if resume else (0, 0)
     if rank == 0:
@@ -316,8 +316,6 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
             model_config=run.model_cfg_path, skeleton=model.skeleton_name, epochs=run.epochs,
             batch_size=run.batch_size, world=world, lr=lr, datasets=run.datasets,
             cache=str(cache_path(cfg, 'train')) if source.cache else None, train=tc))
-    weights = {'gt': 1.0} if mode == 'supervised' else dict(tc['loss_weights'])
-    beta = head_loss_beta(run.model_cfg_path)  # the model's own SimCC loss beta (RTMPose: 10)
 
     for epoch in range(start_epoch, run.epochs):
         t_epoch = time.perf_counter()
@@ -331,34 +329,19 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         loader = torch.utils.data.DataLoader(dataset, batch_size=run.batch_size, sampler=order.tolist(),
                                              num_workers=run.num_workers, pin_memory=device.type == 'cuda',
                                              drop_last=False, persistent_workers=False)
-        train_model.train()
+        step_fn.forward.train()
         n_seen, sums = 0, {}
         bar = tqdm(loader, desc=f'{mode} epoch {epoch + 1}/{run.epochs}', leave=False, disable=rank != 0)
         for batch in bar:
             for g in optimizer.param_groups:
                 g['lr'] = lr_at(step, total_steps, lr, int(tc['warmup_steps']), cosine_start=cosine_start)
-            x = model.normalize(batch['img'].to(device, non_blocking=True))
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            targets = dict(gt_x=batch['target_x'].to(device), gt_y=batch['target_y'].to(device),
-                           gt_weights=batch['target_weight'].to(device), **source(batch, len(model_joints)))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(tc['amp']) and device.type == 'cuda'):
-                pred_x, pred_y = train_model(x)
-            loss, parts = distillation_loss(
-                pred_x.float(), pred_y.float(), targets, loss_weights=weights, beta=beta,
-                temperature=float(tc['temperature']), overlap_mode=tc['overlap'],
-                kd_scale=kd_weight_schedule(epoch, run.epochs, decay=bool(tc['kd_decay'])),
-                gt_reduction=tc['gt_reduction'])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc['grad_clip']:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc['grad_clip']))
-            optimizer.step()
-            ema.update(model)
+            loss, parts = step_fn(batch, source(batch, len(model_joints)),
+                                  kd_scale=kd_weight_schedule(epoch, run.epochs, decay=bool(tc['kd_decay'])))
             step += 1
-            n_seen += len(x)
+            n = len(batch['index'])
+            n_seen += n
             for k, v in parts.items():  # summed on the device: no host sync in the step
-                sums[k] = sums.get(k, 0.0) + v.detach() * len(x)
+                sums[k] = sums.get(k, 0.0) + v.detach() * n
             if step % 20 == 0:
                 bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
         end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, time.perf_counter() - t_epoch,
