@@ -270,6 +270,18 @@ def resolve(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else REPO_ROOT / p
 
 
+def repo_relative(path) -> str:
+    """A path as a config writes it: relative to the repository root when it lies inside it, else as
+    given (a path elsewhere, an fsspec URL)."""
+    p = Path(path)
+    if '://' in str(path) or not p.is_absolute():
+        return str(path)
+    try:
+        return str(p.resolve().relative_to(REPO_ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def seed_everything(seed: int) -> None:
     import torch
     random.seed(seed)

@@ -15,7 +15,7 @@ from cache.manifest import MATCH_KEYS, TEACHER_CROPS, build_manifest, diff_manif
 from data.datasets import dataset_indices, load_split
 from data.instances import InstanceTable
 from data.views import POLICIES, VIEW_FIELDS, draw_views, identity_view, stage_first_view
-from pipeline.config import resolve
+from pipeline.config import load_config, repo_relative, resolve
 
 # benchmarks/offline_vs_online.py leaves its last result in the run's work_dir under this name; the
 # report quotes it.
@@ -183,20 +183,24 @@ def expected_manifest(cfg: Config, split: str, stages: list[dict], table: Instan
 
 
 class RunFolder:
-    """The one owner of a training run's folder layout (outputs/<run>/<mode>/):
+    """The one owner of a training run's folder layout (outputs/<run>/<mode>/): every file of a run is
+    reached through it.
 
-        run.json             what trained: mode, model config, epochs, batch, lr, datasets, cache, recipe
+        run.json             what trained: mode, model config, epochs, batch, lr, datasets, cache, recipe;
+                             its paths relative to the run folder (the config) or as the config writes
+                             them (repository-relative), so a moved run folder still reports and resumes
         pipeline_config.py   the resolved pipeline config, so export-report sees exactly what trained
         log.jsonl            one record per epoch (losses, lr, throughput, val metrics when evaluated)
         last.pth             the EMA weights (mmpose layout) + the state to resume from
         best.pth             the EMA weights at the best val score by evaluation.save_best (meta.best)
         student_config.py    the mmpose config of the student (student runs)
-        report/              export-report's output
+        report/              export-report's output (report/metrics.json: the report's numbers)
 
     The no-distillation baseline of a run is its sibling folder `supervised`."""
 
-    RUN_JSON, CONFIG, LOG, CHECKPOINT, BEST, MMPOSE_CONFIG, REPORT = (
-        'run.json', 'pipeline_config.py', 'log.jsonl', 'last.pth', 'best.pth', 'student_config.py', 'report')
+    RUN_JSON, CONFIG, LOG, CHECKPOINT, BEST, MMPOSE_CONFIG, REPORT, METRICS = (
+        'run.json', 'pipeline_config.py', 'log.jsonl', 'last.pth', 'best.pth', 'student_config.py', 'report',
+        'metrics.json')
 
     def __init__(self, path):
         self.path = Path(path)
@@ -204,6 +208,7 @@ class RunFolder:
         self.checkpoint, self.mmpose_config = self.path / self.CHECKPOINT, self.path / self.MMPOSE_CONFIG
         self.best = self.path / self.BEST
         self.report = self.path / self.REPORT
+        self.metrics = self.report / self.METRICS
 
     def baseline(self) -> 'RunFolder':
         return RunFolder(self.path.parent / 'supervised')
@@ -212,6 +217,14 @@ class RunFolder:
         if not self.run_json.is_file():
             raise FileNotFoundError(f'{self.run_json}: not a training run (no run.json)')
         return json.loads(self.run_json.read_text())
+
+    def load_config(self, overrides: dict | None = None) -> Config:
+        """The pipeline config the run trained with (its own copy, wherever the folder now lies)."""
+        return load_config(self.config, overrides)
+
+    def model_config(self) -> Path:
+        """The model config of what the run trained."""
+        return resolve(self.read_run()['model_config'])
 
     def read_log(self) -> list[dict]:
         if not self.log_path.is_file():
@@ -229,11 +242,18 @@ class RunFolder:
         return self.checkpoint.exists() and bool(log) and log[-1].get('epoch') == int(epochs)
 
     def start(self, cfg: Config, resume: bool, run: dict) -> None:
-        """A new run empties the log; the config and run.json are (re)written either way."""
+        """A new run empties the log; the config and run.json are (re)written either way. run.json's
+        `config` is the folder's own copy, named relative to it; `source_config` the file it came from."""
         if not resume:
             self.log_path.write_text('')
             self.best.unlink(missing_ok=True)
-        cfg.dump(str(self.config))
+        source = cfg.pop('config_path', None)  # where it was read from: not part of what trained
+        try:
+            cfg.dump(str(self.config))
+        finally:
+            if source is not None:
+                cfg.config_path = source
+        run = dict(run, config=self.CONFIG, source_config=repo_relative(source) if source else None)
         with open(self.run_json, 'w') as f:
             json.dump(run, f, indent=1)
 

@@ -66,7 +66,7 @@ def load_predictor(run=None, config=None, checkpoint=None, device=None, override
     flip_test = None
     if run is not None:
         folder = RunFolder(run)
-        config, checkpoint = resolve(folder.read_run()['model_config']), folder.scored_checkpoint()[0]
+        config, checkpoint = folder.model_config(), folder.scored_checkpoint()[0]
         flip_test = bool(Config.fromfile(str(folder.config)).get('evaluation', {}).get('flip_test', False))
     if config is None or checkpoint is None:
         raise ValueError('predict needs --run RUN, or --config CFG with --checkpoint CKPT')

@@ -16,7 +16,7 @@ from data.skeletons import UNION21, union_mask
 from data.files import atomic_write_text
 from outputs.files import finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
-from pipeline.config import load_config, resolve
+from pipeline.config import resolve
 from pipeline.run import (OFFLINE_VS_ONLINE_FILE, RunFolder, cache_differences, cache_path, model_geometry, pick_device,
                           split_instances)
 from stages.evaluation import evaluate_predictions, warn_missing_head_boxes
@@ -74,7 +74,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
 
     folder = RunFolder(run_dir)
     run_dir, run = folder.path, folder.read_run()
-    cfg = load_config(run['config'])
+    cfg = folder.load_config()
     out = Path(out) if out else folder.report
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
@@ -86,7 +86,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
         """A run's entry (its scored checkpoint: best.pth if kept, else last.pth) with and without the
         flip test; returns the model and the predictions the configured evaluation gives."""
         path, which = f.scored_checkpoint()
-        model = load_model(resolve(f.read_run()['model_config']), path, device=device).eval()
+        model = load_model(f.model_config(), path, device=device).eval()
         both = {flip: predict_model(model, table, device, flip_test=flip) for flip in (True, False)}
         metrics = {flip: evaluate_predictions(cfg, table, *both[flip], union_mask(model.skeleton_name))
                    for flip in both}
@@ -112,7 +112,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     figures = dict(curves=figure_curves({e: v.get('log', []) for e, v in entries.items()}),
                    per_joint=figure_per_joint(entries),
                    examples=example_images(table, predictions, n=6))
-    metrics = dict(run=str(run_dir), mode=run['mode'], config=run['config'], joints=list(UNION21.joint_names),
+    metrics = dict(run=str(run_dir), mode=run['mode'], config=run.get('source_config') or run['config'], joints=list(UNION21.joint_names),
                    table=results_rows(entries), flip_test=flip_test,
                    table_other=results_rows({e: dict(metrics=v['metrics_flip' if not flip_test else 'metrics_no_flip'])
                                              for e, v in entries.items()}),
@@ -188,10 +188,10 @@ def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool)
     checkpoint = folder.scored_checkpoint()[0]  # the one the report scores
     sd = state_dict_from_checkpoint(load_checkpoint(checkpoint))
     exports = {'mmpose': {k: str(v) for k, v in export_mmpose(
-        sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(student.skeleton_name)).items()}}
+        sd, folder.model_config(), out / 'export', dataset_meta_from_skeleton(student.skeleton_name)).items()}}
     if onnx:
         onnx_path = out / 'export' / 'student.onnx'
-        student_cpu = load_model(resolve(run['model_config']), checkpoint, device='cpu').eval()
+        student_cpu = load_model(folder.model_config(), checkpoint, device='cpu').eval()
         export_onnx(student_cpu, tuple(student_cpu.input_size), onnx_path)
         exports['onnx'] = dict(path=str(onnx_path), max_abs_diff=float(check_onnx(onnx_path, student_cpu)))
     return exports

@@ -27,7 +27,7 @@ from data.skeletons import UNION21, get_skeleton, union_indices
 from data.views import mirror_matrix, view_box, view_geometry, view_keypoints, warp_crop
 from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
-from pipeline.config import BEST_METRICS, resolve, seed_everything, supervised_model
+from pipeline.config import BEST_METRICS, repo_relative, resolve, seed_everything, supervised_model
 from outputs.evaluate import headline_metric
 from pipeline.run import (RunFolder, cache_differences, cache_path, dist_info, head_loss_beta, pick_device,
                           split_instances, split_views, stage_view_indices, view_stages)
@@ -312,10 +312,9 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     start_epoch, step = folder.resume(model, optimizer, ema) if resume else (0, 0)
     if rank == 0:
         folder.start(cfg, resume, dict(
-            mode=mode, as_teacher=as_teacher, config=str(folder.config), source_config=str(getattr(cfg, 'config_path', '')),
-            model_config=run.model_cfg_path, skeleton=model.skeleton_name, epochs=run.epochs,
+            mode=mode, as_teacher=as_teacher, model_config=repo_relative(run.model_cfg_path), skeleton=model.skeleton_name, epochs=run.epochs,
             batch_size=run.batch_size, world=world, lr=lr, datasets=run.datasets,
-            cache=str(cache_path(cfg, 'train')) if source.cache else None, train=tc))
+            cache=repo_relative(cache_path(cfg, 'train')) if source.cache else None, train=tc))
 
     for epoch in range(start_epoch, run.epochs):
         t_epoch = time.perf_counter()
@@ -350,7 +349,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         torch.distributed.destroy_process_group()
     if rank == 0 and as_teacher is None:
         from outputs.export import write_mmpose_config
-        write_mmpose_config(resolve(run.model_cfg_path), run.work_dir / 'student_config.py')
+        write_mmpose_config(resolve(run.model_cfg_path), folder.mmpose_config)
     return run.work_dir
 
 
