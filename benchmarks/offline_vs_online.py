@@ -124,7 +124,7 @@ def main(config_path, seeds, epochs, out):
         list(pool.map(train, todo))
 
     def columns(name):
-        r = summary(out / name / 'log.jsonl')
+        r = summary(RunFolder(out / name))
         return {f'{ds} {key}': (None if r.get(ds, {}).get(key) is None else 100 * r[ds][key]) for ds, key in COLUMNS}
 
     results = {name: columns(name) for name in runs}

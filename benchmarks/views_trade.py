@@ -151,7 +151,7 @@ def main(config_path, seeds, which, full_seeds, all_seeds, out, json_path, plot_
     for name in all_arms:
         for seed in seeds:
             if RunFolder(run_dir(name, seed)).finished(epochs):
-                r = summary(run_dir(name, seed) / 'log.jsonl')
+                r = summary(RunFolder(run_dir(name, seed)))
                 results.setdefault(name, {})[seed] = {
                     f'{d} {k}': None if r.get(d, {}).get(k) is None else 100 * r[d][k] for d, k in COLUMNS}
     table = {name: paired(results, name) for name in results if name != REFERENCE}

@@ -87,7 +87,7 @@ def run_demo(config_path: str, cfg_options=()) -> None:
     timings['total'] = round(time.perf_counter() - t0, 1)
     (work / 'demo_timings.json').write_text(json.dumps(timings, indent=1))
     print(f'\ndemo finished in {timings["total"]:.0f} s; steps: {timings}')
-    print(f'report: {work / "offline" / "report" / "report.html"}')
+    print(f'report: {RunFolder(work / "offline").report / "report.html"}')
 
 
 def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, out_dir: str) -> Path:
