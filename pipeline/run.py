@@ -51,7 +51,7 @@ def dist_info() -> tuple[int, int]:
 def split_instances(cfg: Config, split: str, checks: list | None = None) -> InstanceTable:
     """The split's instance table; `strict_input=True` in the config (dump-teachers --strict) turns
     the first bad annotation record into an error instead of a skipped, counted one."""
-    return load_split(cfg.datasets, split, resolve, strict=bool(cfg.get('strict_input', False)), checks=checks)
+    return load_split(cfg.datasets, split, resolve, strict=cfg.strict_input, checks=checks)
 
 
 # The val split's views, named as a policy in the cache manifest: the un-augmented crop and its mirror.
@@ -67,7 +67,7 @@ def view_stages(cfg: Config, split: str = 'train', views=None) -> list[dict]:
     own = views is None
     views = cfg.views if own else views
     stages = [dict(num_views=int(views.num_views), policy=str(views.policy), first_epoch=0)]
-    if own and cfg.get('stage2') is not None:
+    if own and cfg.stage2 is not None:
         s2 = cfg.stage2
         stages.append(dict(num_views=int(s2.num_views), policy=str(s2.policy), first_epoch=int(s2.switch_epoch)))
     return stages
@@ -105,7 +105,7 @@ def stage_view_indices(cache_stages: list[dict], stages: list[dict]) -> list[np.
 
 def val_truth_file(ds) -> Path | None:
     """A dataset's full 21-joint val truth file (the synthetic twins), or None when it has none."""
-    truth_file = (ds.get('truth') or {}).get('val')
+    truth_file = ds.truth.val
     return resolve(truth_file) if truth_file and resolve(truth_file).exists() else None
 
 
@@ -114,7 +114,7 @@ def teacher_datasets(cfg: Config, teacher: str, split: str) -> list[str] | None:
     dataset's joints is the point; None); on val only where the report scores its rows: its own
     dataset, and datasets with a full 21-joint truth (the synthetic twins), where it is scored on
     the joints it knows. On real data a COCO teacher's rows on MPII crops would never be read."""
-    own = cfg.teachers[teacher].get('dataset')
+    own = cfg.teachers[teacher].dataset
     if split != 'val' or own is None:
         return None
     scored = [name for name, ds in cfg.datasets.items() if name == own or val_truth_file(ds) is not None]
@@ -175,7 +175,7 @@ def expected_manifest(cfg: Config, split: str, stages: list[dict], table: Instan
         views=dict(stages=[dict(num_views=int(s['num_views']), policy=s['policy']) for s in stages],
                    seed=int(cfg.seed), fields=list(VIEW_FIELDS)),  # when a stage starts is training's
         storage=dict(window=int(cfg.cache.window), tail_blocks=int(cfg.cache.tail_blocks),
-                     lossless=bool(cfg.cache.get('lossless', False)),
+                     lossless=cfg.cache.lossless,
                      chunk_size=int(cfg.cache.chunk_size), teacher_crops=TEACHER_CROPS),
         counts=dict(instances=len(table), **{f'instances.{n}': int((table.dataset == n).sum())
                                              for n in cfg.datasets}),

@@ -64,7 +64,7 @@ def run_demo(config_path: str, cfg_options=()) -> None:
     cfg = load_config(config_path, parse_cfg_options(cfg_options))
     timings = {}
     shipped = {f'teacher {n}': t.checkpoint for n, t in cfg.teachers.items()}
-    if cfg.student.get('init_backbone'):
+    if cfg.student.init_backbone:
         shipped['student backbone'] = cfg.student.init_backbone
     for what, path in shipped.items():  # before any work: a missing or altered file stops the demo
         entry = verify_shipped(resolve(path))
@@ -104,9 +104,9 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     _make_data(cfg, timings)
     _make_data(eval_cfg, timings)
     extra = [a for o in cfg_options for a in ('--cfg-options', o)]
-    models = {**cfg.teachers, **cfg.get('pretrain', {})}
+    models = {**cfg.teachers, **cfg.pretrain}
     for group in training_order(models):
-        epochs = {n: models[n].get('train', {}).get('epochs', cfg.teacher_train.epochs) for n in group}
+        epochs = {n: models[n].train.get('epochs', cfg.teacher_train.epochs) for n in group}  # override or default
         todo = [n for n in group if not RunFolder(resolve(models[n].checkpoint).parent).finished(epochs[n])]
         _step(timings, 'train ' + ','.join(todo or group),
               lambda todo=todo: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
@@ -164,7 +164,7 @@ def training_order(models: dict) -> list[list[str]]:
     """The models in groups that train side by side: a model whose backbone starts from another's
     checkpoint (init_backbone) trains in a later group than that model."""
     by_checkpoint = {str(resolve(t.checkpoint)): n for n, t in models.items()}
-    parent = {n: by_checkpoint.get(str(resolve(t.init_backbone))) if t.get('init_backbone') else None
+    parent = {n: by_checkpoint.get(str(resolve(t.init_backbone))) if t.init_backbone else None
               for n, t in models.items()}
     groups, placed = [], set()
     while len(placed) < len(models):
@@ -183,9 +183,9 @@ def reseeded(cfg, seed: int) -> tuple[str, ...]:
     new = f'{old}/seed{seed}'
     opts = [f'seed={seed}', f'work_dir={new}']
     for section in ('teachers', 'pretrain'):
-        for name, t in cfg.get(section, {}).items():
+        for name, t in cfg[section].items():
             for key in ('checkpoint', 'init_backbone'):
-                if str(t.get(key) or '').startswith(old + '/'):
+                if str(t[key] or '').startswith(old + '/'):
                     opts.append(f'{section}.{name}.{key}={new}{str(t[key])[len(old):]}')
     return tuple(opts)
 

@@ -58,9 +58,9 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     """Run the config's teachers (or `teacher_names`) over every pending unit of the split's cache;
     returns the per-teacher stats written to the cache manifest."""
     t_start = time.perf_counter()
-    device = pick_device(device, cfg.dump_stage.get('device'))
-    batch_size = batch_size or int(cfg.dump_stage.get('batch_size', 64))
-    num_workers = int(cfg.dump_stage.get('num_workers', 0) if num_workers is None else num_workers)
+    device = pick_device(device, cfg.dump_stage.device)
+    batch_size = batch_size or cfg.dump_stage.batch_size
+    num_workers = cfg.dump_stage.num_workers if num_workers is None else int(num_workers)
     rank, world = dist_info()
     stages = view_stages(cfg, split)
     if num_views and split == 'train':  # --views: stage 1's count
@@ -137,7 +137,7 @@ def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, 
         create_cache(path, manifest=dict(manifest, code_version=code_version(),
                                          input_checks=[c.as_dict() for c in checks]), instances=table, views=views,
                      view_fields=list(VIEW_FIELDS), teachers=specs, window=int(cfg.cache.window),
-                     lossless=bool(cfg.cache.get('lossless', False)), chunk_size=int(cfg.cache.chunk_size),
+                     lossless=cfg.cache.lossless, chunk_size=int(cfg.cache.chunk_size),
                      tail_blocks=int(cfg.cache.tail_blocks),
                      overwrite=not resume)
     if world > 1:
@@ -260,7 +260,7 @@ def stored_vs_full(cache, name, samples):
 
 def cache_fidelity(cfg, split='train', samples=256, device=None):
     """Contract 2, end to end: reconstructed cache rows vs the live teacher on the replayed views."""
-    device = pick_device(device, cfg.dump_stage.get('device'))
+    device = pick_device(device, cfg.dump_stage.device)
     cache = open_cache(cache_path(cfg, split))
     table = cache.instances
     student = model_geometry(cfg.student.config)

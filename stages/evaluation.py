@@ -21,7 +21,7 @@ from teachers.inference import predict_model
 def pckh_unavailable(ds, head_size: np.ndarray) -> str | None:
     """Why PCKh cannot be computed on an MPII-type dataset's val rows (None when it can): PCKh
     divides each error by the person's head size, which only the head-box file gives."""
-    if not ds['val'].get('head_boxes_file'):
+    if not ds['val']['head_boxes_file']:
         return 'no head-box file'
     unknown = int((~np.isfinite(head_size)).sum())
     return f'head size unknown for {unknown} of {len(head_size)} instances' if unknown else None
@@ -30,7 +30,7 @@ def pckh_unavailable(ds, head_size: np.ndarray) -> str | None:
 def missing_head_boxes(cfg) -> list[str]:
     """The MPII-type datasets whose val split has no head-box file (their PCKh is not computed)."""
     return [name for name, ds in cfg.datasets.items()
-            if ds['type'] == 'mpii' and 'val' in ds and not ds['val'].get('head_boxes_file')]
+            if ds['type'] == 'mpii' and 'val' in ds and not ds['val']['head_boxes_file']]
 
 
 def warn_missing_head_boxes(cfg) -> None:

@@ -67,7 +67,7 @@ def load_predictor(run=None, config=None, checkpoint=None, device=None, override
     if run is not None:
         folder = RunFolder(run)
         config, checkpoint = folder.model_config(), folder.scored_checkpoint()[0]
-        flip_test = bool(Config.fromfile(str(folder.config)).get('evaluation', {}).get('flip_test', False))
+        flip_test = folder.load_config().evaluation.flip_test
     if config is None or checkpoint is None:
         raise ValueError('predict needs --run RUN, or --config CFG with --checkpoint CKPT')
     config = Config.fromfile(str(config))

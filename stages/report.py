@@ -34,8 +34,8 @@ def box_sources(datasets: dict) -> dict:
     out = {}
     for name, ds in datasets.items():
         if ds['type'] == 'coco' and 'val' in ds:
-            det = ds['val'].get('det_file')
-            out[name] = dict(det_file=str(resolve(det)), det_score_thr=float(ds['val'].get('det_score_thr', 0.0))) \
+            det = ds['val']['det_file']
+            out[name] = dict(det_file=str(resolve(det)), det_score_thr=float(ds['val']['det_score_thr'])) \
                 if det else dict(det_file=None)
     return out
 

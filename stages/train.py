@@ -178,8 +178,8 @@ def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher
         if mode != 'supervised':
             raise ValueError('--as-teacher trains a teacher on ground truth: use --mode supervised')
         spec = supervised_model(cfg, as_teacher)
-        tc.update(to_plain(cfg.get('teacher_train', {})))
-        tc.update(to_plain(spec.get('train', {})))  # this model's own overrides
+        tc.update(to_plain(cfg.teacher_train))
+        tc.update(to_plain(spec.train))  # this model's own overrides
         work_dir = Path(work_dir) if work_dir else resolve(spec.checkpoint).parent
         datasets = [spec.dataset]
     else:
@@ -201,11 +201,11 @@ def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher
     val_table = preflight(cfg, table, datasets)
     work_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(str(resolve(spec.config))).to(device)
-    if spec.get('init_backbone') and not resume:
+    if spec.init_backbone and not resume:
         # mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): RTMPose-s starts from a CSPNeXt
         # trained on COCO + AIC, RTMPose's MPII model from a backbone trained on COCO.
         source = resolve(spec.init_backbone)
-        widen = bool(spec.get('widen_backbone', False))
+        widen = spec.widen_backbone
         init_backbone(model, source, widen=widen)
         print(f'[{as_teacher or mode}] backbone initialised from {source}' + ' (widened x2)' * widen)
     return RunSpec(mode=mode, tc=tc, epochs=int(epochs or tc['epochs']),
@@ -225,7 +225,7 @@ def preflight(cfg, table, datasets: list):
     val_table = split_instances(cfg, 'val')
     for split, t in (('train', table), ('val', val_table)):
         for name in datasets:
-            part = cfg.datasets[name].get(split)
+            part = cfg.datasets[name].get(split)  # absent: the dataset has no such split
             if part is not None and not resolve(part.image_root).is_dir():
                 raise FileNotFoundError(f'{resolve(part.image_root)}: image folder not found '
                                         f'(datasets.{name}.{split}.image_root)')
@@ -286,7 +286,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
           as_teacher=None, num_workers=None, overwrite=False):
     run = run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher, num_workers, overwrite)
     tc, model, device, rank, world, seed = run.tc, run.model, run.device, run.rank, run.world, run.seed
-    own_views = (supervised_model(cfg, as_teacher) if as_teacher else cfg.student).get('views')
+    own_views = cfg.pretrain[as_teacher].views if as_teacher in cfg.pretrain else None
     stages = view_stages(cfg, 'train', own_views)  # a pretrain model may have its own views (un-augmented)
     source = TargetSource(cfg, run, stages)
     first_epochs = [st['first_epoch'] for st in stages]
