@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from cache.manifest import MATCH_KEYS, TEACHER_CROPS, build_manifest, diff_manifest, sha256_file
+from cache.manifest import MATCH_KEYS, TEACHER_CROPS, build_manifest, diff_manifest
+from data.files import sha256_file
 from data.datasets import dataset_indices, load_split
 from data.instances import InstanceTable
 from data.views import POLICIES, VIEW_FIELDS, draw_views, identity_view, stage_first_view

@@ -96,7 +96,8 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     from stages.evaluation import evaluate_model
     from teachers.checkpoints import load_checkpoint, load_model, save_checkpoint, state_dict_from_checkpoint
     from teachers.rtmpose import build_model, count_flops
-    from teachers.shipped import file_sha256, half_precision
+    from data.files import sha256_file
+    from teachers.shipped import half_precision
 
     cfg = load_config(config_path, parse_cfg_options(cfg_options))
     eval_cfg = load_config(eval_config_path)
@@ -132,7 +133,7 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
         model = load_model(resolve(t.config), target)  # scored as shipped: fp16 weights in a float32 model
         log = RunFolder(run_dir).read_log()
         files[target.name] = dict(
-            role=role, sha256=file_sha256(target),
+            role=role, sha256=sha256_file(target),
             bytes=target.stat().st_size, config=str(t.config), dataset=t.dataset,
             skeleton=model.skeleton_name, flops_per_image=count_flops(model),
             log=f'logs/{name}.log.jsonl', steps=log[-1]['step'], train_seconds=train_seconds(log),
