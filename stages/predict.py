@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from mmengine.config import Config
 
+from data.coco import read_detections
 from data.images import read_image
 from data.skeletons import UNION21
 from data.files import atomic_write, atomic_write_text
@@ -44,18 +45,10 @@ def image_files(source) -> list[Path]:
 
 def detection_boxes(det_file, score_thr: float) -> dict[int, np.ndarray]:
     """image_id -> (n, 5) person boxes of a COCO results file, x1, y1, x2, y2, score >= score_thr."""
-    dets = json.loads(Path(det_file).read_text())
-    if not isinstance(dets, list):
-        raise ValueError(f'{det_file}: expected a list of detections in the COCO results format')
     out: dict[int, list] = {}
-    for j, d in enumerate(dets):
-        try:
-            if int(d.get('category_id', 1)) != 1 or float(d['score']) < score_thr:
-                continue
-            x, y, w, h = (float(v) for v in d['bbox'][:4])
-            out.setdefault(int(d['image_id']), []).append([x, y, x + w, y + h, float(d['score'])])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f'{det_file}: detection [{j}] lacks a valid image_id/bbox/score ({e!r})') from None
+    for _, image_id, (x, y, w, h), score in read_detections(det_file):
+        if score >= score_thr:
+            out.setdefault(image_id, []).append([x, y, x + w, y + h, score])
     return {k: np.array(v, np.float32) for k, v in out.items()}
 
 
