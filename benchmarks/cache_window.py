@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cache.store import DEFAULT_CODEC, compressors_of  # noqa: E402
 from cache.window import FP16_LOWEST, encode_window, kl_at_temperature, log_softmax, reconstruct  # noqa: E402
 from data.images import decode_grouped  # noqa: E402
-from data.views import replay_view, view_box_scales  # noqa: E402
+from data.views import teacher_inputs  # noqa: E402
 from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
 from pipeline.run import kd_temperature, model_geometry, pick_device, split_instances, split_views, view_stages  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
@@ -110,9 +110,8 @@ def main(config_path, cfg_options, rows, device):
           f'{"B/row":>7} {"lz4 B":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
-        crops = np.stack([replay_view(img, table.bbox[r], views[v, r], model.input_size)[0]
-                          for img, r, v in zip(images, idx, vidx)])
-        box_scales = view_box_scales(table.bbox[idx], views[vidx, idx])
+        crops, box_scales = teacher_inputs(images, table.bbox[idx], views[vidx, idx], {name: model.input_size})
+        crops = crops[name]
         sx, sy, ox, oy = (a.cpu().numpy() for a in teacher_rows(model, crops, box_scales, size, student['split'],
                                                                 device, batch_size=64))
         k = sx.shape[1]

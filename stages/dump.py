@@ -22,7 +22,7 @@ from cache.manifest import BIN_MAP_RULE, MATCH_KEYS, code_version, diff_manifest
 from cache.store import create_cache, open_cache, reconstruct_rows
 from data.images import check_image_files, decode_grouped
 from data.skeletons import union_indices
-from data.views import VIEW_FIELDS, replay_view, view_box_scales
+from data.views import VIEW_FIELDS, teacher_inputs
 from pipeline.config import resolve
 from pipeline.run import (cache_path, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
                           split_instances, split_views, teacher_datasets, view_stages)
@@ -44,12 +44,8 @@ class UnitCrops(torch.utils.data.Dataset):
     def __getitem__(self, k):
         view, chunk = self.units[k]
         rows = np.arange(chunk * self.chunk, min((chunk + 1) * self.chunk, len(self.table)))
-        images = decode_grouped(self.table.image_path[rows])
-        crops = {}
-        for name, size in self.input_sizes.items():  # each teacher's native crop of the view box
-            crops[name] = np.stack([replay_view(img, self.table.bbox[r], self.views[view, r], size)[0]
-                                    for img, r in zip(images, rows)])
-        box_scales = view_box_scales(self.table.bbox[rows], self.views[view, rows])
+        crops, box_scales = teacher_inputs(decode_grouped(self.table.image_path[rows]), self.table.bbox[rows],
+                                           self.views[view, rows], self.input_sizes)
         return dict(view=view, chunk=chunk, rows=rows, crops=crops, box_scales=box_scales)
 
 
@@ -271,12 +267,10 @@ def cache_fidelity(cfg, split='train', samples=256, device=None):
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         view = int(rng.integers(cache.n_views))
         rows = np.sort(rng.choice(len(table), size=min(samples, len(table)), replace=False))
-        images = decode_grouped(table.image_path[rows])
-        crops = np.stack([replay_view(img, table.bbox[r], cache.views[view, r], model.input_size)[0]
-                          for img, r in zip(images, rows)])
+        crops, box_scales = teacher_inputs(decode_grouped(table.image_path[rows]), table.bbox[rows],
+                                           cache.views[view, rows], {name: model.input_size})
         sx, sy, _, _ = (a.cpu().numpy() for a in teacher_rows(
-            model, crops, view_box_scales(table.bbox[rows], cache.views[view, rows]), student_size,
-            student['split'], device))
+            model, crops[name], box_scales, student_size, student['split'], device))
         rx, ry, _, _ = reconstruct_rows(cache.read_rows(name, view, rows))
         out[name] = (view, [(sx, rx), (sy, ry)])
     report = fidelity_report(cache, {n: pairs for n, (_, pairs) in out.items()}, sorted({kd_temperature(cfg), 1.0}))

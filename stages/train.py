@@ -24,7 +24,7 @@ from cache.store import open_cache
 from data.images import check_image_files, read_image
 from data.photometric import photometric_augment
 from data.skeletons import UNION21, get_skeleton, union_indices
-from data.views import mirror_matrix, view_box, view_geometry, view_keypoints, warp_crop
+from data.views import mirror_matrix, teacher_inputs, view_geometry, view_keypoints, warp_crop
 from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
 from pipeline.config import BEST_METRICS, repo_relative, resolve, seed_everything, supervised_model
@@ -113,10 +113,9 @@ class TrainCrops(torch.utils.data.Dataset):
                     target_x=labels['keypoint_x_labels'][0].astype(np.float32),
                     target_y=labels['keypoint_y_labels'][0].astype(np.float32),
                     target_weight=labels['keypoint_weights'][0].astype(np.float32))
-        for name, size in self.teacher_sizes.items():  # each teacher's native crop of the view box
-            item[f'crop_{name}'] = self.crop(img, i, size)[0]
-        if self.teacher_sizes:  # relates the teachers' bins to the student's (per instance)
-            item['box_scale'] = view_box(t.bbox[i], view)[1]
+        if self.teacher_sizes:  # online: each teacher's native crop of the view box, and its scale
+            crops, box_scales = teacher_inputs([img], t.bbox[i], view, self.teacher_sizes, mirrored=[self.mirrored[i]])
+            item.update({f'crop_{name}': c[0] for name, c in crops.items()}, box_scale=box_scales[0])
         return item
 
 
