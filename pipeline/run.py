@@ -147,14 +147,36 @@ def kd_temperature(cfg: Config) -> float:
     return float(cfg.train.temperature) / head_loss_beta(cfg.student.config)
 
 
-def cache_differences(cfg: Config, split: str, cache, table: InstanceTable, stages: list[dict] | None = None) -> list[str]:
-    """How an open cache's manifest differs from what `cfg` would write for `split` (empty: it fits).
-    A cache with more views per stage than `stages` asks for fits: a run reads the first ones."""
+def cache_differences(cfg: Config, split: str, cache, table: InstanceTable, stages: list[dict] | None = None,
+                      exact: bool = False) -> list[str]:
+    """How an open cache differs from what `cfg` would write for `split` (empty: it fits): its manifest,
+    then its rows against the split's instances. A cache with more views per stage than `stages` asks
+    for fits a reader (a run reads the first ones); `exact` (a dump resuming it) asks for the same."""
     stages = stages or view_stages(cfg, split)
     cached = cache.manifest.get('views', {}).get('stages') or []
-    if len(cached) == len(stages) and all(c.get('num_views', 0) >= s['num_views'] for c, s in zip(cached, stages)):
+    if not exact and len(cached) == len(stages) and all(c.get('num_views', 0) >= s['num_views']
+                                                        for c, s in zip(cached, stages)):
         stages = [dict(s, num_views=c['num_views']) for c, s in zip(cached, stages)]
-    return diff_manifest(expected_manifest(cfg, split, stages, table), cache.manifest, keys=MATCH_KEYS)
+    diffs = diff_manifest(expected_manifest(cfg, split, stages, table), cache.manifest, keys=MATCH_KEYS)
+    if not diffs and (len(cache.instances) != len(table)
+                      or not np.array_equal(cache.instances.instance_key, table.instance_key)):
+        diffs = [f'instances: the cache rows are not the {split} split\'s instances in the config\'s order']
+    return diffs
+
+
+def check_cache(cfg: Config, split: str, cache, table: InstanceTable, stages: list[dict] | None = None, *,
+                exact: bool = False, finished: bool = True, remedy: str = 'run dump-teachers again') -> None:
+    """The one check of a cache against the config that reads or resumes it: refused, in one message
+    naming the cache, the first difference and what to do, when it was built from another config or
+    (`finished`) its dump has units pending."""
+    diffs = cache_differences(cfg, split, cache, table, stages, exact=exact)
+    if diffs:
+        raise RuntimeError(f"{cache.path}: the {split} cache was not built from this run's config ({diffs[0]}); "
+                           f'refusing it: {remedy}. Differences:\n  ' + '\n  '.join(diffs))
+    pending = {t: len(cache.pending_units(t)) for t in cache.teacher_names} if finished else {}
+    if any(pending.values()):
+        raise RuntimeError(f'{cache.path}: the dump is not finished ({pending} units pending); '
+                           'run dump-teachers again to resume it')
 
 
 def expected_manifest(cfg: Config, split: str, stages: list[dict], table: InstanceTable) -> dict:

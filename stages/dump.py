@@ -18,13 +18,13 @@ import torch
 from tqdm import tqdm
 
 from cache.fidelity import fidelity_report
-from cache.manifest import BIN_MAP_RULE, MATCH_KEYS, code_version, diff_manifest
+from cache.manifest import BIN_MAP_RULE, code_version
 from cache.store import create_cache, open_cache, reconstruct_rows
 from data.images import check_image_files, decode_grouped
 from data.skeletons import union_indices
 from data.views import VIEW_FIELDS, teacher_inputs
 from pipeline.config import resolve
-from pipeline.run import (cache_path, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
+from pipeline.run import (cache_path, check_cache, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
                           split_instances, split_views, teacher_datasets, view_stages)
 from stages.evaluation import warn_missing_head_boxes
 from teachers.checkpoints import load_model
@@ -74,7 +74,7 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     views = split_views(cfg, table, stages)
     student = model_geometry(cfg.student.config)
     models, specs = load_teachers(cfg, split, teacher_names, device, student, announce=rank == 0)
-    cache = open_store(cfg, split, expected_manifest(cfg, split, stages, table), table, views, specs, checks,
+    cache = open_store(cfg, split, stages, table, views, specs, checks,
                        resume, rank, world, device, list(models))
 
     pending = {name: set(map(tuple, cache.pending_units(name))) for name in models}
@@ -120,7 +120,7 @@ def load_teachers(cfg, split, teacher_names, device, student, announce):
     return models, specs
 
 
-def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, world, device, run_teachers):
+def open_store(cfg, split, stages, table, views, specs, checks, resume, rank, world, device, run_teachers):
     """The split's cache, created (rank 0) unless a matching one exists to resume; refused when it was
     built from another config. A resumed cache's done units of `run_teachers` are verified first, and
     those failing a checksum become pending again."""
@@ -130,7 +130,7 @@ def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, 
         torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     resuming = path.exists() and resume
     if rank == 0 and not resuming:
-        create_cache(path, manifest=dict(manifest, code_version=code_version(),
+        create_cache(path, manifest=dict(expected_manifest(cfg, split, stages, table), code_version=code_version(),
                                          input_checks=[c.as_dict() for c in checks]), instances=table, views=views,
                      view_fields=list(VIEW_FIELDS), teachers=specs, window=int(cfg.cache.window),
                      lossless=cfg.cache.lossless, chunk_size=int(cfg.cache.chunk_size),
@@ -139,10 +139,7 @@ def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, 
     if world > 1:
         torch.distributed.barrier()
     cache = open_cache(path, mode='r+')
-    diffs = diff_manifest(manifest, cache.manifest, keys=MATCH_KEYS)
-    if diffs:
-        raise RuntimeError(f'{path}: existing cache was built from another config; '
-                           'use --no-resume to start over. Differences:\n  ' + '\n  '.join(diffs))
+    check_cache(cfg, split, cache, table, stages, exact=True, finished=False, remedy='use --no-resume to start over')
     if rank == 0 and resuming:
         repair_units(cache, run_teachers)
     if world > 1:

@@ -17,7 +17,7 @@ from data.files import atomic_write_text
 from outputs.files import finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import resolve
-from pipeline.run import (OFFLINE_VS_ONLINE_FILE, RunFolder, cache_differences, cache_path, model_geometry, pick_device,
+from pipeline.run import (OFFLINE_VS_ONLINE_FILE, RunFolder, cache_path, check_cache, model_geometry, pick_device,
                           split_instances)
 from stages.evaluation import evaluate_predictions, warn_missing_head_boxes
 from teachers.checkpoints import load_model
@@ -47,12 +47,8 @@ def teacher_predictions(cfg, table):
     from teachers.simcc import SimCCCodec
     path = cache_path(cfg, 'val')
     cache = open_cache(path)
-    diffs = cache_differences(cfg, 'val', cache, table)
-    if diffs:  # a teacher, an annotation file or the views changed since the val dump: its rows are stale
-        raise RuntimeError(f'{path}: the val cache was not built from this run\'s config ({diffs[0]}); '
-                           're-run dump-teachers --split val')
-    if len(cache.instances) != len(table) or not np.array_equal(cache.instances.instance_key, table.instance_key):
-        raise RuntimeError(f'{path}: val cache rows do not match the val split of the config; re-run dump-teachers --split val')
+    # a teacher, an annotation file or the views changed since the val dump: its rows are stale
+    check_cache(cfg, 'val', cache, table, remedy='re-run dump-teachers --split val')
     student = model_geometry(cfg.student.config)
     codec = SimCCCodec(input_size=student['input_size'], sigma=(1.0, 1.0), simcc_split_ratio=student['split'])
     out = {}

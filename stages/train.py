@@ -29,7 +29,7 @@ from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
 from pipeline.config import BEST_METRICS, repo_relative, resolve, seed_everything, supervised_model
 from outputs.evaluate import headline_metric
-from pipeline.run import (RunFolder, cache_differences, cache_path, dist_info, head_loss_beta, pick_device,
+from pipeline.run import (RunFolder, cache_path, check_cache, dist_info, head_loss_beta, pick_device,
                           split_instances, split_views, stage_view_indices, view_stages)
 from stages.evaluation import evaluate_model
 from teachers.checkpoints import init_backbone, load_model
@@ -242,14 +242,7 @@ class TargetSource:
         if run.mode == 'offline':
             path = cache_path(cfg, 'train')
             self.cache = open_cache(path)
-            diffs = cache_differences(cfg, 'train', self.cache, run.table, stages)
-            if diffs:
-                raise RuntimeError(f'{path}: this cache was not built from this config; refusing it. '
-                                   'Differences:\n  ' + '\n  '.join(diffs))
-            pending = {t: len(self.cache.pending_units(t)) for t in self.cache.teacher_names}
-            if any(pending.values()):
-                raise RuntimeError(f'{path}: the dump is not finished ({pending} units pending); '
-                                   'run dump-teachers again to resume it')
+            check_cache(cfg, 'train', self.cache, run.table, stages)
             self.views = self.cache.views
             self.stage_views = stage_view_indices(self.cache.manifest['views']['stages'], stages)
             self.specs = {t: self.cache.teacher_spec(t) for t in self.cache.teacher_names}
