@@ -99,8 +99,6 @@ UNION21 = Skeleton('union21', UNION21_NAMES, _pairs(UNION21_NAMES, _LR),
                    np.concatenate([COCO17_SIGMAS, EXTRA_SIGMAS]))
 
 SKELETONS = {s.name: s for s in (COCO17, MPII16, UNION21)}
-# The dataset each skeleton is annotated by, and back.
-DATASET_SKELETON = {'coco': 'coco17', 'mpii': 'mpii16'}
 
 
 def get_skeleton(name: str) -> Skeleton:

@@ -1,9 +1,11 @@
 """Stage one: every teacher over every crop and view, into the Zarr cache.
 
 Work is cut into units of (view, chunk of instances) aligned with the cache's chunks. For each
-unit, DataLoader workers decode the unit's images (once per image) and replay the view into each
-teacher's native crop; the main process runs the teachers; a writer thread maps nothing and
-computes nothing, it only stores what the stage hands it. A unit is marked done per teacher after
+unit, DataLoader workers decode the unit's images (once per image) and build contract 2's inputs
+(data.views.teacher_inputs: each teacher's native crop of the view, the view boxes' scales); the
+main process runs the teachers and maps their outputs into the student's bins
+(teachers.targets.teacher_rows); a writer thread windows, encodes and stores the rows
+(cache.store) while the next unit runs. A unit is marked done per teacher after
 its rows are written, so an interrupted dump resumes where it stopped; under torchrun rank r takes
 units r, r+N, ... (disjoint chunks).
 """

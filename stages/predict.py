@@ -7,7 +7,8 @@ beside it) and 21-joint skeleton drawn (the joints only one dataset annotates in
 beside `predictions.json`: per image, per person, the box, its score (the detection's; 1 for a given
 box, as mmpose), 21 keypoints (image pixels) and their scores. Images the detections give no person
 are counted and named in one warning line. Prediction is evaluation's own path
-(stages.evaluation.predict_boxes): same crop, same decoding.
+(teachers.inference.predict_boxes): same crop, same decoding. The detection file is read by
+data.coco.read_detections, as the val split's.
 """
 from __future__ import annotations
 

@@ -72,10 +72,11 @@ class TrainCrops(torch.utils.data.Dataset):
     """Item i of the current view: the student crop (+ photometric aug), ground-truth SimCC labels for
     the model's joints, and (online mode) each teacher's native crop of the same view. With `mirror`
     (train.flip_views) about half the items of an epoch are the view's mirror (data.views.mirror_matrix),
-    their labels' joints swapped; the caller mirrors their cached rows (item['mirrored'])."""
+    their labels' joints swapped; the caller mirrors their cached rows (item['mirrored']). `photometric`:
+    the data.photometric policy, set by the train loop per schedule stage (None: off)."""
 
     def __init__(self, table, views, student_size, codec, model_joints, teacher_sizes=None,
-                 photometric=True, seed=0, mirror=False):
+                 photometric=None, seed=0, mirror=False):
         self.table, self.views = table, views
         self.student_size, self.codec, self.model_joints = tuple(student_size), codec, model_joints
         self.teacher_sizes = teacher_sizes or {}
