@@ -9,7 +9,7 @@ reconstructs the rows with each candidate:
   q8      log-probabilities of the whole row quantised to 8 bits in [-Q8_RANGE, 0] (an alternative)
   full    fp16 log-probabilities of the whole row (cache.lossless=True)
 Columns: KL(full || reconstructed) mean and p99 at the distribution the student is distilled towards
-(the rows sharpened by the head loss's beta / train.temperature: pipeline.run.kd_temperature; 10x
+(the rows sharpened by the head loss's beta / train.temperature: pipeline.models.kd_temperature; 10x
 sharper than the stored rows for RTMPose), and mean on the stored rows themselves (T=1),
 argmax agreement, bytes per instance·view·teacher row (all joints, x and y) as stored with the
 cache's codec (cache.store.DEFAULT_CODEC, one chunk of the sampled rows per array), with blosc-lz4
@@ -36,7 +36,8 @@ from cache.window import FP16_LOWEST, encode_window, kl_at_temperature, log_soft
 from data.images import decode_grouped  # noqa: E402
 from data.views import teacher_inputs  # noqa: E402
 from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
-from pipeline.run import kd_temperature, model_geometry, pick_device, split_instances, split_views, view_stages  # noqa: E402
+from pipeline.models import kd_temperature, model_geometry  # noqa: E402
+from pipeline.run import pick_device, split_instances, split_views, view_stages  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
 from teachers.targets import teacher_rows  # noqa: E402
 

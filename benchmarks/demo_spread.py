@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_config, resolve  # noqa: E402
-from pipeline.run import RunFolder  # noqa: E402
+from pipeline.run_folder import RunFolder  # noqa: E402
 
 
 def table(work: Path) -> dict:

@@ -63,7 +63,7 @@ def main() -> None:
     p.add_argument('--out', default='outputs/teacher_escape')
     a = p.parse_args()
     from pipeline.config import load_config, resolve
-    from pipeline.run import RunFolder
+    from pipeline.run_folder import RunFolder
     cfg = load_config(resolve(a.config))
     out = resolve(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ from cache.window import encode_window  # noqa: E402
 from data.geometry import teacher_to_student_bins  # noqa: E402
 from data.skeletons import union_indices  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
-from pipeline.run import head_loss_beta  # noqa: E402
+from pipeline.models import head_loss_beta  # noqa: E402
 from teachers.targets import run_teacher, to_student_bins  # noqa: E402
 from training.ema import ModelEMA  # noqa: E402
 from training.losses import kd_weight_schedule  # noqa: E402

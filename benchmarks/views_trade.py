@@ -31,7 +31,7 @@ from benchmarks.offline_vs_online import mean_sd, options, run_cli  # noqa: E402
 from benchmarks.overlap_modes import summary  # noqa: E402
 from data.files import atomic_write_text  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
-from pipeline.run import RunFolder  # noqa: E402
+from pipeline.run_folder import RunFolder  # noqa: E402
 
 COLUMNS = [('coco', 'pck_missing'), ('mpii', 'pck_missing'), ('coco', 'pck_all'), ('mpii', 'pck_all'),
            ('coco', 'AP'), ('mpii', 'PCKh')]

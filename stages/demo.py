@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import load_config, parse_cfg_options, resolve
-from pipeline.run import RunFolder
+from pipeline.run_folder import RunFolder
 
 
 def _step(timings: dict, name: str, fn, done: bool) -> None:

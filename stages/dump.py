@@ -26,8 +26,9 @@ from data.images import check_image_files, decode_grouped
 from data.skeletons import union_indices
 from data.views import VIEW_FIELDS, teacher_inputs
 from pipeline.config import resolve
-from pipeline.run import (cache_path, check_cache, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
-                          split_instances, split_views, teacher_datasets, view_stages)
+from pipeline.cache_check import check_cache, expected_manifest
+from pipeline.models import kd_temperature, model_geometry
+from pipeline.run import cache_path, dist_info, pick_device, split_instances, split_views, teacher_datasets, view_stages
 from stages.evaluation import warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.targets import student_bins, teacher_rows

@@ -14,7 +14,8 @@ from data.truth import load_truth, truth_rows
 from outputs.evaluate import (coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results,
                               topdown_instance_areas)
 from pipeline.config import resolve
-from pipeline.run import model_geometry, split_instances, val_truth_file
+from pipeline.models import model_geometry
+from pipeline.run import split_instances, val_truth_file
 from teachers.inference import predict_model
 
 

@@ -25,7 +25,8 @@ from data.skeletons import UNION21
 from data.files import atomic_write, atomic_write_text
 from outputs.report import draw_box, draw_skeleton
 from pipeline.config import resolve
-from pipeline.run import RunFolder, pick_device
+from pipeline.run import pick_device
+from pipeline.run_folder import RunFolder
 from teachers.inference import predict_boxes
 from teachers.checkpoints import load_model
 

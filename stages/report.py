@@ -17,8 +17,10 @@ from data.files import atomic_write_text
 from outputs.files import finite
 from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
 from pipeline.config import resolve
-from pipeline.run import (OFFLINE_VS_ONLINE_FILE, RunFolder, cache_path, check_cache, model_geometry, pick_device,
-                          split_instances)
+from pipeline.cache_check import check_cache
+from pipeline.models import model_geometry
+from pipeline.run import cache_path, pick_device, split_instances
+from pipeline.run_folder import OFFLINE_VS_ONLINE_FILE, RunFolder
 from stages.evaluation import evaluate_predictions, warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.inference import predict_from_simcc, predict_model

@@ -2,7 +2,7 @@
 
 A run spec (recipe, device, model, instances: `run_spec`), a target source behind one call per batch
 (`TargetSource`), then one loop, top to bottom (nanoGPT style); the run folder's layout is
-pipeline.run.RunFolder's, the training math is in training/. Modes:
+pipeline.run_folder.RunFolder's, the training math is in training/. Modes:
   offline     targets from the cache (the product): each epoch reads one view plane per teacher into
               memory, the crops are replayed from the stored view records, photometric aug on top.
   online      the same views, but the teachers run live on their own crops (the baseline it beats).
@@ -29,8 +29,11 @@ from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
 from pipeline.config import BEST_METRICS, repo_relative, resolve, seed_everything, supervised_model
 from outputs.evaluate import headline_metric
-from pipeline.run import (RunFolder, cache_path, check_cache, dist_info, head_loss_beta, pick_device,
-                          split_instances, split_views, stage_view_indices, view_stages)
+from pipeline.cache_check import check_cache
+from pipeline.models import head_loss_beta
+from pipeline.run import (cache_path, dist_info, pick_device, split_instances, split_views, stage_view_indices,
+                          view_stages)
+from pipeline.run_folder import RunFolder
 from stages.evaluation import evaluate_model
 from teachers.checkpoints import init_backbone, load_model
 from teachers.rtmpose import build_model
