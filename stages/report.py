@@ -15,7 +15,8 @@ from data.images import decode_grouped
 from data.skeletons import UNION21, union_mask
 from data.files import atomic_write_text
 from outputs.files import finite
-from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
+from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown
+from outputs.report_content import results_rows
 from pipeline.config import resolve
 from pipeline.cache_check import check_cache
 from pipeline.models import model_geometry

@@ -3,8 +3,8 @@ import html
 import numpy as np
 import pytest
 
-from outputs.report import (_val_score, _verdict, figure_curves, legend_lines, render_html, render_markdown,
-                            results_rows, val_curves)
+from outputs.report import _val_score, figure_curves, render_html, render_markdown, val_curves
+from outputs.report_content import _verdict, legend_lines, results_rows
 
 COLUMNS = ['model', 'coco PCK own joints', 'coco PCK missing joints', 'mpii PCK own joints',
            'mpii PCK missing joints']
@@ -154,7 +154,7 @@ def _cost(offline_vs_online):
 
 
 def test_the_cost_section_quotes_the_offline_vs_online_result_or_says_how_to_get_it():
-    from outputs.report import _cost_lines
+    from outputs.report_content import _cost_lines
     ovo = dict(file='outputs/demo/offline_vs_online.json', seeds=[0, 1, 2], epochs=20, checks={},
                all21={'coco pck_all': dict(delta=-0.43, delta_se=0.8, noise_floor=2.1),
                       'mpii pck_all': dict(delta=0.6, delta_se=None, noise_floor=None)})
@@ -166,7 +166,7 @@ def test_the_cost_section_quotes_the_offline_vs_online_result_or_says_how_to_get
 
 
 def test_the_cost_section_counts_skipped_and_filtered_annotations():
-    from outputs.report import _cost_lines
+    from outputs.report_content import _cost_lines
     cost = dict(_cost(None), input_checks=[
         dict(file='/d/person_keypoints_train.json', instances=12, skipped={'non-finite box': 1},
              filtered={'crowd': 1, 'num_keypoints 0': 2}),
