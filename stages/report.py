@@ -111,7 +111,8 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     figures = dict(curves=figure_curves({e: v.get('log', []) for e, v in entries.items()}),
                    per_joint=figure_per_joint(entries),
                    examples=example_images(table, predictions, n=6))
-    metrics = dict(run=str(run_dir), mode=run['mode'], config=run.get('source_config') or run['config'], joints=list(UNION21.joint_names),
+    metrics = dict(run=str(run_dir), mode=run['mode'], config=run.get('source_config') or run['config'],
+                   joints=list(UNION21.joint_names),
                    table=results_rows(entries), flip_test=flip_test,
                    table_other=results_rows({e: dict(metrics=v['metrics_flip' if not flip_test else 'metrics_no_flip'])
                                              for e, v in entries.items()}),

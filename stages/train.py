@@ -301,14 +301,17 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     total_steps = run.epochs * steps_per_epoch
     cosine_start = cosine_start_step(run.epochs, steps_per_epoch)
     # the model's own SimCC loss beta (RTMPose: 10)
-    settings = StepSettings.from_recipe(tc, device, head_loss_beta(run.model_cfg_path), supervised=mode == 'supervised')
+    settings = StepSettings.from_recipe(tc, device, head_loss_beta(run.model_cfg_path),
+                                        supervised=mode == 'supervised')
+    device_ids = [device.index] if device.type == 'cuda' else None
     step_fn = TrainStep(model, optimizer, ema, settings, wrap=None if world == 1 else (
-        lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=[device.index] if device.type == 'cuda' else None)))
+        lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=device_ids)))
     folder = RunFolder(run.work_dir)
     start_epoch, step = folder.resume(model, optimizer, ema) if resume else (0, 0)
     if rank == 0:
         folder.start(cfg, resume, dict(
-            mode=mode, as_teacher=as_teacher, model_config=repo_relative(run.model_cfg_path), skeleton=model.skeleton_name, epochs=run.epochs,
+            mode=mode, as_teacher=as_teacher, model_config=repo_relative(run.model_cfg_path),
+            skeleton=model.skeleton_name, epochs=run.epochs,
             batch_size=run.batch_size, world=world, lr=lr, datasets=run.datasets,
             cache=repo_relative(cache_path(cfg, 'train')) if source.cache else None, train=tc))
 
