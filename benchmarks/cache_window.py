@@ -11,7 +11,7 @@ reconstructs the rows with each candidate:
   q8      log-probabilities of the whole row quantised to 8 bits in [-Q8_RANGE, 0] (an alternative)
   full    fp16 log-probabilities of the whole row (cache.lossless=True)
 Columns: KL(full || reconstructed) mean and p99 at the distribution the student is distilled towards
-(the rows sharpened by the head loss's beta / train.temperature: pipeline.run.kd_temperature; 10x
+(the rows sharpened by the head loss's beta / train.temperature: pipeline.models.kd_temperature; 10x
 sharper than the stored rows for RTMPose), and mean on the stored rows themselves (T=1),
 argmax agreement, bytes per instance·view·teacher row (all joints, x and y) as stored with the
 cache's codec (cache.store.DEFAULT_CODEC, one chunk of the sampled rows per array), with blosc-zstd-9
@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cache.store import DEFAULT_CODEC, compressors_of  # noqa: E402
 from cache.window import FP16_LOWEST, encode_window, kl_at_temperature, log_softmax, reconstruct  # noqa: E402
 from data.images import decode_grouped  # noqa: E402
-from data.views import replay_view, view_box_scales  # noqa: E402
+from data.views import teacher_inputs  # noqa: E402
 from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
-from pipeline.run import kd_temperature, model_geometry, pick_device, split_instances, split_views, view_stages  # noqa: E402
+from pipeline.models import kd_temperature, model_geometry  # noqa: E402
+from pipeline.run import pick_device, split_instances, split_views, view_stages  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
 from teachers.targets import teacher_rows  # noqa: E402
 
@@ -119,9 +120,8 @@ def main(config_path, cfg_options, rows, device, student_size):
           f'{"B/row":>7} {"zstd9 B":>7} {"zstd5 B":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
-        crops = np.stack([replay_view(img, table.bbox[r], views[v, r], model.input_size)[0]
-                          for img, r, v in zip(images, idx, vidx)])
-        box_scales = view_box_scales(table.bbox[idx], views[vidx, idx])
+        crops, box_scales = teacher_inputs(images, table.bbox[idx], views[vidx, idx], {name: model.input_size})
+        crops = crops[name]
         sx, sy, ox, oy = (a.cpu().numpy() for a in teacher_rows(model, crops, box_scales, size, student['split'],
                                                                 device, batch_size=64))
         k = sx.shape[1]

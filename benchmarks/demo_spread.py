@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_config, resolve  # noqa: E402
+from pipeline.run_folder import RunFolder  # noqa: E402
 
 
 def table(work: Path) -> dict:
-    metrics = json.loads((work / 'offline' / 'report' / 'metrics.json').read_text())
+    metrics = json.loads(RunFolder(work / 'offline').metrics.read_text())
     cols = metrics['table']['columns'][1:]
     rows = {r[0]: r[1:] for r in metrics['table']['rows']}
     student = next(v for k, v in rows.items() if k.startswith('student'))
@@ -37,7 +38,7 @@ def main(config_path, seed):
     cfg = load_config(resolve(config_path))
     base = resolve(cfg.work_dir)
     other = base.parent / f'{base.name}-seed{seed}'
-    if not (other / 'offline' / 'report' / 'metrics.json').exists():
+    if not RunFolder(other / 'offline').metrics.exists():
         opts = [f'seed={seed}', f'work_dir={other}', f'cache.root={other / "cache"}']
         subprocess.run([sys.executable, str(ROOT / 'cli.py'), 'demo', '--config', config_path,
                         *[a for o in opts for a in ('--cfg-options', o)]], check=True)

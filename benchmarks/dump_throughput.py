@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from cache.store import open_cache  # noqa: E402
 from cache.window import encode_window  # noqa: E402
 from data.images import decode_grouped  # noqa: E402
-from data.views import replay_view, view_box_scales  # noqa: E402
+from data.views import teacher_inputs  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
 from teachers.rtmpose import build_model  # noqa: E402
@@ -68,10 +68,8 @@ def main(config_path, views, num_workers, device, out):
         for c in range(cache.n_chunks):
             idx = np.arange(c * cache.chunk_size, min((c + 1) * cache.chunk_size, len(table)))
             t0 = time.perf_counter()
-            images = decode_grouped(table.image_path[idx])
-            crops = {n: np.stack([replay_view(img, table.bbox[r], view_records[v, r], m.input_size)[0]
-                                  for img, r in zip(images, idx)]) for n, m in models.items()}
-            box_scales = view_box_scales(table.bbox[idx], view_records[v, idx])
+            crops, box_scales = teacher_inputs(decode_grouped(table.image_path[idx]), table.bbox[idx],
+                                               view_records[v, idx], {n: m.input_size for n, m in models.items()})
             steps['decode_replay'] += time.perf_counter() - t0
             for n, m in models.items():
                 t0 = time.perf_counter()

@@ -28,7 +28,8 @@ from data.images import read_image  # noqa: E402
 from data.skeletons import get_skeleton  # noqa: E402
 from data.views import mirror_matrix, view_box_scales, view_geometry, warp_crop  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
-from pipeline.run import kd_temperature, model_geometry, split_instances, split_views, view_stages  # noqa: E402
+from pipeline.models import kd_temperature, model_geometry  # noqa: E402
+from pipeline.run import split_instances, split_views, view_stages  # noqa: E402
 from teachers.checkpoints import load_model  # noqa: E402
 from teachers.simcc import mirror_simcc  # noqa: E402
 from teachers.targets import teacher_rows  # noqa: E402

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.overlap_modes import summary  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 from data.files import atomic_write_text  # noqa: E402
-from pipeline.run import OFFLINE_VS_ONLINE_FILE, RunFolder  # noqa: E402
+from pipeline.run_folder import OFFLINE_VS_ONLINE_FILE, RunFolder  # noqa: E402
 
 COLUMNS = [('coco', 'AP'), ('mpii', 'PCKh'), ('coco', 'pck_own'), ('coco', 'pck_missing'), ('coco', 'pck_all'),
            ('mpii', 'pck_own'), ('mpii', 'pck_missing'), ('mpii', 'pck_all')]
@@ -124,7 +124,7 @@ def main(config_path, seeds, epochs, out):
         list(pool.map(train, todo))
 
     def columns(name):
-        r = summary(out / name / 'log.jsonl')
+        r = summary(RunFolder(out / name))
         return {f'{ds} {key}': (None if r.get(ds, {}).get(key) is None else 100 * r[ds][key]) for ds, key in COLUMNS}
 
     results = {name: columns(name) for name in runs}

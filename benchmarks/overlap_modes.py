@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from data.datasets import datasets_union  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
+from pipeline.run_folder import RunFolder  # noqa: E402
 
 
 def shared_pck(t: dict, union) -> float | None:
@@ -33,8 +34,9 @@ def shared_pck(t: dict, union) -> float | None:
     return float((pj[ok] * n[ok]).sum() / n[ok].sum()) if ok.any() else None
 
 
-def summary(log_path: Path, union) -> dict:
-    last = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()][-1]
+def summary(folder: RunFolder, union) -> dict:
+    """A finished run's last val record, per dataset."""
+    last = folder.read_log()[-1]
     out = {}
     for ds, m in last.get('val', {}).items():
         t = m.get('pck_truth', {})
@@ -74,7 +76,7 @@ def main(config_path, epochs, modes, out):
         for mode, p in procs:
             if p.wait() != 0:
                 raise SystemExit(f'{mode} failed, see {out / (mode + ".log")}')
-            results[mode] = summary(out / mode / 'log.jsonl', datasets_union(cfg.datasets))
+            results[mode] = summary(RunFolder(out / mode), datasets_union(cfg.datasets))
     for mode, r in results.items():
         print(mode, json.dumps(r))
     print(json.dumps(dict(benchmark='overlap_modes', config=config_path, epochs=epochs or int(cfg.train.epochs),

@@ -46,10 +46,9 @@ def stride32_model_config(path: Path, out: Path) -> Path:
     return out
 
 
-def curve(log_path: Path, dataset: str) -> list[dict]:
+def curve(folder, dataset: str) -> list[dict]:
     out = []
-    for line in log_path.read_text().splitlines():
-        r = json.loads(line)
+    for r in folder.read_log():
         if 'val' in r:
             out.append(dict(epoch=r['epoch'], step=r['step'], loss=round(r['loss_total'], 4),
                             pck=round(100 * r['val'][dataset]['pck_truth']['all'], 1)))
@@ -64,6 +63,7 @@ def main() -> None:
     p.add_argument('--out', default='outputs/teacher_escape')
     a = p.parse_args()
     from pipeline.config import load_config, resolve
+    from pipeline.run_folder import RunFolder
     cfg = load_config(resolve(a.config))
     out = resolve(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def main() -> None:
         if variant == 'stride32':
             c.teachers[a.teacher].config = str(stride32_model_config(resolve(teacher.config),
                                                                      out / 'model_stride32.py'))
-        c.teachers[a.teacher].checkpoint = str(out / variant / 'last.pth')
+        c.teachers[a.teacher].checkpoint = str(RunFolder(out / variant).checkpoint)
         configs[variant] = out / f'config_{variant}.py'
         c.dump(str(configs[variant]))
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
@@ -92,7 +92,7 @@ def main() -> None:
     for variant, proc in procs.items():
         if proc.wait() != 0:
             raise SystemExit(f'{variant} failed: see {out / (variant + ".log")}')
-        c = curve(out / variant / 'log.jsonl', dataset)
+        c = curve(RunFolder(out / variant), dataset)
         left = [e['step'] for e in c if e['pck'] >= c[0]['pck'] + 10]
         figures[variant] = dict(curve=c, final_pck=c[-1]['pck'], left_mean_pose_at=left[0] if left else None)
         print(f'{variant}: val PCK@0.5 by step ' + '  '.join(f'{e["step"]}:{e["pck"]}' for e in c)

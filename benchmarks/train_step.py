@@ -4,22 +4,25 @@
                                               [--warmup W] [--batches NB] [--plane-rows P]
                                               [--students s,t] [--threads N] [--amp on|off] [--quick]
 
-A step = what stages/train.py does per batch once the DataLoader has handed it over: host->device copies,
-normalise (channels_last on CUDA), the mode's targets, student forward (bf16 autocast on CUDA; --amp off: fp32),
-distillation_loss, backward, AdamW step, EMA update, and the per-step read-back of the loss terms.
+A step = the product's own step (training.step.TrainStep, what stages/train.py runs per batch once the
+DataLoader has handed it over), after the mode's targets; every setting is the full-scale config's
+(pipeline/configs/coco_mpii_rtmpose-s.py: its train section, teachers, student -s and cache window):
+loss weights, temperature, overlap mode, gt_reduction, grad_clip, weight decay, lr, EMA momentum, amp
+and channels_last (both on CUDA only; --amp on|off sets the student's bf16 autocast, default the config's).
   supervised  ground-truth SimCC labels only (loss_weights = {gt: 1}).
   offline     + both teachers' targets from an in-memory windowed cache plane: the batch's rows
-              reconstructed (reconstruct_rows), moved to the device, scattered into the union's joints
+              reconstructed, moved to the device, scattered into the union's joints
               (training.targets.teacher_targets_offline, the very function the train stage calls).
-  online      + both teachers (RTMPose-m COCO 256x192, RTMPose-m MPII 256x256) run live on their own
-              native crops of the batch (eval, no_grad, fp16 autocast on CUDA), mapped into the student's
-              bins per row (random view boxes, tall to wide) by to_student_bins
-              (training.targets.teacher_targets_online).
+  online      + both teachers (the config's RTMPose-m COCO 256x192 and MPII 256x256) run live on their
+              own native crops of the batch (eval, no_grad, fp16 autocast on CUDA), mapped into the
+              student's bins per row (random view boxes, tall to wide)
+              (training.targets.teacher_targets_online, as the train stage's online mode).
+After each step the loss terms are summed on the device, as the train stage does.
 Same student, optimizer and batches for every mode. Weights are random (timing does not depend on them).
 Batches: NB batches of random uint8 crops (student 256x192, teachers at their sizes) and GT labels from
 the student's codec on random keypoints, generated once. The cache plane is built once: the teachers run
-on the batches' teacher crops, their student-bin outputs are windowed with encode_window (window 64, as
-the full-scale config) and tiled to --plane-rows rows; each batch reads random rows of the plane, so
+on the batches' teacher crops, their student-bin outputs are windowed with encode_window (the config's
+window and tail blocks) and tiled to --plane-rows rows; each batch reads random rows of the plane, so
 reconstruction gathers from a realistic, cache-unfriendly plane.
 Timing: after warm-up of every mode, `for rep in R: for mode in (rotated order): K steps`, each step timed
 alone (torch.cuda.synchronize around it on CUDA), so machine drift hits all modes alike.
@@ -30,6 +33,7 @@ The last stdout line is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -44,31 +48,27 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmengine.config import Config  # noqa: E402
-
 from cache.window import encode_window  # noqa: E402
 from data.geometry import teacher_to_student_bins  # noqa: E402
 from data.datasets import datasets_union  # noqa: E402
 from data.skeletons import get_skeleton, model_skeleton, union_indices  # noqa: E402
+from pipeline.config import load_config, resolve  # noqa: E402
+from pipeline.models import head_loss_beta  # noqa: E402
 from teachers.targets import run_teacher, to_student_bins  # noqa: E402
 from training.ema import ModelEMA  # noqa: E402
-from training.losses import distillation_loss  # noqa: E402
-from training.schedule import param_groups, scaled_lr  # noqa: E402
+from training.losses import kd_weight_schedule  # noqa: E402
+from training.schedule import learning_rate  # noqa: E402
+from training.step import StepSettings, TrainStep, make_optimizer  # noqa: E402
 from training.targets import teacher_targets_offline, teacher_targets_online  # noqa: E402
 from teachers.rtmpose import build_model  # noqa: E402
 
-MODELS = ROOT / 'pipeline' / 'configs' / 'models'
-STUDENTS = {'s': 'rtmpose-s_union21_256x192.py', 't': 'rtmpose-t_union21_256x192.py'}
-TEACHERS = {'coco': 'rtmpose-m_coco17_256x192.py', 'mpii': 'rtmpose-m_mpii16_256x256.py'}
+CONFIG = ROOT / 'pipeline' / 'configs' / 'coco_mpii_rtmpose-s.py'
+UNION = datasets_union(load_config(CONFIG).datasets)  # the student's joints
+# -s is the config's student; -t the same union student one size down.
+STUDENTS = {'s': None, 't': 'pipeline/configs/models/rtmpose-t_union21_256x192.py'}
 MODES = ('supervised', 'offline', 'online')
 GOALS = {'offline_over_supervised': {'s': 0.95, 't': 0.95},
          'offline_over_online': {'s': 2.8, 't': 4.0}}
-# The full-scale config's training settings (pipeline/configs/coco_mpii_rtmpose-s.py) and its union.
-FULL_CONFIG = ROOT / 'pipeline' / 'configs' / 'coco_mpii_rtmpose-s.py'
-UNION = datasets_union(Config.fromfile(str(FULL_CONFIG)).datasets)
-LOSS_WEIGHTS = dict(gt=0.3, coco=0.25, mpii=0.45)
-WINDOW, TAIL_BLOCKS = 64, 64  # the configs' cache.window and cache.tail_blocks
-BASE_LR, BASE_BATCH, WEIGHT_DECAY, EMA_MOMENTUM = 4e-3, 1024, 0.05, 0.0002
 
 
 def sync(device: torch.device) -> None:
@@ -103,7 +103,7 @@ def make_batches(rng, nb: int, batch: int, student_size, codec, teacher_sizes: d
     return batches
 
 
-def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, device, batch: int):
+def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, device, batch: int, cache):
     """One in-memory view plane per teacher (the dict read_view_plane returns), built by running the
     teachers on the batches' crops and windowing their student-bin log-probs; the N0 = NB * B encoded rows
     are tiled to >= plane_rows rows. Returns planes, specs, and each batch's plane rows (random tile)."""
@@ -121,7 +121,9 @@ def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, d
             for axis, logp, outside in (('x', sx, ox), ('y', sy, oy)):
                 # random weights under fp16 may overflow; keep the plane valid (-inf = unseen bins stay)
                 logp = np.nan_to_num(logp, nan=-30.0, posinf=0.0, neginf=-np.inf)
-                start, values, tail, seen = encode_window(logp, WINDOW, TAIL_BLOCKS)
+                # the config's encoding (a window wider than the bins is the whole row, as the cache stores it)
+                start, values, tail, seen = encode_window(logp, min(int(cache.window), logp.shape[-1]),
+                                                          int(cache.tail_blocks), int(cache.levels))
                 parts[f'{axis}_start'].append(start)
                 parts[f'{axis}_values'].append(values)
                 parts[f'{axis}_tail'].append(tail)
@@ -129,7 +131,7 @@ def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, d
                 parts[f'{axis}_outside'].append(np.nan_to_num(outside).astype(np.float16))
         plane = {k: np.tile(np.concatenate(v), (tiles,) + (1,) * (np.concatenate(v).ndim - 1))
                  for k, v in parts.items()}
-        plane.update(bins_x=student_bins[0], bins_y=student_bins[1])
+        plane.update(bins_x=student_bins[0], bins_y=student_bins[1], levels=int(cache.levels))
         planes[name] = plane
         specs[name] = dict(union_joints=union_indices(model_skeleton(model.skeleton_name, UNION), UNION).tolist())
     rows = [j * batch + np.arange(batch) + n0 * rng.integers(0, tiles, batch) for j in range(len(batches))]
@@ -138,47 +140,40 @@ def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, d
 
 
 class Trainer:
-    """The per-batch body of stages/train.py's loop, for one student."""
+    """One student trained with the config's recipe by the product's step; `step` is one batch of a mode."""
 
-    def __init__(self, cfg_path, device, batch: int, teachers, planes, specs, amp: bool = True):
+    def __init__(self, cfg, model_cfg, device, batch: int, teachers, planes, specs, amp: bool | None):
         torch.manual_seed(0)
-        self.device, self.batch, self.amp = device, batch, amp
-        self.model = build_model(str(cfg_path)).to(device).train()
-        self.cuda = device.type == 'cuda'
-        if self.cuda:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, WEIGHT_DECAY),
-                                           lr=scaled_lr(BASE_LR, BASE_BATCH, batch))
-        self.ema = ModelEMA(self.model, momentum=EMA_MOMENTUM)
+        tc = cfg.train
+        self.device, self.batch = device, batch
+        self.model = build_model(str(resolve(model_cfg))).to(device).train()
+        optimizer = make_optimizer(self.model, tc.weight_decay, learning_rate(tc.base_lr, tc.auto_scale_lr, batch))
+        ema = ModelEMA(self.model, momentum=float(tc.ema_momentum))
+        beta = head_loss_beta(model_cfg)
+        self.steps = {}
+        for supervised in (False, True):  # one model, optimizer and EMA; the two loss-weight settings
+            settings = StepSettings.from_recipe(tc, device, beta, supervised=supervised)
+            if amp is not None:  # --amp on|off instead of the config's train.amp
+                settings = dataclasses.replace(settings, amp=amp and device.type == 'cuda')
+            self.steps[supervised] = TrainStep(self.model, optimizer, ema, settings)
+        self.settings = self.steps[False].settings
+        self.kd_scale = kd_weight_schedule(0, tc.epochs, decay=bool(tc.kd_decay))
         self.num_joints = model_skeleton(self.model.skeleton_name, UNION).num_joints
-        w, h = self.model.input_size
-        self.student_size, self.split = (w, h), self.model.codec.simcc_split_ratio
+        self.student_size, self.split = tuple(self.model.input_size), self.model.codec.simcc_split_ratio
         self.teachers, self.planes, self.specs = teachers, planes, specs
+        self.sums = {}
 
-    def step(self, mode: str, batch: dict, rows: np.ndarray) -> float:
-        device = self.device
-        imgs = batch['img'].to(device, non_blocking=True)
-        x = self.model.normalize(imgs)
-        if self.cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        targets = dict(gt_x=batch['target_x'].to(device), gt_y=batch['target_y'].to(device),
-                       gt_weights=batch['target_weight'].to(device))
+    def step(self, mode: str, batch: dict, rows: np.ndarray) -> None:
         if mode == 'offline':
-            targets.update(teacher_targets_offline(self.planes, rows, self.specs, self.num_joints, device))
+            targets = teacher_targets_offline(self.planes, rows, self.specs, self.num_joints, self.device)
         elif mode == 'online':
-            targets.update(teacher_targets_online(self.teachers, batch, self.student_size, self.split,
-                                                  UNION, device, self.batch))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cuda and self.amp):
-            pred_x, pred_y = self.model(x)
-        loss, parts = distillation_loss(
-            pred_x.float(), pred_y.float(), targets,
-            loss_weights={'gt': 1.0} if mode == 'supervised' else LOSS_WEIGHTS,
-            temperature=1.0, overlap_mode='separate', kd_scale=1.0, gt_reduction='batch_mean')
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.ema.update(self.model)
-        return sum(float(v.detach()) for v in parts.values())  # train.py reads every term back each step
+            targets = teacher_targets_online(self.teachers, batch, self.student_size, self.split,
+                                             UNION, self.device, self.batch)
+        else:
+            targets = {}
+        _, parts = self.steps[mode == 'supervised'](batch, targets, kd_scale=self.kd_scale)
+        for k, v in parts.items():  # as the train stage: summed on the device, no host sync in the step
+            self.sums[k] = self.sums.get(k, 0.0) + v.detach() * self.batch
 
 
 def time_steps(trainer: Trainer, mode: str, batches, rows, start: int, k: int) -> list[float]:
@@ -204,8 +199,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--plane-rows', type=int, default=16384, help='rows of the in-memory cache plane')
     parser.add_argument('--students', default='s,t')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
-    parser.add_argument('--amp', choices=('on', 'off'), default='on',
-                        help="the student's bf16 autocast on CUDA (train.amp); off: fp32")
+    parser.add_argument('--amp', choices=('on', 'off'), default=None,
+                        help="the student's bf16 autocast on CUDA (default: the config's train.amp)")
     parser.add_argument('--quick', action='store_true', help='tiny run for the smoke test: batch 4, 1 rep, 2 steps')
     args = parser.parse_args(argv)
 
@@ -234,34 +229,40 @@ def main(argv=None) -> dict:
 
     # -- teachers, batches and the cache plane: built once, shared by every student ----------------
     t_setup = time.perf_counter()
+    cfg = load_config(CONFIG)
+    student_cfgs = {s: STUDENTS[s] or cfg.student.config for s in students}
     teachers = {}
-    for name, cfg in TEACHERS.items():
+    for name, t in cfg.teachers.items():
         torch.manual_seed(1)
-        m = build_model(str(MODELS / cfg)).to(device).eval()
+        m = build_model(str(resolve(t.config))).to(device).eval()
         teachers[name] = m.to(memory_format=torch.channels_last) if cuda else m
-    ref = build_model(str(MODELS / STUDENTS[students[0]]))  # geometry + codec (identical for s and t)
+    ref = build_model(str(resolve(student_cfgs[students[0]])))  # geometry + codec (identical for s and t)
     student_size, split = tuple(ref.input_size), ref.codec.simcc_split_ratio
     for s in students:
-        m = build_model(str(MODELS / STUDENTS[s]))
+        m = build_model(str(resolve(student_cfgs[s])))
         if tuple(m.input_size) != student_size or m.codec.simcc_split_ratio != split:
             raise SystemExit(f'student {s}: geometry differs from {students[0]}; run them separately')
     rng = np.random.default_rng(0)
     batches = make_batches(rng, nb, batch, student_size, ref.codec,
                            {n: tuple(m.input_size) for n, m in teachers.items()}, pin=cuda)
     planes, specs, rows, n_plane = build_planes(rng, teachers, batches, student_size, split, plane_rows,
-                                                device, batch)
+                                                device, batch, cfg.cache)
     plane_mb = sum(v.nbytes for p in planes.values() for v in p.values() if isinstance(v, np.ndarray)) / 2**20
     print(f'setup {time.perf_counter() - t_setup:.1f} s; cache plane {n_plane} rows x 2 teachers, '
-          f'window {WINDOW}, {plane_mb:.0f} MiB in memory', flush=True)
+          f'window {cfg.cache.window}, {plane_mb:.0f} MiB in memory', flush=True)
 
     # -- timing ------------------------------------------------------------------------------------
     result = dict(benchmark='train_step', device=str(device), device_name=device_name, torch=torch.__version__,
                   threads=torch.get_num_threads(), cpu_count=os.cpu_count(), batch=batch, steps=steps, reps=reps,
-                  warmup=warmup, distinct_batches=nb, plane_rows=n_plane, window=WINDOW,
-                  amp=dict(student='bf16' if cuda and args.amp == 'on' else None, teachers='fp16' if cuda else None),
-                  channels_last=cuda, quick=bool(args.quick), students={})
+                  warmup=warmup, distinct_batches=nb, plane_rows=n_plane, window=int(cfg.cache.window),
+                  config=str(CONFIG.relative_to(ROOT)), quick=bool(args.quick), students={})
     for s in students:
-        trainer = Trainer(MODELS / STUDENTS[s], device, batch, teachers, planes, specs, amp=args.amp == 'on')
+        trainer = Trainer(cfg, student_cfgs[s], device, batch, teachers, planes, specs, amp=None if args.amp is None else args.amp == 'on')
+        st = trainer.settings
+        result.update(amp=dict(student='bf16' if st.amp else None, teachers='fp16' if cuda else None),
+                      channels_last=st.channels_last, recipe=dict(
+                          overlap=st.overlap, gt_reduction=st.gt_reduction, grad_clip=st.grad_clip,
+                          temperature=st.temperature, loss_weights=st.loss_weights))
         for mode in MODES:
             time_steps(trainer, mode, batches, rows, 0, warmup)
         samples = {mode: [] for mode in MODES}
@@ -281,7 +282,7 @@ def main(argv=None) -> dict:
         ratios = dict(offline_over_supervised=round(ips['offline'] / ips['supervised'], 4),
                       offline_over_online=round(ips['offline'] / ips['online'], 4))
         goals = {k: dict(goal=GOALS[k][s], met=bool(ratios[k] >= GOALS[k][s])) for k in ratios}
-        result['students'][s] = dict(config=STUDENTS[s], modes=figures, ratios=ratios, goals=goals)
+        result['students'][s] = dict(config=student_cfgs[s], modes=figures, ratios=ratios, goals=goals)
         print(f'\nRTMPose-{s} {UNION.name} 256x192, batch {batch}:')
         print(f'  {"mode":<11s} {"median s/step":>14s} {"mean s/step":>12s} {"images/s":>10s}')
         for mode in MODES:

@@ -31,7 +31,7 @@ from benchmarks.offline_vs_online import mean_sd, options, run_cli  # noqa: E402
 from benchmarks.overlap_modes import summary  # noqa: E402
 from data.files import atomic_write_text  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
-from pipeline.run import RunFolder  # noqa: E402
+from pipeline.run_folder import RunFolder  # noqa: E402
 
 COLUMNS = [('coco', 'pck_missing'), ('mpii', 'pck_missing'), ('coco', 'pck_all'), ('mpii', 'pck_all'),
            ('coco', 'AP'), ('mpii', 'PCKh')]
@@ -151,7 +151,7 @@ def main(config_path, seeds, which, full_seeds, all_seeds, out, json_path, plot_
     for name in all_arms:
         for seed in seeds:
             if RunFolder(run_dir(name, seed)).finished(epochs):
-                r = summary(run_dir(name, seed) / 'log.jsonl')
+                r = summary(RunFolder(run_dir(name, seed)))
                 results.setdefault(name, {})[seed] = {
                     f'{d} {k}': None if r.get(d, {}).get(k) is None else 100 * r[d][k] for d, k in COLUMNS}
     table = {name: paired(results, name) for name in results if name != REFERENCE}

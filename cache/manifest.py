@@ -6,7 +6,6 @@ config gives now and refuses, listing every difference, instead of silently mixi
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -22,18 +21,6 @@ BIN_MAP_RULE = ('teacher_bin = a * student_bin + b per instance, from the view b
 MATCH_KEYS = ('split', 'student', 'teachers', 'annotations', 'views', 'storage', 'counts', 'joints')
 
 _HEX_DIGEST = re.compile(r'^[0-9a-f]{32,}$')
-
-
-def sha256_file(path, block_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in blocks (checkpoints are hundreds of MB)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'cannot hash {path}: no such file')
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(block_size), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_manifest(**items) -> dict:

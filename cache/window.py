@@ -40,7 +40,7 @@ TAIL_FLOOR = float(np.log(1e-30))
 # Most negative finite float16: log-probabilities below it are clipped rather than becoming -inf.
 FP16_LOWEST = float(np.finfo(np.float16).min)
 # Coded windows: exp(CODE_EXPONENT * (logp - max)) is quantised. The fidelity that matters is at the
-# rows sharpened by 10 (pipeline.run.kd_temperature); a step that is uniform in exp(5 * (logp - max))
+# rows sharpened by 10 (pipeline.models.kd_temperature); a step that is uniform in exp(5 * (logp - max))
 # (the square root of the sharpened probability) spends the bits where the sharpened row's mass is,
 # and 4 (a little flatter) measured best at a given size (docs/results.md, 'Cache rows').
 CODE_EXPONENT = 4.0

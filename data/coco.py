@@ -137,25 +137,34 @@ def _gt_instances(data, ann_file, image_root, check: RecordCheck, skeleton: Skel
     return _table(rows, len(rows['image_id']), skeleton, union)
 
 
-def _det_instances(data, ann_file, image_root, det_file, det_score_thr, skeleton: Skeleton,
-                   union: Skeleton) -> InstanceTable:
-    images = _images_by_id(data, ann_file)
+def read_detections(det_file) -> list[tuple[int, int, tuple, float]]:
+    """The person detections (category_id 1) of a COCO results file, in file order: (index in the
+    file, image_id, box (x, y, w, h), score). The one parser of a detection file (evaluation, predict)."""
     dets = _load_json(det_file, 'COCO detection file')
     if not isinstance(dets, list):
         raise CocoFormatError(f'{det_file}: expected a list of detections in the COCO results format')
-    rows = {k: [] for k in ('image_path', 'image_id', 'instance_key', 'bbox', 'bbox_score', 'keypoints',
-                            'keypoints_visible', 'area')}
-    det_id = 0
+    out = []
     for j, det in enumerate(dets):
         try:
             if int(det['category_id']) != 1:
                 continue
-            img_id = int(det['image_id'])
-            x, y, w, h = (float(v) for v in det['bbox'][:4])
-            score = float(det['score'])
+            out.append((j, int(det['image_id']), tuple(float(v) for v in det['bbox'][:4]), float(det['score'])))
         except (KeyError, TypeError, ValueError) as e:
             raise CocoFormatError(f'{det_file}: detection [{j}] lacks a valid category_id/image_id/bbox/score '
                                   f'({e!r})') from None
+        if len(out[-1][2]) != 4:
+            raise CocoFormatError(f'{det_file}: detection [{j}] lacks a valid category_id/image_id/bbox/score '
+                                  f'(bbox {det["bbox"]!r})')
+    return out
+
+
+def _det_instances(data, ann_file, image_root, det_file, det_score_thr, skeleton: Skeleton,
+                   union: Skeleton) -> InstanceTable:
+    images = _images_by_id(data, ann_file)
+    rows = {k: [] for k in ('image_path', 'image_id', 'instance_key', 'bbox', 'bbox_score', 'keypoints',
+                            'keypoints_visible', 'area')}
+    det_id = 0
+    for j, img_id, (x, y, w, h), score in read_detections(det_file):
         if img_id not in images:
             raise CocoFormatError(f'{det_file}: detection [{j}] refers to image_id {img_id}, '
                                   f'which is not in {ann_file}')

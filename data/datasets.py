@@ -51,15 +51,14 @@ def load_split(datasets: dict, split: str, resolve: Callable[[str], Path] = Path
             continue
         s = ds[split]
         check = RecordCheck(resolve(s['ann_file']), strict=strict)
+        val = split == 'val'  # only a val split has detections and head boxes
         if dataset_format(ds['type']) == 'coco':
-            det = s.get('det_file')
-            t = load_coco(resolve(s['ann_file']), resolve(s['image_root']),
-                          split_mode='train' if split == 'train' else 'val',
-                          det_file=resolve(det) if det else None,
-                          det_score_thr=float(s.get('det_score_thr', 0.0)), check=check,
-                          skeleton=dataset_skeleton(ds['type']), union=union)
+            det = s['det_file'] if val else None
+            t = load_coco(resolve(s['ann_file']), resolve(s['image_root']), split_mode='val' if val else 'train',
+                          det_file=resolve(det) if det else None, det_score_thr=s['det_score_thr'] if val else 0.0,
+                          check=check, skeleton=dataset_skeleton(ds['type']), union=union)
         else:
-            heads = s.get('head_boxes_file')
+            heads = s['head_boxes_file'] if val else None
             t = load_mpii(resolve(s['ann_file']), resolve(s['image_root']),
                           head_boxes_file=resolve(heads) if heads else None, check=check, union=union)
         if len(t) == 0:

@@ -1,8 +1,9 @@
 """Writing files, for every layer: atomically (write to a temporary name beside the target, then
 rename, so a killed process never leaves a half-written file under the real name), and plain values
-(what JSON, Zarr attributes, checkpoint meta and mmengine configs can hold)."""
+(what JSON, Zarr attributes, checkpoint meta and mmengine configs can hold); the one file hash."""
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -57,3 +58,15 @@ def to_plain(value: Any, strict: bool = False, where: str = 'value') -> Any:
     if strict:
         raise TypeError(f'{where} has type {type(value).__name__}, which is not JSON-able')
     return value
+
+
+def sha256_file(path, block_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in blocks (checkpoints are hundreds of MB)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'cannot hash {path}: no such file')
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(block_size), b''):
+            digest.update(block)
+    return digest.hexdigest()

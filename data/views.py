@@ -316,6 +316,23 @@ def replay_view(image: np.ndarray, bbox, view, input_size):
     return warp_crop(image, M, input_size), M
 
 
+def teacher_inputs(images, bboxes, views, input_sizes: dict, mirrored=None) -> tuple[dict, np.ndarray]:
+    """Contract 2's inputs for rows of instances under their views, built in one place (dump, cache
+    fidelity, online training, benchmarks): {name: (n, h, w, 3) uint8} each teacher's native crop of
+    the view box at its input size (the view's mirror, data.views.mirror_matrix, where `mirrored`),
+    and the (n, 2) view-box scales that relate each teacher's bins to the student's
+    (data.geometry.teacher_to_student_bins). `images`: the rows' decoded images."""
+    bboxes = np.asarray(bboxes).reshape(-1, 4)
+    views = np.asarray(views).reshape(bboxes.shape[0], NUM_VIEW_FIELDS)
+    mirrored = np.zeros(len(bboxes), bool) if mirrored is None else np.asarray(mirrored, bool)
+    crops = {}
+    for name, size in input_sizes.items():
+        mats = (view_geometry(b, v, size)[4] for b, v in zip(bboxes, views))
+        crops[name] = np.stack([warp_crop(img, mirror_matrix(M, size) if m else M, size)
+                                for img, M, m in zip(images, mats, mirrored)])
+    return crops, view_box_scales(bboxes, views)
+
+
 def view_keypoints(keypoints, visible, views, M, flip_indices):
     """Keypoints in crop pixels and their visibility, left/right swapped on flipped views.
 

@@ -33,23 +33,40 @@ REQUIRED = {
     'train': 'the training recipe (epochs, batch_size, lr, losses, ...)',
 }
 
-# The keys every other section may have (train / teacher_train: TRAIN_SCHEMA below). Unknown keys
-# are refused with the closest valid name, so a misspelt key never silently falls back to a default.
 OPTIONAL = ('teacher_train', 'pretrain', 'synthetic', 'strict_input', 'stage2', 'evaluation')
-SECTION_KEYS = {
-    'cache': ('root', 'window', 'tail_blocks', 'levels', 'lossless', 'chunk_size'),
-    'dump_stage': ('batch_size', 'num_workers', 'device'),
-    'student': ('config', 'init_backbone'),
-    'synthetic': ('out', 'images', 'seed'),
-}
-# widen_backbone: init_backbone is the same network at half the width, widened by duplication first.
-MODEL_KEYS = {'teachers': ('config', 'checkpoint', 'dataset', 'init_backbone', 'widen_backbone', 'train'),
-              'pretrain': ('config', 'checkpoint', 'dataset', 'init_backbone', 'widen_backbone', 'train', 'views')}
-DATASET_KEYS = {'': ('type', 'train', 'val', 'truth'), 'train': ('ann_file', 'image_root'),
-                'val': ('ann_file', 'image_root', 'det_file', 'det_score_thr', 'head_boxes_file'),
-                'truth': ('train', 'val')}
 
 REQUIRED_VALUE = object()
+ABSENT = object()  # a sub-section that may be left out, and then stays out (a dataset without a val split)
+NONE = type(None)
+# Every section below is a schema: key -> (type, default), each default written once; load_config
+# refuses unknown keys (naming the closest valid one), wrong types and values outside CHOICES, and
+# fills in every default, so the stages read `cfg.section.key` and never a default of their own.
+DATASET_SCHEMA = {'type': (str, REQUIRED_VALUE), 'train': (dict, ABSENT), 'val': (dict, ABSENT),
+                  'truth': (dict, {})}  # truth: the synthetic twins' full-skeleton truth files
+DATASET_PART_SCHEMAS = {
+    'train': {'ann_file': (str, REQUIRED_VALUE), 'image_root': (str, REQUIRED_VALUE)},
+    'val': {'ann_file': (str, REQUIRED_VALUE), 'image_root': (str, REQUIRED_VALUE),
+            'det_file': ((str, NONE), None),  # None: the annotation file's ground-truth boxes
+            'det_score_thr': (float, 0.0),
+            'head_boxes_file': ((str, NONE), None)},  # MPII's head boxes; None: no PCKh
+    'truth': {'train': ((str, NONE), None), 'val': ((str, NONE), None)},
+}
+# widen_backbone: init_backbone is the same network at half the width, widened by duplication first.
+STUDENT_SCHEMA = {'config': (str, REQUIRED_VALUE), 'init_backbone': ((str, NONE), None),
+                  'widen_backbone': (bool, False)}
+TEACHER_SCHEMA = {'config': (str, REQUIRED_VALUE), 'checkpoint': (str, REQUIRED_VALUE),
+                  'dataset': ((str, NONE), None),  # the dataset it was trained on (and is scored on first)
+                  'init_backbone': ((str, NONE), None), 'widen_backbone': (bool, False),
+                  'train': (dict, {})}  # its own overrides of teacher_train
+# A model others start from (e.g. the student's backbone), trained by --as-teacher; its own views
+# (None: the config's).
+PRETRAIN_SCHEMA = {**TEACHER_SCHEMA, 'dataset': (str, REQUIRED_VALUE), 'views': ((dict, NONE), None)}
+CACHE_SCHEMA = {'root': (str, REQUIRED_VALUE), 'window': (int, REQUIRED_VALUE), 'tail_blocks': (int, REQUIRED_VALUE),
+                # code levels of the coded rows (cache/window.py); 0: fp16 windows
+                'levels': (int, 0), 'lossless': (bool, False), 'chunk_size': (int, REQUIRED_VALUE)}
+DUMP_STAGE_SCHEMA = {'batch_size': (int, 64), 'num_workers': (int, 0),
+                     'device': ((str, NONE), None)}  # None: CUDA when available
+SYNTHETIC_SCHEMA = {'out': (str, REQUIRED_VALUE), 'images': (int, REQUIRED_VALUE), 'seed': (int, 0)}
 # The training recipe (`train`; `teacher_train` overrides some of it for --as-teacher): every key, its
 # type and its default, written once. Unknown keys are refused with the closest valid name.
 TRAIN_SCHEMA = {
@@ -95,9 +112,10 @@ EVALUATION_SCHEMA = {
     'save_best': ((str, type(None)), None),
 }
 CHOICES = {'overlap': ('separate', 'mean', 'product', 'confidence'), 'gt_reduction': ('batch_mean', 'mmpose'),
-           'policy': tuple(POLICIES), 'photometric': tuple(PHOTOMETRIC_POLICIES) + (True, False, None)}
+           'policy': tuple(POLICIES), 'photometric': tuple(PHOTOMETRIC_POLICIES) + (True, False, None),
+           'type': DATASET_TYPES}
 POSITIVE = ('epochs', 'batch_size', 'base_lr', 'auto_scale_lr', 'val_interval', 'checkpoint_interval', 'num_views',
-            'switch_epoch')
+            'switch_epoch', 'chunk_size', 'images')
 BEST_METRICS = ('AP', 'PCKh', 'pck_all')
 
 
@@ -150,68 +168,67 @@ def check_keys(section, allowed, name: str, where: str) -> None:
 
 
 def validate_config(cfg: Config, where: str = 'config') -> None:
+    """Every section checked against its schema and replaced by the validated section, defaults filled."""
     missing = [f'{k} ({why})' for k, why in REQUIRED.items() if k not in cfg]
     if missing:
         raise ConfigError(f'{where}: missing keys: ' + '; '.join(missing))
     # top level; names starting with '_' are the config file's own variables (e.g. _data)
     check_keys([k for k in cfg if not k.startswith('_') and k != 'config_path'], tuple(REQUIRED) + OPTIONAL, '', where)
-    for section, allowed in SECTION_KEYS.items():
-        check_keys(cfg.get(section) or {}, allowed, section, where)
-    for section, allowed in MODEL_KEYS.items():
-        for name, model in (cfg.get(section) or {}).items():
-            check_keys(model, allowed, f'{section}.{name}', where)
-            if model.get('widen_backbone') and not model.get('init_backbone'):
-                raise ConfigError(f'{where}: {section}.{name}.widen_backbone needs init_backbone')
     for name, ds in cfg.datasets.items():
-        check_keys(ds, DATASET_KEYS[''], f'datasets.{name}', where)
-        for part in ('train', 'val', 'truth'):
-            check_keys(ds.get(part) or {}, DATASET_KEYS[part], f'datasets.{name}.{part}', where)
-    for name, ds in cfg.datasets.items():
-        if ds.get('type') not in DATASET_TYPES:
-            raise ConfigError(f'{where}: datasets.{name}.type {ds.get("type")!r} is not a known dataset type '
-                              f'({", ".join(DATASET_TYPES)})')
-        for split in ('train', 'val'):
-            if split in ds and 'ann_file' not in ds[split]:
-                raise ConfigError(f'{where}: datasets.{name}.{split} needs ann_file and image_root')
+        ds = check_section(ds, DATASET_SCHEMA, f'datasets.{name}', where, required=True)
+        for part, schema in DATASET_PART_SCHEMAS.items():
+            if part in ds:
+                ds[part] = check_section(ds[part], schema, f'datasets.{name}.{part}', where, required=True)
+        cfg.datasets[name] = ds
     for name, t in cfg.teachers.items():
         for key in ('config', 'checkpoint'):
             if key not in t:
                 raise ConfigError(f'{where}: teachers.{name} needs {key!r}')
-    for section in ('teachers', 'pretrain'):  # the dataset a model is trained on (and scored on first)
-        for name, t in (cfg.get(section) or {}).items():
-            if t.get('dataset') is not None and t.dataset not in cfg.datasets:
-                raise ConfigError(f'{where}: {section}.{name}.dataset {t.dataset!r} names no dataset of the config '
-                                  f'({sorted(cfg.datasets)})')
-    for name, p in cfg.get('pretrain', {}).items():
+        cfg.teachers[name] = check_section(t, TEACHER_SCHEMA, f'teachers.{name}', where, required=True)
+    cfg.pretrain = dict(cfg.get('pretrain') or {})
+    for name, p in cfg.pretrain.items():
         for key in ('config', 'checkpoint', 'dataset'):
             if key not in p:
                 raise ConfigError(f'{where}: pretrain.{name} needs {key!r}')
         if name in cfg.teachers:
             raise ConfigError(f'{where}: pretrain.{name}: a teacher has that name already')
+        p = cfg.pretrain[name] = check_section(p, PRETRAIN_SCHEMA, f'pretrain.{name}', where, required=True)
+        if p.views is not None:
+            p.views = check_section(p.views, VIEWS_SCHEMA, f'pretrain.{name}.views', where, required=True)
+    for section in ('teachers', 'pretrain'):
+        for name, t in cfg[section].items():
+            if t.widen_backbone and not t.init_backbone:
+                raise ConfigError(f'{where}: {section}.{name}.widen_backbone needs init_backbone')
+            if t.dataset is not None and t.dataset not in cfg.datasets:
+                raise ConfigError(f'{where}: {section}.{name}.dataset {t.dataset!r} names no dataset of the config '
+                                  f'({sorted(cfg.datasets)})')
+            t.train = check_train(t.train, f'{section}.{name}.train', where, required=False)
     if 'config' not in cfg.student:
         raise ConfigError(f'{where}: student needs config')
+    cfg.student = check_section(cfg.student, STUDENT_SCHEMA, 'student', where, required=True)
+    if cfg.student.widen_backbone and not cfg.student.init_backbone:
+        raise ConfigError(f'{where}: student.widen_backbone needs init_backbone')
+    cfg.cache = check_section(cfg.cache, CACHE_SCHEMA, 'cache', where, required=True)
+    cfg.dump_stage = check_section(cfg.dump_stage, DUMP_STAGE_SCHEMA, 'dump_stage', where, required=True)
+    if cfg.get('synthetic') is not None:
+        cfg.synthetic = check_section(cfg.synthetic, SYNTHETIC_SCHEMA, 'synthetic', where, required=True)
+    cfg.strict_input = check_section({'strict_input': cfg.get('strict_input', False)},
+                                     {'strict_input': (bool, False)}, '', where, required=True).strict_input
     cfg.views = check_section(cfg.views, VIEWS_SCHEMA, 'views', where, required=True)
-    for name, p in cfg.get('pretrain', {}).items():
-        if 'views' in p:
-            p.views = check_section(p.views, VIEWS_SCHEMA, f'pretrain.{name}.views', where, required=True)
     cfg.train = check_train(cfg.train, 'train', where, required=True)
+    cfg.teacher_train = check_train(cfg.get('teacher_train') or {}, 'teacher_train', where, required=False)
     cfg.evaluation = check_section(cfg.get('evaluation') or {}, EVALUATION_SCHEMA, 'evaluation', where, required=True)
     best = cfg.evaluation.save_best
     if best is not None and (best.count('/') != 1 or best.split('/')[0] not in cfg.datasets
                              or best.split('/')[1] not in BEST_METRICS):
         raise ConfigError(f'{where}: evaluation.save_best must be DATASET/METRIC with DATASET one of '
                           f'{sorted(cfg.datasets)} and METRIC one of {BEST_METRICS}, got {best!r}')
-    if cfg.get('stage2') is not None:
+    cfg.stage2 = cfg.get('stage2')
+    if cfg.stage2 is not None:
         cfg.stage2 = check_section(cfg.stage2, STAGE2_SCHEMA, 'stage2', where, required=True)
         if not 0 < cfg.stage2.switch_epoch < cfg.train.epochs:
             raise ConfigError(f'{where}: stage2.switch_epoch must be in (0, train.epochs = {cfg.train.epochs}), '
                               f'got {cfg.stage2.switch_epoch}')
-    if 'teacher_train' in cfg:
-        cfg.teacher_train = check_train(cfg.teacher_train, 'teacher_train', where, required=False)
-    for section in ('teachers', 'pretrain'):  # a model's own overrides of teacher_train
-        for name, t in cfg.get(section, {}).items():
-            if 'train' in t:
-                t.train = check_train(t.train, f'{section}.{name}.train', where, required=False)
     weights = set(cfg.train.loss_weights)
     expected = {'gt'} | set(cfg.teachers)
     if weights != expected:
@@ -224,7 +241,7 @@ def validate_config(cfg: Config, where: str = 'config') -> None:
 def supervised_model(cfg: Config, name: str) -> ConfigDict:
     """What `train-student --as-teacher NAME` trains on ground truth: teacher NAME, or the `pretrain`
     model NAME (a model others start from, e.g. the one the student's backbone comes from)."""
-    models = {**cfg.teachers, **cfg.get('pretrain', {})}
+    models = {**cfg.teachers, **cfg.pretrain}
     if name not in models:
         raise ConfigError(f'--as-teacher {name}: the config has no teacher or pretrain model of that name '
                           f'(it has {sorted(models)})')
@@ -244,11 +261,12 @@ def check_section(section, schema: dict, name: str, where: str, required: bool) 
     check_keys(section, tuple(schema), name, where)
     out = {}
     for key, (kind, default) in schema.items():
+        dotted = f'{name}.{key}' if name else key
         if key not in section:
             if required and default is REQUIRED_VALUE:
-                raise ConfigError(f'{where}: {name}.{key} is required')
-            if required:
-                out[key] = default
+                raise ConfigError(f'{where}: {dotted} is required')
+            if required and default is not ABSENT:
+                out[key] = ConfigDict(default) if isinstance(default, dict) else default
             continue
         value = section[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -256,11 +274,11 @@ def check_section(section, schema: dict, name: str, where: str, required: bool) 
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kind):
             names = ' or '.join(k.__name__ for k in kinds)
-            raise ConfigError(f'{where}: {name}.{key} must be {names}, got {value!r}')
+            raise ConfigError(f'{where}: {dotted} must be {names}, got {value!r}')
         if key in CHOICES and value not in CHOICES[key]:
-            raise ConfigError(f'{where}: {name}.{key} must be one of {CHOICES[key]}, got {value!r}')
+            raise ConfigError(f'{where}: {dotted} must be one of {CHOICES[key]}, got {value!r}')
         if key in POSITIVE and value is not None and value <= 0:
-            raise ConfigError(f'{where}: {name}.{key} must be > 0, got {value!r}')
+            raise ConfigError(f'{where}: {dotted} must be > 0, got {value!r}')
         out[key] = value
     return ConfigDict(out)
 
@@ -269,6 +287,20 @@ def resolve(path: str | os.PathLike) -> Path:
     """Paths in configs are relative to the repository root (where cli.py lives)."""
     p = Path(path)
     return p if p.is_absolute() else REPO_ROOT / p
+
+
+def repo_relative(path) -> str:
+    """A path as a config writes it: relative to the repository root when it lies inside it, else as
+    given (a path elsewhere, an fsspec URL)."""
+    if '://' in str(path):
+        return str(path)
+    p = Path(path)
+    if not p.is_absolute():
+        return str(path)
+    try:
+        return str(p.resolve().relative_to(REPO_ROOT.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,9 +1,8 @@
-"""What a run is, read from its config: the device and distributed rank, the split's instances and views,
-the models' geometry, the distillation temperature of the cached rows, the cache's path and the
-manifest a cache built from this config must carry; and the run folder's layout (RunFolder)."""
+"""What a run is, read from its config: the device and distributed rank, the split's instances and
+views, the datasets each teacher runs on, the cache's path. The models' geometry is pipeline.models',
+the cache's check against the config pipeline.cache_check's, the run folder pipeline.run_folder's."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -11,16 +10,11 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from cache.manifest import MATCH_KEYS, TEACHER_CROPS, build_manifest, diff_manifest, sha256_file
 from cache.store import cache_location, is_remote
 from data.datasets import dataset_indices, datasets_union, load_split
 from data.instances import InstanceTable
 from data.views import POLICIES, VIEW_FIELDS, draw_views, identity_view, stage_first_view
 from pipeline.config import resolve
-
-# benchmarks/offline_vs_online.py leaves its last result in the run's work_dir under this name; the
-# report quotes it.
-OFFLINE_VS_ONLINE_FILE = 'offline_vs_online.json'
 
 
 def pick_device(device: str | None, configured: str | None = None) -> torch.device:
@@ -52,7 +46,7 @@ def dist_info() -> tuple[int, int]:
 def split_instances(cfg: Config, split: str, checks: list | None = None) -> InstanceTable:
     """The split's instance table; `strict_input=True` in the config (dump-teachers --strict) turns
     the first bad annotation record into an error instead of a skipped, counted one."""
-    return load_split(cfg.datasets, split, resolve, strict=bool(cfg.get('strict_input', False)), checks=checks)
+    return load_split(cfg.datasets, split, resolve, strict=cfg.strict_input, checks=checks)
 
 
 # The val split's views, named as a policy in the cache manifest: the un-augmented crop and its mirror.
@@ -68,7 +62,7 @@ def view_stages(cfg: Config, split: str = 'train', views=None) -> list[dict]:
     own = views is None
     views = cfg.views if own else views
     stages = [dict(num_views=int(views.num_views), policy=str(views.policy), first_epoch=0)]
-    if own and cfg.get('stage2') is not None:
+    if own and cfg.stage2 is not None:
         s2 = cfg.stage2
         stages.append(dict(num_views=int(s2.num_views), policy=str(s2.policy), first_epoch=int(s2.switch_epoch)))
     return stages
@@ -108,7 +102,7 @@ def stage_view_indices(cache_stages: list[dict], stages: list[dict]) -> list[np.
 
 def val_truth_file(ds) -> Path | None:
     """A dataset's full val truth file (the synthetic twins: every union joint), or None when it has none."""
-    truth_file = (ds.get('truth') or {}).get('val')
+    truth_file = ds.truth.val
     return resolve(truth_file) if truth_file and resolve(truth_file).exists() else None
 
 
@@ -117,7 +111,7 @@ def teacher_datasets(cfg: Config, teacher: str, split: str) -> list[str] | None:
     dataset's joints is the point; None); on val only where the report scores its rows: its own
     dataset, and datasets with a full truth (the synthetic twins), where it is scored on
     the joints it knows. On real data a COCO teacher's rows on MPII crops would never be read."""
-    own = cfg.teachers[teacher].get('dataset')
+    own = cfg.teachers[teacher].dataset
     if split != 'val' or own is None:
         return None
     scored = [name for name, ds in cfg.datasets.items() if name == own or val_truth_file(ds) is not None]
@@ -129,170 +123,3 @@ def cache_path(cfg: Config, split: str):
     is (s3://bucket/prefix: cache.store.cache_location)."""
     root = cache_location(cfg.cache.root)
     return (root if is_remote(root) else resolve(root)) / f'{split}.zarr'
-
-
-def model_geometry(model_cfg_path) -> dict:
-    """input size (w, h) and SimCC split ratio of an mmpose-style model config."""
-    mc = Config.fromfile(str(resolve(model_cfg_path)))
-    return dict(input_size=tuple(int(v) for v in mc.codec['input_size']),
-                split=float(mc.codec.get('simcc_split_ratio', 2.0)))
-
-
-def head_loss_beta(model_cfg_path) -> float:
-    """The SimCC loss beta of an mmpose-style model config's head (RTMPose: 10, as mmpose's
-    KLDiscretLoss / KDLoss): the sharpening both the ground-truth and the KD loss apply."""
-    head = Config.fromfile(str(resolve(model_cfg_path))).model.head
-    return float(head.get('loss', {}).get('beta', 10.0))
-
-
-def kd_temperature(cfg: Config) -> float:
-    """The temperature, applied to the stored log-probabilities, of the distribution the student is
-    distilled towards: the KD loss sharpens them by the student head's loss beta divided by
-    train.temperature. Cache fidelity is measured there."""
-    return float(cfg.train.temperature) / head_loss_beta(cfg.student.config)
-
-
-def cache_differences(cfg: Config, split: str, cache, table: InstanceTable, stages: list[dict] | None = None) -> list[str]:
-    """How an open cache's manifest differs from what `cfg` would write for `split` (empty: it fits).
-    A cache with more views per stage than `stages` asks for fits: a run reads the first ones."""
-    stages = stages or view_stages(cfg, split)
-    cached = cache.manifest.get('views', {}).get('stages') or []
-    if len(cached) == len(stages) and all(c.get('num_views', 0) >= s['num_views'] for c, s in zip(cached, stages)):
-        stages = [dict(s, num_views=c['num_views']) for c, s in zip(cached, stages)]
-    return diff_manifest(expected_manifest(cfg, split, stages, table), cache.manifest, keys=MATCH_KEYS)
-
-
-def expected_manifest(cfg: Config, split: str, stages: list[dict], table: InstanceTable) -> dict:
-    """What a cache built from `cfg` must say about itself; train-student compares against it."""
-    student = model_geometry(cfg.student.config)
-    teachers = {}
-    for name, t in cfg.teachers.items():
-        geo = model_geometry(t.config)
-        teachers[name] = dict(config_sha256=sha256_file(resolve(t.config)),
-                              checkpoint_sha256=sha256_file(resolve(t.checkpoint)),
-                              input_size=list(geo['input_size']), split=geo['split'])
-    annotations = {f'{name}.{split}': sha256_file(resolve(ds[split]['ann_file']))
-                   for name, ds in cfg.datasets.items() if split in ds}
-    return build_manifest(
-        split=split,
-        student=dict(input_size=list(student['input_size']), split=student['split']),
-        teachers=teachers,
-        annotations=annotations,
-        views=dict(stages=[dict(num_views=int(s['num_views']), policy=s['policy']) for s in stages],
-                   seed=int(cfg.seed), fields=list(VIEW_FIELDS)),  # when a stage starts is training's
-        storage=dict(window=int(cfg.cache.window), tail_blocks=int(cfg.cache.tail_blocks),
-                     levels=int(cfg.cache.levels),
-                     lossless=bool(cfg.cache.get('lossless', False)),
-                     chunk_size=int(cfg.cache.chunk_size), teacher_crops=TEACHER_CROPS),
-        counts=dict(instances=len(table), **{f'instances.{n}': int((table.dataset == n).sum())
-                                             for n in cfg.datasets}),
-        joints=list(datasets_union(cfg.datasets).joint_names),
-    )
-
-
-class RunFolder:
-    """The one owner of a training run's folder layout (outputs/<run>/<mode>/):
-
-        run.json             what trained: mode, model config, epochs, batch, lr, datasets, cache, recipe
-        pipeline_config.py   the resolved pipeline config, so export-report sees exactly what trained
-        log.jsonl            one record per epoch (losses, lr, throughput, val metrics when evaluated)
-        last.pth             the EMA weights (mmpose layout) + the state to resume from
-        best.pth             the EMA weights at the best val score by evaluation.save_best (meta.best)
-        student_config.py    the mmpose config of the student (student runs)
-        report/              export-report's output
-        tb/                  TensorBoard event files (outputs.tensorboard)
-
-    The no-distillation baseline of a run is its sibling folder `supervised`."""
-
-    RUN_JSON, CONFIG, LOG, CHECKPOINT, BEST, MMPOSE_CONFIG, REPORT = (
-        'run.json', 'pipeline_config.py', 'log.jsonl', 'last.pth', 'best.pth', 'student_config.py', 'report')
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.run_json, self.config, self.log_path = (self.path / n for n in (self.RUN_JSON, self.CONFIG, self.LOG))
-        self.checkpoint, self.mmpose_config = self.path / self.CHECKPOINT, self.path / self.MMPOSE_CONFIG
-        self.best = self.path / self.BEST
-        self.report = self.path / self.REPORT
-        self.tensorboard = self.path / 'tb'
-
-    def baseline(self) -> 'RunFolder':
-        return RunFolder(self.path.parent / 'supervised')
-
-    def read_run(self) -> dict:
-        if not self.run_json.is_file():
-            raise FileNotFoundError(f'{self.run_json}: not a training run (no run.json)')
-        return json.loads(self.run_json.read_text())
-
-    def read_log(self) -> list[dict]:
-        if not self.log_path.is_file():
-            return []
-        return [json.loads(x) for x in self.log_path.read_text().splitlines() if x.strip()]
-
-    def checkpoints(self) -> list[str]:
-        """The checkpoints in the folder (last.pth, best.pth): what makes it hold a run, one a new run
-        must not replace unasked. A run that failed before its first checkpoint left at most run.json,
-        the config and a few log lines, nothing to resume: a new run replaces them."""
-        return [p.name for p in (self.checkpoint, self.best) if p.exists()]
-
-    def finished(self, epochs: int) -> bool:
-        log = self.read_log()
-        return self.checkpoint.exists() and bool(log) and log[-1].get('epoch') == int(epochs)
-
-    def start(self, cfg: Config, resume: bool, run: dict) -> None:
-        """A new run empties the log; the config and run.json are (re)written either way."""
-        if not resume:
-            self.log_path.write_text('')
-            self.best.unlink(missing_ok=True)
-        cfg.dump(str(self.config))
-        # mmengine writes dict keys sorted; the datasets' config order is the union's joint order
-        # (data.skeletons.derive_union) and part of the view seeds, so it is written back as it was
-        with open(self.config, 'a') as f:
-            f.write(f'\n# the datasets in config order (the union of their joints follows it)\n'
-                    f'datasets = {{name: datasets[name] for name in {list(cfg.datasets)!r}}}\n')
-        with open(self.run_json, 'w') as f:
-            json.dump(run, f, indent=1)
-
-    def log(self, record: dict) -> None:
-        from outputs.files import finite
-        with open(self.log_path, 'a') as f:
-            f.write(json.dumps(finite(record)) + '\n')
-
-    def save(self, model, optimizer, ema, epoch: int, step: int, meta: dict) -> None:
-        """EMA weights as the checkpoint's state_dict (what is evaluated and exported), plus the state
-        a resumed run continues from bit for bit."""
-        from teachers.checkpoints import save_checkpoint
-        save_checkpoint(self.checkpoint, ema.module.state_dict(), meta,
-                        train_state=dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                                         ema=ema.state_dict(), torch_rng=torch.get_rng_state(),
-                                         epoch=epoch, step=step))
-
-    def best_score(self, key: str) -> float:
-        """The best val score by `key` logged so far (a resumed run keeps its best), or -inf."""
-        return max([r['best']['value'] for r in self.read_log() if r.get('best', {}).get('metric') == key],
-                   default=float('-inf'))
-
-    def save_best(self, ema, meta: dict) -> None:
-        from teachers.checkpoints import save_checkpoint
-        save_checkpoint(self.best, ema.module.state_dict(), meta)
-
-    def scored_checkpoint(self) -> tuple[Path, str]:
-        """The checkpoint a report scores and how to name it: best.pth when the run kept one (mmpose
-        reports its save_best checkpoint), else last.pth."""
-        best = [r['best'] for r in self.read_log() if 'best' in r]
-        if self.best.exists() and best:
-            best = best[-1]
-            return self.best, f"best.pth (epoch {best['epoch']}, {best['metric']} {100 * best['value']:.1f})"
-        log = self.read_log()
-        return self.checkpoint, f"last.pth (epoch {log[-1]['epoch'] if log else '?'})"
-
-    def resume(self, model, optimizer, ema) -> tuple[int, int]:
-        """Load the resume state into model, optimizer and EMA; returns (epoch, step) reached."""
-        from teachers.checkpoints import load_checkpoint
-        if not self.checkpoint.exists():
-            raise FileNotFoundError(f'{self.checkpoint}: nothing to resume from')
-        state = load_checkpoint(self.checkpoint)['train_state']
-        model.load_state_dict(state['model'])
-        optimizer.load_state_dict(state['optimizer'])
-        ema.load_state_dict(state['ema'])
-        torch.set_rng_state(state['torch_rng'])
-        return int(state['epoch']), int(state['step'])

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import load_config, parse_cfg_options, resolve
-from pipeline.run import RunFolder
+from pipeline.run_folder import RunFolder
 
 
 def _step(timings: dict, name: str, fn, done: bool) -> None:
@@ -67,7 +67,7 @@ def run_demo(config_path: str, cfg_options=()) -> None:
     cfg = load_config(config_path, parse_cfg_options(cfg_options))
     timings = {}
     shipped = {f'teacher {n}': t.checkpoint for n, t in cfg.teachers.items()}
-    if cfg.student.get('init_backbone'):
+    if cfg.student.init_backbone:
         shipped['student backbone'] = cfg.student.init_backbone
     for what, path in shipped.items():  # before any work: a missing or altered file stops the demo
         entry = verify_shipped(resolve(path))
@@ -90,7 +90,7 @@ def run_demo(config_path: str, cfg_options=()) -> None:
     timings['total'] = round(time.perf_counter() - t0, 1)
     (work / 'demo_timings.json').write_text(json.dumps(timings, indent=1))
     print(f'\ndemo finished in {timings["total"]:.0f} s; steps: {timings}')
-    print(f'report: {work / "offline" / "report" / "report.html"}')
+    print(f'report: {RunFolder(work / "offline").report / "report.html"}')
 
 
 def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, out_dir: str) -> Path:
@@ -99,7 +99,8 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     from stages.evaluation import evaluate_model
     from teachers.checkpoints import load_checkpoint, load_model, save_checkpoint, state_dict_from_checkpoint
     from teachers.rtmpose import build_model, count_flops
-    from teachers.shipped import file_sha256, half_precision
+    from data.files import sha256_file
+    from teachers.shipped import half_precision
 
     cfg = load_config(config_path, parse_cfg_options(cfg_options))
     eval_cfg = load_config(eval_config_path)
@@ -107,9 +108,9 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
     _make_data(cfg, timings)
     _make_data(eval_cfg, timings)
     extra = [a for o in cfg_options for a in ('--cfg-options', o)]
-    models = {**cfg.teachers, **cfg.get('pretrain', {})}
+    models = {**cfg.teachers, **cfg.pretrain}
     for group in training_order(models):
-        epochs = {n: models[n].get('train', {}).get('epochs', cfg.teacher_train.epochs) for n in group}
+        epochs = {n: models[n].train.get('epochs', cfg.teacher_train.epochs) for n in group}  # override or default
         todo = [n for n in group if not RunFolder(resolve(models[n].checkpoint).parent).finished(epochs[n])]
         _step(timings, 'train ' + ','.join(todo or group),
               lambda todo=todo: run_parallel([['train-student', '--config', config_path, '--mode', 'supervised',
@@ -135,7 +136,7 @@ def build_demo_teachers(config_path: str, cfg_options, eval_config_path: str, ou
         model = load_model(resolve(t.config), target)  # scored as shipped: fp16 weights in a float32 model
         log = RunFolder(run_dir).read_log()
         files[target.name] = dict(
-            role=role, sha256=file_sha256(target),
+            role=role, sha256=sha256_file(target),
             bytes=target.stat().st_size, config=str(t.config), dataset=t.dataset,
             skeleton=model.skeleton_name, flops_per_image=count_flops(model),
             log=f'logs/{name}.log.jsonl', steps=log[-1]['step'], train_seconds=train_seconds(log),
@@ -167,7 +168,7 @@ def training_order(models: dict) -> list[list[str]]:
     """The models in groups that train side by side: a model whose backbone starts from another's
     checkpoint (init_backbone) trains in a later group than that model."""
     by_checkpoint = {str(resolve(t.checkpoint)): n for n, t in models.items()}
-    parent = {n: by_checkpoint.get(str(resolve(t.init_backbone))) if t.get('init_backbone') else None
+    parent = {n: by_checkpoint.get(str(resolve(t.init_backbone))) if t.init_backbone else None
               for n, t in models.items()}
     groups, placed = [], set()
     while len(placed) < len(models):
@@ -186,9 +187,9 @@ def reseeded(cfg, seed: int) -> tuple[str, ...]:
     new = f'{old}/seed{seed}'
     opts = [f'seed={seed}', f'work_dir={new}']
     for section in ('teachers', 'pretrain'):
-        for name, t in cfg.get(section, {}).items():
+        for name, t in cfg[section].items():
             for key in ('checkpoint', 'init_backbone'):
-                if str(t.get(key) or '').startswith(old + '/'):
+                if str(t[key] or '').startswith(old + '/'):
                     opts.append(f'{section}.{name}.{key}={new}{str(t[key])[len(old):]}')
     return tuple(opts)
 

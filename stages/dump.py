@@ -1,9 +1,11 @@
 """Stage one: every teacher over every crop and view, into the Zarr cache.
 
 Work is cut into units of (view, chunk of instances) aligned with the cache's chunks. For each
-unit, DataLoader workers decode the unit's images (once per image) and replay the view into each
-teacher's native crop; the main process runs the teachers; a writer thread maps nothing and
-computes nothing, it only stores what the stage hands it. A unit is marked done per teacher after
+unit, DataLoader workers decode the unit's images (once per image) and build contract 2's inputs
+(data.views.teacher_inputs: each teacher's native crop of the view, the view boxes' scales); the
+main process runs the teachers and maps their outputs into the student's bins
+(teachers.targets.teacher_rows); a writer thread windows, encodes and stores the rows
+(cache.store) while the next unit runs. A unit is marked done per teacher after
 its rows are written, so an interrupted dump resumes where it stopped; under torchrun rank r takes
 units r, r+N, ... (disjoint chunks).
 """
@@ -18,15 +20,16 @@ import torch
 from tqdm import tqdm
 
 from cache.fidelity import fidelity_report
-from cache.manifest import BIN_MAP_RULE, MATCH_KEYS, code_version, diff_manifest
+from cache.manifest import BIN_MAP_RULE, code_version
 from cache.store import create_cache, open_cache, reconstruct_rows
 from data.images import check_image_files, decode_grouped
 from data.datasets import datasets_union
 from data.skeletons import model_skeleton, union_indices
-from data.views import VIEW_FIELDS, replay_view, view_box_scales
+from data.views import VIEW_FIELDS, teacher_inputs
 from pipeline.config import resolve
-from pipeline.run import (cache_path, dist_info, expected_manifest, kd_temperature, model_geometry, pick_device,
-                          split_instances, split_views, teacher_datasets, view_stages)
+from pipeline.cache_check import check_cache, expected_manifest
+from pipeline.models import kd_temperature, model_geometry
+from pipeline.run import cache_path, dist_info, pick_device, split_instances, split_views, teacher_datasets, view_stages
 from stages.evaluation import warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.targets import student_bins, teacher_rows
@@ -45,12 +48,8 @@ class UnitCrops(torch.utils.data.Dataset):
     def __getitem__(self, k):
         view, chunk = self.units[k]
         rows = np.arange(chunk * self.chunk, min((chunk + 1) * self.chunk, len(self.table)))
-        images = decode_grouped(self.table.image_path[rows])
-        crops = {}
-        for name, size in self.input_sizes.items():  # each teacher's native crop of the view box
-            crops[name] = np.stack([replay_view(img, self.table.bbox[r], self.views[view, r], size)[0]
-                                    for img, r in zip(images, rows)])
-        box_scales = view_box_scales(self.table.bbox[rows], self.views[view, rows])
+        crops, box_scales = teacher_inputs(decode_grouped(self.table.image_path[rows]), self.table.bbox[rows],
+                                           self.views[view, rows], self.input_sizes)
         return dict(view=view, chunk=chunk, rows=rows, crops=crops, box_scales=box_scales)
 
 
@@ -59,9 +58,9 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     """Run the config's teachers (or `teacher_names`) over every pending unit of the split's cache;
     returns the per-teacher stats written to the cache manifest."""
     t_start = time.perf_counter()
-    device = pick_device(device, cfg.dump_stage.get('device'))
-    batch_size = batch_size or int(cfg.dump_stage.get('batch_size', 64))
-    num_workers = int(cfg.dump_stage.get('num_workers', 0) if num_workers is None else num_workers)
+    device = pick_device(device, cfg.dump_stage.device)
+    batch_size = batch_size or cfg.dump_stage.batch_size
+    num_workers = cfg.dump_stage.num_workers if num_workers is None else int(num_workers)
     rank, world = dist_info()
     stages = view_stages(cfg, split)
     if num_views and split == 'train':  # --views: stage 1's count
@@ -79,7 +78,7 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
     views = split_views(cfg, table, stages)
     student = model_geometry(cfg.student.config)
     models, specs = load_teachers(cfg, split, teacher_names, device, student, announce=rank == 0)
-    cache = open_store(cfg, split, expected_manifest(cfg, split, stages, table), table, views, specs, checks,
+    cache = open_store(cfg, split, stages, table, views, specs, checks,
                        resume, rank, world, device, list(models))
 
     pending = {name: set(map(tuple, cache.pending_units(name))) for name in models}
@@ -126,7 +125,7 @@ def load_teachers(cfg, split, teacher_names, device, student, announce):
     return models, specs
 
 
-def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, world, device, run_teachers):
+def open_store(cfg, split, stages, table, views, specs, checks, resume, rank, world, device, run_teachers):
     """The split's cache, created (rank 0) unless a matching one exists to resume; refused when it was
     built from another config. A resumed cache's done units of `run_teachers` are verified first, and
     those failing a checksum become pending again."""
@@ -136,19 +135,16 @@ def open_store(cfg, split, manifest, table, views, specs, checks, resume, rank, 
         torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     resuming = path.exists() and resume
     if rank == 0 and not resuming:
-        create_cache(path, manifest=dict(manifest, code_version=code_version(),
+        create_cache(path, manifest=dict(expected_manifest(cfg, split, stages, table), code_version=code_version(),
                                          input_checks=[c.as_dict() for c in checks]), instances=table, views=views,
                      view_fields=list(VIEW_FIELDS), teachers=specs, window=int(cfg.cache.window),
-                     lossless=bool(cfg.cache.get('lossless', False)), chunk_size=int(cfg.cache.chunk_size),
+                     lossless=cfg.cache.lossless, chunk_size=int(cfg.cache.chunk_size),
                      tail_blocks=int(cfg.cache.tail_blocks), levels=int(cfg.cache.levels),
                      overwrite=not resume)
     if world > 1:
         torch.distributed.barrier()
     cache = open_cache(path, mode='r+')
-    diffs = diff_manifest(manifest, cache.manifest, keys=MATCH_KEYS)
-    if diffs:
-        raise RuntimeError(f'{path}: existing cache was built from another config; '
-                           'use --no-resume to start over. Differences:\n  ' + '\n  '.join(diffs))
+    check_cache(cfg, split, cache, table, stages, exact=True, finished=False, remedy='use --no-resume to start over')
     if rank == 0 and resuming:
         repair_units(cache, run_teachers)
     if world > 1:
@@ -262,7 +258,7 @@ def stored_vs_full(cache, name, samples):
 
 def cache_fidelity(cfg, split='train', samples=256, device=None):
     """Contract 2, end to end: reconstructed cache rows vs the live teacher on the replayed views."""
-    device = pick_device(device, cfg.dump_stage.get('device'))
+    device = pick_device(device, cfg.dump_stage.device)
     cache = open_cache(cache_path(cfg, split))
     table = cache.instances
     student = model_geometry(cfg.student.config)
@@ -273,12 +269,10 @@ def cache_fidelity(cfg, split='train', samples=256, device=None):
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
         view = int(rng.integers(cache.n_views))
         rows = np.sort(rng.choice(len(table), size=min(samples, len(table)), replace=False))
-        images = decode_grouped(table.image_path[rows])
-        crops = np.stack([replay_view(img, table.bbox[r], cache.views[view, r], model.input_size)[0]
-                          for img, r in zip(images, rows)])
+        crops, box_scales = teacher_inputs(decode_grouped(table.image_path[rows]), table.bbox[rows],
+                                           cache.views[view, rows], {name: model.input_size})
         sx, sy, _, _ = (a.cpu().numpy() for a in teacher_rows(
-            model, crops, view_box_scales(table.bbox[rows], cache.views[view, rows]), student_size,
-            student['split'], device))
+            model, crops[name], box_scales, student_size, student['split'], device))
         rx, ry, _, _ = reconstruct_rows(cache.read_rows(name, view, rows))
         out[name] = (view, [(sx, rx), (sy, ry)])
     report = fidelity_report(cache, {n: pairs for n, (_, pairs) in out.items()}, sorted({kd_temperature(cfg), 1.0}))

@@ -16,14 +16,15 @@ from data.truth import load_truth, truth_in_union, truth_rows
 from outputs.evaluate import (coco_keypoint_eval, pck_union, pckh, predictions_to_coco_results,
                               topdown_instance_areas)
 from pipeline.config import resolve
-from pipeline.run import model_geometry, split_instances, val_truth_file
+from pipeline.models import model_geometry
+from pipeline.run import split_instances, val_truth_file
 from teachers.inference import predict_model
 
 
 def pckh_unavailable(ds, head_size: np.ndarray) -> str | None:
     """Why PCKh cannot be computed on an MPII-type dataset's val rows (None when it can): PCKh
     divides each error by the person's head size, which only the head-box file gives."""
-    if not ds['val'].get('head_boxes_file'):
+    if not ds['val']['head_boxes_file']:
         return 'no head-box file'
     unknown = int((~np.isfinite(head_size)).sum())
     return f'head size unknown for {unknown} of {len(head_size)} instances' if unknown else None
@@ -32,7 +33,7 @@ def pckh_unavailable(ds, head_size: np.ndarray) -> str | None:
 def missing_head_boxes(cfg) -> list[str]:
     """The MPII-type datasets whose val split has no head-box file (their PCKh is not computed)."""
     return [name for name, ds in cfg.datasets.items()
-            if ds['type'] == 'mpii' and 'val' in ds and not ds['val'].get('head_boxes_file')]
+            if ds['type'] == 'mpii' and 'val' in ds and not ds['val']['head_boxes_file']]
 
 
 def warn_missing_head_boxes(cfg) -> None:

@@ -7,7 +7,8 @@ beside it) and skeleton drawn (the run's union of its datasets' joints; the join
 annotates in their own colour) beside `predictions.json`: per image, per person, the box, its score (the
 detection's; 1 for a given box, as mmpose), the keypoints (image pixels) and their scores. Images the detections give no person
 are counted and named in one warning line. Prediction is evaluation's own path
-(stages.evaluation.predict_boxes): same crop, same decoding.
+(teachers.inference.predict_boxes): same crop, same decoding. The detection file is read by
+data.coco.read_detections, as the val split's.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ import cv2
 import numpy as np
 from mmengine.config import Config
 
+from data.coco import read_detections
 from data.images import read_image
 from data.datasets import datasets_union
 from data.skeletons import SKELETONS, get_skeleton
 from data.files import atomic_write, atomic_write_text
 from outputs.report import draw_box, draw_skeleton
-from pipeline.config import resolve
-from pipeline.run import RunFolder, pick_device
+from pipeline.run import pick_device
+from pipeline.run_folder import RunFolder
 from teachers.inference import predict_boxes
 from teachers.checkpoints import load_checkpoint, load_model
 
@@ -45,18 +47,10 @@ def image_files(source) -> list[Path]:
 
 def detection_boxes(det_file, score_thr: float) -> dict[int, np.ndarray]:
     """image_id -> (n, 5) person boxes of a COCO results file, x1, y1, x2, y2, score >= score_thr."""
-    dets = json.loads(Path(det_file).read_text())
-    if not isinstance(dets, list):
-        raise ValueError(f'{det_file}: expected a list of detections in the COCO results format')
     out: dict[int, list] = {}
-    for j, d in enumerate(dets):
-        try:
-            if int(d.get('category_id', 1)) != 1 or float(d['score']) < score_thr:
-                continue
-            x, y, w, h = (float(v) for v in d['bbox'][:4])
-            out.setdefault(int(d['image_id']), []).append([x, y, x + w, y + h, float(d['score'])])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f'{det_file}: detection [{j}] lacks a valid image_id/bbox/score ({e!r})') from None
+    for _, image_id, (x, y, w, h), score in read_detections(det_file):
+        if score >= score_thr:
+            out.setdefault(image_id, []).append([x, y, x + w, y + h, score])
     return {k: np.array(v, np.float32) for k, v in out.items()}
 
 
@@ -68,9 +62,9 @@ def load_predictor(run=None, config=None, checkpoint=None, device=None, override
     flip_test = skeleton = None
     if run is not None:
         folder = RunFolder(run)
-        config, checkpoint = resolve(folder.read_run()['model_config']), folder.scored_checkpoint()[0]
-        run_cfg = Config.fromfile(str(folder.config))
-        flip_test = bool(run_cfg.get('evaluation', {}).get('flip_test', False))
+        config, checkpoint = folder.model_config(), folder.scored_checkpoint()[0]
+        run_cfg = folder.load_config()
+        flip_test = run_cfg.evaluation.flip_test
         skeleton = datasets_union(run_cfg.datasets)
     if config is None or checkpoint is None:
         raise ValueError('predict needs --run RUN, or --config CFG with --checkpoint CKPT')

@@ -16,10 +16,13 @@ from data.datasets import dataset_format, datasets_union
 from data.skeletons import model_skeleton, union_mask
 from data.files import atomic_write_text
 from outputs.files import finite
-from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown, results_rows
-from pipeline.config import load_config, resolve
-from pipeline.run import (OFFLINE_VS_ONLINE_FILE, RunFolder, cache_differences, cache_path, model_geometry, pick_device,
-                          split_instances)
+from outputs.report import draw_skeleton, figure_curves, figure_per_joint, render_html, render_markdown
+from outputs.report_content import results_rows
+from pipeline.config import resolve
+from pipeline.cache_check import check_cache
+from pipeline.models import model_geometry
+from pipeline.run import cache_path, pick_device, split_instances
+from pipeline.run_folder import OFFLINE_VS_ONLINE_FILE, RunFolder
 from stages.evaluation import evaluate_predictions, warn_missing_head_boxes
 from teachers.checkpoints import load_model
 from teachers.inference import predict_from_simcc, predict_model
@@ -35,8 +38,8 @@ def box_sources(datasets: dict) -> dict:
     out = {}
     for name, ds in datasets.items():
         if dataset_format(ds['type']) == 'coco' and 'val' in ds:
-            det = ds['val'].get('det_file')
-            out[name] = dict(det_file=str(resolve(det)), det_score_thr=float(ds['val'].get('det_score_thr', 0.0))) \
+            det = ds['val']['det_file']
+            out[name] = dict(det_file=str(resolve(det)), det_score_thr=float(ds['val']['det_score_thr'])) \
                 if det else dict(det_file=None)
     return out
 
@@ -48,12 +51,8 @@ def teacher_predictions(cfg, table):
     from teachers.simcc import SimCCCodec
     path = cache_path(cfg, 'val')
     cache = open_cache(path)
-    diffs = cache_differences(cfg, 'val', cache, table)
-    if diffs:  # a teacher, an annotation file or the views changed since the val dump: its rows are stale
-        raise RuntimeError(f'{path}: the val cache was not built from this run\'s config ({diffs[0]}); '
-                           're-run dump-teachers --split val')
-    if len(cache.instances) != len(table) or not np.array_equal(cache.instances.instance_key, table.instance_key):
-        raise RuntimeError(f'{path}: val cache rows do not match the val split of the config; re-run dump-teachers --split val')
+    # a teacher, an annotation file or the views changed since the val dump: its rows are stale
+    check_cache(cfg, 'val', cache, table, remedy='re-run dump-teachers --split val')
     student = model_geometry(cfg.student.config)
     codec = SimCCCodec(input_size=student['input_size'], sigma=(1.0, 1.0), simcc_split_ratio=student['split'])
     out = {}
@@ -76,7 +75,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
 
     folder = RunFolder(run_dir)
     run_dir, run = folder.path, folder.read_run()
-    cfg = load_config(run['config'])
+    cfg = folder.load_config()
     out = Path(out) if out else folder.report
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
@@ -89,7 +88,7 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
         """A run's entry (its scored checkpoint: best.pth if kept, else last.pth) with and without the
         flip test; returns the model and the predictions the configured evaluation gives."""
         path, which = f.scored_checkpoint()
-        model = load_model(resolve(f.read_run()['model_config']), path, device=device).eval()
+        model = load_model(f.model_config(), path, device=device).eval()
         both = {flip: predict_model(model, table, device, union, flip_test=flip) for flip in (True, False)}
         covered = union_mask(model_skeleton(model.skeleton_name, union), union)
         metrics = {flip: evaluate_predictions(cfg, table, *both[flip], covered) for flip in both}
@@ -115,8 +114,8 @@ def export_report(run_dir, out=None, formats=('html', 'md', 'json', 'h5'), onnx=
     figures = dict(curves=figure_curves({e: v.get('log', []) for e, v in entries.items()}),
                    per_joint=figure_per_joint(entries, union),
                    examples=example_images(table, predictions, union, n=6))
-    metrics = dict(run=str(run_dir), mode=run['mode'], config=run['config'], joints=list(union.joint_names),
-                   joint_datasets=[list(s) for s in union.sources],
+    metrics = dict(run=str(run_dir), mode=run['mode'], config=run.get('source_config') or run['config'],
+                   joints=list(union.joint_names), joint_datasets=[list(s) for s in union.sources],
                    table=results_rows(entries), flip_test=flip_test,
                    table_other=results_rows({e: dict(metrics=v['metrics_flip' if not flip_test else 'metrics_no_flip'])
                                              for e, v in entries.items()}),
@@ -194,10 +193,10 @@ def export_student(folder: RunFolder, run: dict, student, out: Path, onnx: bool,
     checkpoint = folder.scored_checkpoint()[0]  # the one the report scores
     sd = state_dict_from_checkpoint(load_checkpoint(checkpoint))
     exports = {'mmpose': {k: str(v) for k, v in export_mmpose(
-        sd, resolve(run['model_config']), out / 'export', dataset_meta_from_skeleton(model_skeleton(student.skeleton_name, union))).items()}}
+        sd, folder.model_config(), out / 'export', dataset_meta_from_skeleton(model_skeleton(student.skeleton_name, union))).items()}}
     if onnx:
         onnx_path = out / 'export' / 'student.onnx'
-        student_cpu = load_model(resolve(run['model_config']), checkpoint, device='cpu').eval()
+        student_cpu = load_model(folder.model_config(), checkpoint, device='cpu').eval()
         export_onnx(student_cpu, tuple(student_cpu.input_size), onnx_path)
         exports['onnx'] = dict(path=str(onnx_path), max_abs_diff=float(check_onnx(onnx_path, student_cpu)))
     return exports

@@ -2,7 +2,7 @@
 
 A run spec (recipe, device, model, instances: `run_spec`), a target source behind one call per batch
 (`TargetSource`), then one loop, top to bottom (nanoGPT style); the run folder's layout is
-pipeline.run.RunFolder's, the training math is in training/. Modes:
+pipeline.run_folder.RunFolder's, the training math is in training/. Modes:
   offline     targets from the cache (the product): each epoch reads one view plane per teacher into
               memory, the crops are replayed from the stored view records, photometric aug on top.
   online      the same views, but the teachers run live on their own crops (the baseline it beats).
@@ -24,21 +24,25 @@ from data.images import check_image_files, read_image
 from data.photometric import photometric_augment
 from data.datasets import datasets_union
 from data.skeletons import model_skeleton, union_indices
-from data.views import mirror_matrix, view_box, view_geometry, view_keypoints, warp_crop
+from data.views import mirror_matrix, teacher_inputs, view_geometry, view_keypoints, warp_crop
 from outputs.export import dataset_meta_from_skeleton
 from data.files import to_plain
-from pipeline.config import BEST_METRICS, resolve, seed_everything, supervised_model
+from pipeline.config import BEST_METRICS, repo_relative, resolve, seed_everything, supervised_model
 from outputs.evaluate import headline_metric
 from outputs.tensorboard import LOG_EVERY, TrainBoard
-from pipeline.run import (RunFolder, cache_differences, cache_path, dist_info, head_loss_beta, pick_device,
-                          split_instances, split_views, stage_view_indices, view_stages)
+from pipeline.cache_check import check_cache
+from pipeline.models import head_loss_beta
+from pipeline.run import (cache_path, dist_info, pick_device, split_instances, split_views, stage_view_indices,
+                          view_stages)
+from pipeline.run_folder import RunFolder
 from stages.evaluation import evaluate_model
 from teachers.checkpoints import init_backbone, load_model
 from teachers.rtmpose import build_model
-from training.distributed import convert_sync_batchnorm, global_batch_sizes, rank_items, rank_loss, reduce_sums
+from training.distributed import convert_sync_batchnorm, global_batch_sizes, rank_items, reduce_sums
 from training.ema import ModelEMA
-from training.losses import distillation_loss, kd_weight_schedule
-from training.schedule import cosine_start_step, learning_rate, lr_at, param_groups
+from training.losses import kd_weight_schedule
+from training.schedule import cosine_start_step, learning_rate, lr_at
+from training.step import StepSettings, TrainStep, make_optimizer, precision
 from training.targets import teacher_targets_offline, teacher_targets_online
 
 
@@ -73,10 +77,11 @@ class TrainCrops(torch.utils.data.Dataset):
     """Item i of the current view: the student crop (+ photometric aug), ground-truth SimCC labels for
     the model's joints, and (online mode) each teacher's native crop of the same view. With `mirror`
     (train.flip_views) about half the items of an epoch are the view's mirror (data.views.mirror_matrix),
-    their labels' joints swapped; the caller mirrors their cached rows (item['mirrored'])."""
+    their labels' joints swapped; the caller mirrors their cached rows (item['mirrored']). `photometric`:
+    the data.photometric policy, set by the train loop per schedule stage (None: off)."""
 
     def __init__(self, table, views, student_size, codec, model_joints, union_flip, teacher_sizes=None,
-                 photometric=True, seed=0, mirror=False):
+                 photometric=None, seed=0, mirror=False):
         """model_joints: the model's joints' indices in the table's union; union_flip: the union's
         Skeleton.flip_indices."""
         self.table, self.views, self.union_flip = table, views, np.asarray(union_flip)
@@ -117,10 +122,9 @@ class TrainCrops(torch.utils.data.Dataset):
                     target_x=labels['keypoint_x_labels'][0].astype(np.float32),
                     target_y=labels['keypoint_y_labels'][0].astype(np.float32),
                     target_weight=labels['keypoint_weights'][0].astype(np.float32))
-        for name, size in self.teacher_sizes.items():  # each teacher's native crop of the view box
-            item[f'crop_{name}'] = self.crop(img, i, size)[0]
-        if self.teacher_sizes:  # relates the teachers' bins to the student's (per instance)
-            item['box_scale'] = view_box(t.bbox[i], view)[1]
+        if self.teacher_sizes:  # online: each teacher's native crop of the view box, and its scale
+            crops, box_scales = teacher_inputs([img], t.bbox[i], view, self.teacher_sizes, mirrored=[self.mirrored[i]])
+            item.update({f'crop_{name}': c[0] for name, c in crops.items()}, box_scale=box_scales[0])
         return item
 
 
@@ -188,8 +192,8 @@ def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher
         if mode != 'supervised':
             raise ValueError('--as-teacher trains a teacher on ground truth: use --mode supervised')
         spec = supervised_model(cfg, as_teacher)
-        tc.update(to_plain(cfg.get('teacher_train', {})))
-        tc.update(to_plain(spec.get('train', {})))  # this model's own overrides
+        tc.update(to_plain(cfg.teacher_train))
+        tc.update(to_plain(spec.train))  # this model's own overrides
         work_dir = Path(work_dir) if work_dir else resolve(spec.checkpoint).parent
         datasets = [spec.dataset]
     else:
@@ -216,11 +220,11 @@ def run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher
         raise ValueError(f'{spec.config}: the head predicts {model.num_keypoints} joints but the skeleton '
                          f'{model.skeleton_name!r} has {skeleton.num_joints} ({", ".join(skeleton.joint_names)}); '
                          'set head.out_channels to that')
-    if spec.get('init_backbone') and not resume:
+    if spec.init_backbone and not resume:
         # mmpose's init_cfg=dict(type='Pretrained', prefix='backbone.'): RTMPose-s starts from a CSPNeXt
         # trained on COCO + AIC, RTMPose's MPII model from a backbone trained on COCO.
         source = resolve(spec.init_backbone)
-        widen = bool(spec.get('widen_backbone', False))
+        widen = spec.widen_backbone
         init_backbone(model, source, widen=widen)
         print(f'[{as_teacher or mode}] backbone initialised from {source}' + ' (widened x2)' * widen)
     return RunSpec(mode=mode, tc=tc, epochs=int(epochs or tc['epochs']),
@@ -240,7 +244,7 @@ def preflight(cfg, table, datasets: list):
     val_table = split_instances(cfg, 'val')
     for split, t in (('train', table), ('val', val_table)):
         for name in datasets:
-            part = cfg.datasets[name].get(split)
+            part = cfg.datasets[name].get(split)  # absent: the dataset has no such split
             if part is not None and not resolve(part.image_root).is_dir():
                 raise FileNotFoundError(f'{resolve(part.image_root)}: image folder not found '
                                         f'(datasets.{name}.{split}.image_root)')
@@ -259,14 +263,7 @@ class TargetSource:
         if run.mode == 'offline':
             path = cache_path(cfg, 'train')
             self.cache = open_cache(path)
-            diffs = cache_differences(cfg, 'train', self.cache, run.table, stages)
-            if diffs:
-                raise RuntimeError(f'{path}: this cache was not built from this config; refusing it. '
-                                   'Differences:\n  ' + '\n  '.join(diffs))
-            pending = {t: len(self.cache.pending_units(t)) for t in self.cache.teacher_names}
-            if any(pending.values()):
-                raise RuntimeError(f'{path}: the dump is not finished ({pending} units pending); '
-                                   'run dump-teachers again to resume it')
+            check_cache(cfg, 'train', self.cache, run.table, stages)
             self.views = self.cache.views
             self.stage_views = stage_view_indices(self.cache.manifest['views']['stages'], stages)
             self.specs = {t: self.cache.teacher_spec(t) for t in self.cache.teacher_names}
@@ -316,7 +313,7 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
           as_teacher=None, num_workers=None, overwrite=False):
     run = run_spec(cfg, mode, epochs, batch_size, device, resume, work_dir, as_teacher, num_workers, overwrite)
     tc, model, device, rank, world, seed = run.tc, run.model, run.device, run.rank, run.world, run.seed
-    own_views = (supervised_model(cfg, as_teacher) if as_teacher else cfg.student).get('views')
+    own_views = cfg.pretrain[as_teacher].views if as_teacher in cfg.pretrain else None
     stages = view_stages(cfg, 'train', own_views)  # a pretrain model may have its own views (un-augmented)
     source = TargetSource(cfg, run, stages)
     first_epochs = [st['first_epoch'] for st in stages]
@@ -330,30 +327,27 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
     lr = learning_rate(tc['base_lr'], tc['auto_scale_lr'], run.batch_size * world)
     if bool(tc['sync_bn']) and world > 1:
         model = convert_sync_batchnorm(model, device)
-    optimizer = torch.optim.AdamW(param_groups(model, float(tc['weight_decay'])), lr=lr)
+    optimizer = make_optimizer(model, tc['weight_decay'], lr)
+    ema = ModelEMA(model, momentum=float(tc['ema_momentum']))
     global_batch = run.batch_size * world
     steps_per_epoch = len(global_batch_sizes(len(dataset), global_batch, world))
     total_steps = run.epochs * steps_per_epoch
     cosine_start = cosine_start_step(run.epochs, steps_per_epoch)
-    amp, channels_last = precision(tc, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    train_model = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == 'cuda' else None)
-    ema = ModelEMA(model, momentum=float(tc['ema_momentum']))  # after DDP's broadcast of rank 0's weights
-    # the batch-summed loss terms (their DDP gradient is scaled by the world: training.distributed.rank_loss)
-    batch_summed = ('gt',) if tc['gt_reduction'] == 'mmpose' else ()
+    # the model's own SimCC loss beta (RTMPose: 10)
+    settings = StepSettings.from_recipe(tc, device, head_loss_beta(run.model_cfg_path),
+                                        supervised=mode == 'supervised', amp_channels_last=precision(tc, device))
+    device_ids = [device.index] if device.type == 'cuda' else None
+    step_fn = TrainStep(model, optimizer, ema, settings, world=world, wrap=None if world == 1 else (
+        lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=device_ids)))
     folder = RunFolder(run.work_dir)
     start_epoch, step = folder.resume(model, optimizer, ema) if resume else (0, 0)
     if rank == 0:
         folder.start(cfg, resume, dict(
-            mode=mode, as_teacher=as_teacher, config=str(folder.config), source_config=str(getattr(cfg, 'config_path', '')),
-            model_config=run.model_cfg_path, skeleton=model.skeleton_name, epochs=run.epochs,
+            mode=mode, as_teacher=as_teacher, model_config=repo_relative(run.model_cfg_path),
+            skeleton=model.skeleton_name, epochs=run.epochs,
             batch_size=run.batch_size, world=world, lr=lr, datasets=run.datasets,
-            cache=str(cache_path(cfg, 'train')) if source.cache else None, train=tc))
+            cache=repo_relative(cache_path(cfg, 'train')) if source.cache else None, train=tc))
     board = TrainBoard(folder.tensorboard, step) if rank == 0 else None
-    weights = {'gt': 1.0} if mode == 'supervised' else dict(tc['loss_weights'])
-    beta = head_loss_beta(run.model_cfg_path)  # the model's own SimCC loss beta (RTMPose: 10)
 
     for epoch in range(start_epoch, run.epochs):
         t_epoch = time.perf_counter()
@@ -373,39 +367,24 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         loader = torch.utils.data.DataLoader(dataset, batch_size=run.batch_size, sampler=order.tolist(),
                                              num_workers=run.num_workers, pin_memory=device.type == 'cuda',
                                              drop_last=False, persistent_workers=False)
-        train_model.train()
+        step_fn.forward.train()
         n_seen, sums = 0, {}
         bar = tqdm(loader, desc=f'{mode} epoch {epoch + 1}/{run.epochs}', leave=False, disable=rank != 0)
         for i, batch in enumerate(bar):
             for g in optimizer.param_groups:
                 g['lr'] = lr_at(step, total_steps, lr, int(tc['warmup_steps']), cosine_start=cosine_start)
-            x = model.normalize(batch['img'].to(device, non_blocking=True))
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            targets = dict(gt_x=batch['target_x'].to(device), gt_y=batch['target_y'].to(device),
-                           gt_weights=batch['target_weight'].to(device), **source(batch, len(model_joints)))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                pred_x, pred_y = train_model(x)
-            loss, parts = distillation_loss(
-                pred_x.float(), pred_y.float(), targets, loss_weights=weights, beta=beta,
-                temperature=float(tc['temperature']), overlap_mode=tc['overlap'],
-                kd_scale=kd_weight_schedule(epoch, run.epochs, decay=bool(tc['kd_decay'])),
-                gt_reduction=tc['gt_reduction'])
-            optimizer.zero_grad(set_to_none=True)
-            (loss if world == 1 else rank_loss(parts, len(x), sizes[i], world, batch_summed)).backward()
-            if tc['grad_clip']:
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc['grad_clip']))
-            optimizer.step()
-            ema.update(model)
+            loss, parts = step_fn(batch, source(batch, len(model_joints)),
+                                  kd_scale=kd_weight_schedule(epoch, run.epochs, decay=bool(tc['kd_decay'])),
+                                  global_batch=sizes[i])
             step += 1
-            n_seen += len(x)
+            n = len(batch['index'])
+            n_seen += n
             for k, v in parts.items():  # summed on the device: no host sync in the step
-                sums[k] = sums.get(k, 0.0) + v.detach() * len(x)
+                sums[k] = sums.get(k, 0.0) + v.detach() * n
             if step % LOG_EVERY == 0:
                 bar.set_postfix(loss=f'{float(loss.detach()):.4f}')
             if board and (step % LOG_EVERY == 0 or i == len(loader) - 1):
-                board.step(step, parts, optimizer.param_groups[0]['lr'], grad_norm if tc['grad_clip'] else
-                           torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]))
+                board.step(step, parts, optimizer.param_groups[0]['lr'], step_fn.grad_norm())
         if world > 1:
             n_seen, sums = reduce_sums(n_seen, sums, device)
         end_epoch(cfg, run, folder, model, optimizer, ema, epoch, step, n_seen, sums, time.perf_counter() - t_epoch,
@@ -416,17 +395,9 @@ def train(cfg, mode='offline', epochs=None, batch_size=None, device=None, resume
         torch.distributed.destroy_process_group()
     if rank == 0 and as_teacher is None:
         from outputs.export import write_mmpose_config
-        write_mmpose_config(resolve(run.model_cfg_path), run.work_dir / 'student_config.py',
+        write_mmpose_config(resolve(run.model_cfg_path), folder.mmpose_config,
                             dataset_meta_from_skeleton(model_skeleton(model.skeleton_name, source.union)))
     return run.work_dir
-
-
-def precision(tc: dict, device: torch.device) -> tuple[bool, bool]:
-    """(bf16 autocast, channels_last) of the training step: as configured on CUDA; off on CPU, where bf16
-    autocast is slower than fp32 on most CPUs (tests/stages/test_train_precision.py forces both on the CPU
-    to run the GPU's code path)."""
-    on = device.type == 'cuda'
-    return bool(tc['amp']) and on, bool(tc['channels_last']) and on
 
 
 def plane_rows(run: RunSpec, items: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ that rebuilds it.
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,20 +15,14 @@ from typing import Mapping
 
 import torch
 
+from data.files import sha256_file
+
 MANIFEST = 'manifest.json'
 REBUILD = 'make demo-teachers'
 
 
 class ShippedTeacherError(RuntimeError):
     pass
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
@@ -55,7 +48,7 @@ def verify_shipped(checkpoint: str | os.PathLike) -> dict:
         raise ShippedTeacherError(f'{path}: not listed in {path.parent / MANIFEST}; rebuild with `{REBUILD}`')
     if not path.is_file():
         raise ShippedTeacherError(f'{path}: missing; rebuild the shipped teachers with `{REBUILD}`')
-    got = file_sha256(path)
+    got = sha256_file(path)
     if got != entry['sha256']:
         raise ShippedTeacherError(f'{path}: sha256 {got[:12]}... differs from its manifest '
                                   f'({entry["sha256"][:12]}...): the file was altered; restore it '

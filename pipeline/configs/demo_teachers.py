@@ -68,8 +68,10 @@ cache = dict(root='outputs/demo-teachers/cache')
 # Ground truth only, own twin, batch 32 (~130 steps per epoch of the ~4200 COCO-style instances).
 # lr 1e-3 (half the student's 2e-3) with a 500-step warm-up: from scratch at 2e-3 the COCO teacher was
 # still at the mean pose after 1040 steps (val PCK 19%), at 1e-3 it had left it.
-# Every setting is pinned here, not inherited from the demo's student recipe, so that changing the
-# demo never changes how its shipped teachers were made.
+# Every setting of ground-truth training is pinned here, not inherited from the demo's student recipe,
+# so that changing the demo never changes how its shipped teachers were made; what is inherited from
+# `train` are the KD settings (unused on ground truth), auto_scale_lr (None) and amp, channels_last and
+# sync_bn (CUDA only).
 teacher_train = dict(epochs=24, batch_size=32, base_lr=1e-3, weight_decay=0.05,
                      warmup_steps=500, grad_clip=1.0, ema_momentum=0.0002, photometric='final',
                      gt_reduction='batch_mean', val_interval=2, checkpoint_interval=4, num_workers=0,

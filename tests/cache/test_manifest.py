@@ -1,19 +1,9 @@
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cache.manifest import build_manifest, code_version, diff_manifest, sha256_file
-
-
-def test_sha256_file_streams_and_matches_hashlib(tmp_path):
-    data = np.random.default_rng(0).bytes(3 * 1000 + 17)
-    path = tmp_path / 'ckpt.pth'
-    path.write_bytes(data)
-    assert sha256_file(path, block_size=1000) == hashlib.sha256(data).hexdigest()
-    with pytest.raises(FileNotFoundError, match='nope.pth'):
-        sha256_file(tmp_path / 'nope.pth')
+from cache.manifest import build_manifest, code_version, diff_manifest
 
 
 def test_build_manifest_makes_plain_json():

@@ -224,3 +224,21 @@ def test_wide_policy_is_final_with_a_scale_range_reaching_past_rtmposes():
     assert wide.scale_factor == (0.75, 1.75) and final.scale_factor == (0.75, 1.25)
     assert {k: v for k, v in vars(wide).items() if k != 'scale_factor'} == \
         {k: v for k, v in vars(final).items() if k != 'scale_factor'}
+
+
+def test_teacher_inputs_are_the_replayed_crops_and_the_view_box_scales():
+    """The one builder of contract 2's inputs: each teacher's crop is replay_view's at its input size
+    (its mirror where asked) and the scales are view_box_scales of the same rows."""
+    from data.views import mirror_matrix, teacher_inputs, warp_crop
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    bbox = np.array([[20, 10, 90, 110], [40, 30, 120, 100]], np.float32)
+    kpts = np.tile(np.array([[50, 50]], np.float32), (2, 21, 1))
+    views = draw_views(0, 0, np.arange(2), 1, kpts, np.ones((2, 21), np.float32), bbox, 'final', skeleton=COCO_MPII)[0]
+    sizes = {'a': (96, 128), 'b': (128, 128)}
+    crops, scales = teacher_inputs([img, img], bbox, views, sizes, mirrored=[False, True])
+    np.testing.assert_array_equal(scales, view_box_scales(bbox, views))
+    for name, size in sizes.items():
+        np.testing.assert_array_equal(crops[name][0], replay_view(img, bbox[0], views[0], size)[0])
+        M = replay_view(img, bbox[1], views[1], size)[1]
+        np.testing.assert_array_equal(crops[name][1], warp_crop(img, mirror_matrix(M, size), size))

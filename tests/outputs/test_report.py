@@ -2,7 +2,8 @@ import html
 
 import pytest
 
-from outputs.report import _verdict, figure_curves, legend_lines, render_html, render_markdown, results_rows
+from outputs.report import figure_curves, render_html, render_markdown
+from outputs.report_content import _verdict, legend_lines, results_rows
 
 COLUMNS = ['model', 'coco PCK own joints', 'coco PCK missing joints', 'mpii PCK own joints',
            'mpii PCK missing joints']
@@ -146,7 +147,7 @@ def _cost(offline_vs_online):
 
 
 def test_the_cost_section_quotes_the_offline_vs_online_result_or_says_how_to_get_it():
-    from outputs.report import _cost_lines
+    from outputs.report_content import _cost_lines
     ovo = dict(file='outputs/demo/offline_vs_online.json', seeds=[0, 1, 2], epochs=20, checks={},
                all_joints={'coco pck_all': dict(delta=-0.43, delta_se=0.8, noise_floor=2.1),
                       'mpii pck_all': dict(delta=0.6, delta_se=None, noise_floor=None)})
@@ -158,7 +159,7 @@ def test_the_cost_section_quotes_the_offline_vs_online_result_or_says_how_to_get
 
 
 def test_the_cost_section_counts_skipped_and_filtered_annotations():
-    from outputs.report import _cost_lines
+    from outputs.report_content import _cost_lines
     cost = dict(_cost(None), input_checks=[
         dict(file='/d/person_keypoints_train.json', instances=12, skipped={'non-finite box': 1},
              filtered={'crowd': 1, 'num_keypoints 0': 2}),
@@ -210,7 +211,7 @@ def test_curves_of_the_synthetic_twins_plot_pck_vs_truth_with_a_wrapped_title_in
 
 
 def test_break_even_is_called_no_saving_and_one_epoch_is_singular():
-    from outputs.report import _cost_clause, _cost_lines
+    from outputs.report_content import _cost_clause, _cost_lines
     even = dict(_cost(None), teacher_seconds_paid_once=25.0, saving_factor=1.0, epochs=1, views=1)
     line = [x for x in _cost_lines(even) if x.startswith('Teacher forward time')][0]
     assert 'no saving' in line and '1.0×' not in line and 'break-even' in line and '1 epoch)' in line

@@ -136,3 +136,56 @@ def test_run_folder_configs_load_again():
 def test_enumerated_values_and_new_sections_are_checked(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(resolve('pipeline/configs/demo_synthetic.py'), overrides)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'views.polcy': 'main'}, r"views\.polcy: unknown key; did you mean 'policy'\?"),
+    ({'train.photometric': 'mian'}, r"train\.photometric must be one of .*got 'mian'"),
+    ({'pretrain.student_init.views.polcy': 'none'},
+     r"pretrain\.student_init\.views\.polcy: unknown key; did you mean 'policy'\?"),
+    ({'pretrain.student_init.views.policy': 'nnoe'},
+     r"pretrain\.student_init\.views\.policy must be one of \('main', 'final', 'wide', 'none'\), got 'nnoe'"),
+    ({'pretrain.student_init.view': None}, r"pretrain\.student_init\.view: unknown key; did you mean 'views'\?"),
+    ({'synthetic.image': 10}, r"synthetic\.image: unknown key; did you mean 'images'\?"),
+    ({'datasets.coco.truth.vall': 'x.npz'}, r"datasets\.coco\.truth\.vall: unknown key; did you mean 'val'\?"),
+    ({'datasets.coco.val.det_score_thr': 'high'}, r"datasets\.coco\.val\.det_score_thr must be float"),
+    ({'dump_stage.num_workers': 1.5}, r'dump_stage\.num_workers must be int'),
+    ({'cache.chunk_size': 0}, r'cache\.chunk_size must be > 0'),
+    ({'cache.lossless': 'yes'}, r'cache\.lossless must be bool'),
+    ({'strict_input': 1}, r'strict_input must be bool'),
+    ({'teachers.coco.widen_backbone': True, 'teachers.coco.init_backbone': None},
+     r'teachers\.coco\.widen_backbone needs init_backbone'),
+])
+def test_every_section_is_validated_nested_views_included(overrides, message):
+    """The demo teachers' config (it has every section, pretrain with its own views): a misspelt key
+    is refused by name, an enumerated value with the allowed list, a wrong type with the type."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(resolve('pipeline/configs/demo_teachers.py'), overrides)
+
+
+def test_every_section_is_filled_from_its_schema():
+    """After load_config each section holds every key of its schema (the defaults written once, in
+    pipeline/config.py), so no stage reads a default of its own."""
+    from pipeline import config as c
+    cfg = load_config(resolve('pipeline/configs/demo_teachers.py'))
+    assert set(cfg.cache) == set(c.CACHE_SCHEMA) and set(cfg.dump_stage) == set(c.DUMP_STAGE_SCHEMA)
+    assert set(cfg.student) == set(c.STUDENT_SCHEMA) and set(cfg.synthetic) == set(c.SYNTHETIC_SCHEMA)
+    assert set(cfg.evaluation) == set(c.EVALUATION_SCHEMA) and set(cfg.views) == set(c.VIEWS_SCHEMA)
+    for t in cfg.teachers.values():
+        assert set(t) == set(c.TEACHER_SCHEMA)
+    p = cfg.pretrain.student_init
+    assert set(p) == set(c.PRETRAIN_SCHEMA) and set(p.views) == set(c.VIEWS_SCHEMA)
+    for ds in cfg.datasets.values():
+        assert set(ds) == set(c.DATASET_SCHEMA)
+        for part in ('train', 'val', 'truth'):
+            assert set(ds[part]) == set(c.DATASET_PART_SCHEMAS[part])
+    assert cfg.datasets.coco.val.det_score_thr == c.DATASET_PART_SCHEMAS['val']['det_score_thr'][1] == 0.0
+    assert cfg.strict_input is False and cfg.stage2 is None
+    demo = load_config(resolve(CONFIGS[0]))
+    assert demo.pretrain == {} and demo.teacher_train == {}  # absent sections: present, empty
+
+
+def test_a_dataset_without_a_val_split_stays_without_one():
+    cfg = load_config(resolve(CONFIGS[0]), {'datasets.mpii': dict(
+        _delete_=True, type='mpii', train=dict(ann_file='a.json', image_root='img'))})
+    assert 'val' not in cfg.datasets.mpii and cfg.datasets.mpii.truth.val is None

@@ -14,7 +14,7 @@ import pytest
 from data.photometric import PHOTOMETRIC_POLICIES
 from data.views import POLICIES
 from pipeline.config import load_config, resolve
-from pipeline.run import head_loss_beta, model_geometry
+from pipeline.models import head_loss_beta, model_geometry
 from training.ema import ModelEMA
 from training.schedule import cosine_start_step, learning_rate, lr_at
 

@@ -1,8 +1,9 @@
-"""pipeline/run.py: what a run is, read from its config."""
+"""pipeline/run.py, pipeline/models.py, pipeline/run_folder.py: what a run is, read from its config."""
 import torch
 
 from pipeline.config import load_config, resolve
-from pipeline.run import RunFolder, kd_temperature
+from pipeline.models import kd_temperature
+from pipeline.run_folder import RunFolder
 
 DEMO = 'pipeline/configs/demo_synthetic.py'
 

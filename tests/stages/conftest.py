@@ -202,7 +202,7 @@ def assert_same_arrays(a: dict, b: dict, what: str = ''):
 
 
 def student_geometry(cfg):
-    from pipeline.run import model_geometry
+    from pipeline.models import model_geometry
     g = model_geometry(cfg.student.config)
     size = tuple(g['input_size'])
     return size, (int(size[0] * g['split']), int(size[1] * g['split'])), g['split']

@@ -12,9 +12,10 @@ import zarr
 from cache.manifest import diff_manifest
 from cache.store import CacheChunkError, CacheError, open_cache, reconstruct_rows
 from cache.window import CODE_EXPONENT, encode_window, kl_at_temperature, log_softmax, reconstruct
-from pipeline.run import cache_path, kd_temperature, split_instances, split_views, view_stages
+from pipeline.models import kd_temperature
+from pipeline.run import cache_path, split_instances, split_views, view_stages
 from cache.manifest import MATCH_KEYS
-from pipeline.run import expected_manifest
+from pipeline.cache_check import expected_manifest
 from stages.dump import cache_fidelity, dump_teachers
 from tests.stages.conftest import (assert_same_arrays, live_rows, load_teachers, save_random_teacher,
                                    teacher_arrays)

@@ -164,7 +164,7 @@ def test_resume_after_a_kill_equals_a_straight_run(offline_run, dumped, tmp_path
     """2 epochs straight (offline_run) vs a run killed right after its epoch-1 checkpoint and resumed:
     identical EMA and raw weights, optimizer state and logged losses. (Killed rather than `--epochs 1`:
     the cosine schedule depends on the total number of epochs, so a 1-epoch run is another run.)"""
-    import teachers.checkpoints as stage  # the run folder saves through it (pipeline.run.RunFolder.save)
+    import teachers.checkpoints as stage  # the run folder saves through it (pipeline.run_folder.RunFolder.save)
     cfg = dumped['cfg']
     real_save = stage.save_checkpoint
 
@@ -238,7 +238,7 @@ class Failed(Exception):
 
 
 def test_a_run_that_failed_before_its_first_checkpoint_does_not_block_a_rerun(stage_env, tmp_path, monkeypatch):
-    import stages.train as stage
+    import training.step as stage  # the train stage's step computes its loss through it
     cfg, work = stage_env.cfg('rerun'), tmp_path / 'run'
 
     def fail(*args, **kwargs):
@@ -408,7 +408,8 @@ def test_mirrored_rows_of_trained_teachers_differ_from_the_live_mirror_by_their_
     and the exact mirror is closer than mmpose's plain reversal. So a mirrored cached row is a new target,
     exact in its geometry, not a replay; benchmarks/views_trade.py measures what it is worth."""
     from benchmarks.mirror_gap import mirror_kl
-    from pipeline.run import kd_temperature, model_geometry, split_instances, split_views, view_stages
+    from pipeline.models import kd_temperature, model_geometry
+    from pipeline.run import split_instances, split_views, view_stages
     cfg = stage_env.cfg('mirror', **{'teachers.coco.checkpoint': 'teachers/demo/coco.pth',
                                      'teachers.mpii.checkpoint': 'teachers/demo/mpii.pth'})
     table = split_instances(cfg, 'train')

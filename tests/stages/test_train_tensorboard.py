@@ -7,7 +7,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import outputs.tensorboard as board_module
 import stages.train as train_stage
-from pipeline.run import RunFolder
+from pipeline.run_folder import RunFolder
 from stages.train import train
 
 

@@ -9,7 +9,7 @@ import torch
 from pipeline.config import load_config, resolve
 from teachers.checkpoints import load_checkpoint, load_model
 from teachers.rtmpose import build_model, count_flops
-from teachers.shipped import ShippedTeacherError, file_sha256, half_precision, read_manifest, verify_shipped
+from teachers.shipped import ShippedTeacherError, half_precision, read_manifest, verify_shipped
 
 DEMO = 'pipeline/configs/demo_synthetic.py'
 
@@ -100,10 +100,6 @@ def test_half_precision_keeps_integer_buffers_and_rounds_floats():
     assert abs(float(half['w'][1]) - 1 / 3) < 1e-3
 
 
-def test_sha256_of_a_file(tmp_path):
-    p = tmp_path / 'x'
-    p.write_bytes(b'abc')
-    assert file_sha256(p) == 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
 
 
 def test_manifest_records_how_the_teachers_were_made():
