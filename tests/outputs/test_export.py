@@ -212,6 +212,8 @@ MMPOSE_CHECK = textwrap.dedent('''
     from mmpose.registry import MODELS
     from mmengine.runner import load_checkpoint
     from outputs.export import export_mmpose, dataset_meta_from_skeleton
+    from data.skeletons import derive_union
+    UNION21 = derive_union(('coco', 'mpii'))
     cfg_path, out = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)
     original = MODELS.build(Config.fromfile(cfg_path).model).eval()
