@@ -4,7 +4,8 @@ byte shuffle vs blosc-lz4 vs zstd-1 vs no compression, with and
 without chunk checksums, in one run on synthetic SimCC rows in a temp dir.
 
     .venv/bin/python benchmarks/cache_reads.py [--n 20000] [--k 17] [--bins-x 384] [--bins-y 512]
-                                               [--window 512] [--tail-blocks 1] [--levels 32] [--chunk-size 512]
+                                               [--window 512] [--tail-blocks 1] [--levels 36] [--rd-lambda 1.2e5]
+                                               [--chunk-size 512]
                                                [--batch 256] [--repeats 3] [--codecs zstd7-bit,zstd9-bit,zstd5,lz4,zstd1,none]
 
 Figures (instances/s = instance rows of one teacher, all K joints, x and y):
@@ -103,7 +104,7 @@ def measure(path: Path, args, lossless: bool, codec: str) -> dict:
     cache = create_cache(path, build_manifest(benchmark=True), synthetic_instances(n),
                          np.zeros((1, n, 1), np.float32), ['flip'], {'t': spec}, window=args.window,
                          lossless=lossless, chunk_size=args.chunk_size, codec=codec,
-                         tail_blocks=args.tail_blocks, levels=args.levels)
+                         tail_blocks=args.tail_blocks, levels=args.levels, rd_lambda=args.rd_lambda)
     rng = np.random.default_rng(0)
     # the same rows for every store: generate once per chunk from a per-chunk seed
     write_s = 0.0
@@ -155,7 +156,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--bins-y', type=int, default=512)
     parser.add_argument('--window', type=int, default=512)
     parser.add_argument('--tail-blocks', type=int, default=1)
-    parser.add_argument('--levels', type=int, default=32)
+    parser.add_argument('--levels', type=int, default=36)
+    parser.add_argument('--rd-lambda', type=float, default=1.2e5)
     parser.add_argument('--chunk-size', type=int, default=512)
     parser.add_argument('--batch', type=int, default=256)
     parser.add_argument('--fancy-batches', type=int, default=8)

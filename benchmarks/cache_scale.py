@@ -65,7 +65,8 @@ def demo_like_rows(rng, n: int, k: int, bins: int) -> np.ndarray:
 
 def cache_settings() -> dict:
     cfg = load_config(resolve(FULL_CONFIG))
-    return dict(window=int(cfg.cache.window), tail_blocks=int(cfg.cache.tail_blocks), levels=int(cfg.cache.levels))
+    return dict(window=int(cfg.cache.window), tail_blocks=int(cfg.cache.tail_blocks), levels=int(cfg.cache.levels),
+                rd_lambda=float(cfg.cache.rd_lambda))
 
 
 def write(path: Path, n: int, views: int, chunk_size: int) -> dict:
@@ -74,7 +75,8 @@ def write(path: Path, n: int, views: int, chunk_size: int) -> dict:
     t0 = time.perf_counter()
     cache = create_cache(path, build_manifest(benchmark=True), synthetic_instances(n),
                          np.zeros((views, n, 1), np.float32), ['flip'], specs, window=settings['window'],
-                         tail_blocks=settings['tail_blocks'], levels=settings['levels'], lossless=False,
+                         tail_blocks=settings['tail_blocks'], levels=settings['levels'],
+                         rd_lambda=settings['rd_lambda'], lossless=False,
                          chunk_size=chunk_size)
     create_s = time.perf_counter() - t0
     write_s = 0.0

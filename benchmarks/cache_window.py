@@ -6,8 +6,10 @@ the train split, maps the logits into the student's bins exactly as the dump doe
 reconstructs the rows with each candidate:
   wW/bB   a window of W bins around the peak + B tail blocks + the seen range (fp16 log-probabilities,
           levels=0; B = 1 is one tail number for the whole outside)
-  cL/wW/bB  the same with the window coded in L levels (uint8 codes, cache/window.py; the cache's
-          encoding; w* = the whole row)
+  cL/wW/bB  the same with the window coded in L levels (uint8 codes, cache/window.py; w* = the whole
+          row), each bin rounded to its nearest code
+  cL/wW/bB/rdR  the same with the codes of each row chosen by the rate-distortion search at
+          rd_lambda R (cache.window.rd_codes; the configs' encoding)
   q8      log-probabilities of the whole row quantised to 8 bits in [-Q8_RANGE, 0] (an alternative)
   full    fp16 log-probabilities of the whole row (cache.lossless=True)
 Columns: KL(full || reconstructed) mean and p99 at the distribution the student is distilled towards
@@ -46,10 +48,10 @@ from pipeline.run import pick_device, split_instances, split_views, view_stages 
 from teachers.checkpoints import load_model  # noqa: E402
 from teachers.targets import teacher_rows  # noqa: E402
 
-# (window, tail blocks, levels); window None = the whole row
-CANDIDATES = [(16, 16, 0), (32, 32, 0), (64, 32, 0), (32, 64, 0), (64, 64, 0), (96, 32, 0),
-              (64, 16, 31), (128, 8, 31), (None, 8, 31), (None, 1, 24), (None, 1, 28), (None, 1, 31),
-              (None, 1, 32), (None, 1, 40), (None, 1, 63)]
+# (window, tail blocks, levels, rd_lambda); window None = the whole row
+CANDIDATES = [(32, 32, 0, 0), (64, 64, 0, 0), (None, 1, 28, 0), (None, 1, 32, 0), (None, 1, 36, 0), (None, 1, 40, 0),
+              (None, 1, 32, 2e5), (None, 1, 36, 8e4), (None, 1, 36, 1e5), (None, 1, 36, 1.2e5), (None, 1, 36, 1.4e5),
+              (None, 1, 40, 8e4), (None, 1, 40, 1e5)]
 Q8_RANGE = 24.0  # log-probability floor of the 8-bit rows: e^-24 ~ 4e-11
 
 
@@ -66,9 +68,9 @@ def compressed_bytes(arrays: list[np.ndarray], codec: str = DEFAULT_CODEC) -> in
     return total
 
 
-def windowed(rows: np.ndarray, w: int, blocks: int, levels: int):
+def windowed(rows: np.ndarray, w: int, blocks: int, levels: int, rd_lambda: float):
     t = time.perf_counter()
-    enc = encode_window(rows, w, blocks, levels)
+    enc = encode_window(rows, w, blocks, levels, rd_lambda)
     t_enc = time.perf_counter() - t
     t = time.perf_counter()
     rec = reconstruct(*enc, rows.shape[-1], levels)
@@ -116,7 +118,7 @@ def main(config_path, cfg_options, rows, device, student_size):
     result = dict(config=str(config_path), rows=int(len(idx)), temperature=temperature, codec=DEFAULT_CODEC,
                   bins=list(bins),
                   teachers={})
-    print(f'{"teacher":8} {"encoding":>12} {"KL mean":>9} {"KL p99":>9} {"KL@T=1":>9} {"argmax":>7} '
+    print(f'{"teacher":8} {"encoding":>18} {"KL mean":>9} {"KL p99":>9} {"KL@T=1":>9} {"argmax":>7} '
           f'{"B/row":>7} {"zstd9 B":>7} {"zstd5 B":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
     for name, t in cfg.teachers.items():
         model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
@@ -127,9 +129,9 @@ def main(config_path, cfg_options, rows, device, student_size):
         k = sx.shape[1]
         unseen = np.concatenate([np.isneginf(r).any(-1).ravel() for r in (sx, sy)])
         outside = [ox.astype(np.float16), oy.astype(np.float16)]
-        encodings = [(f'{f"c{q}/" if q else ""}w{w or "*"}/b{b}',
-                      lambda r, w=w, b=b, q=q: windowed(r, min(w or r.shape[-1], r.shape[-1]), b, q))
-                     for w, b, q in CANDIDATES]
+        encodings = [(f'{f"c{q}/" if q else ""}w{w or "*"}/b{b}{f"/rd{rd:.2g}" if rd else ""}',
+                      lambda r, w=w, b=b, q=q, rd=rd: windowed(r, min(w or r.shape[-1], r.shape[-1]), b, q, rd))
+                     for w, b, q, rd in CANDIDATES]
         encodings += [('q8', quantised8), ('full', full_fp16)]
         entries = []
         for label, encode in encodings:
@@ -154,7 +156,7 @@ def main(config_path, cfg_options, rows, device, student_size):
                      kl_rows_with_unseen_bins=float(kl[unseen].mean()) if unseen.any() else None,
                      kl_rows_without_unseen_bins=float(kl[~unseen].mean()) if (~unseen).any() else None)
             entries.append(e)
-            print(f'{name:8} {label:>12} {e["kl_mean"]:9.2e} {e["kl_p99"]:9.2e} {e["kl_mean_t1"]:9.2e} '
+            print(f'{name:8} {label:>18} {e["kl_mean"]:9.2e} {e["kl_p99"]:9.2e} {e["kl_mean_t1"]:9.2e} '
                   f'{e["argmax_agreement"]:7.4f} {e["bytes_per_row"]:7.0f} {e["zstd9_bit_bytes_per_row"]:7.0f} {e["zstd5_bytes_per_row"]:7.0f} '
                   f'{e["raw_bytes_per_row"]:7.0f} '
                   f'{e["encode_rows_per_s"]:9.0f} {e["decode_rows_per_s"]:9.0f}  '

@@ -80,8 +80,8 @@ def main(config_path, views, num_workers, device, out):
                                                                       s_model.codec.simcc_split_ratio, dev, batch))
                 t2 = time.perf_counter()
                 spec = cache.teacher_spec(n)
-                encode_window(sx, spec['window_x'], spec['tail_blocks_x'], spec['levels'])
-                encode_window(sy, spec['window_y'], spec['tail_blocks_y'], spec['levels'])
+                encode_window(sx, spec['window_x'], spec['tail_blocks_x'], spec['levels'], spec['rd_lambda'])
+                encode_window(sy, spec['window_y'], spec['tail_blocks_y'], spec['levels'], spec['rd_lambda'])
                 steps['encode'] += time.perf_counter() - t2
                 steps['forward'] += t1 - t0
                 steps['map'] += max((t2 - t1) - (t1 - t0), 0.0)  # teacher_rows = forward + map

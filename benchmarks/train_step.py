@@ -123,7 +123,8 @@ def build_planes(rng, teachers, batches, student_size, split, plane_rows: int, d
                 logp = np.nan_to_num(logp, nan=-30.0, posinf=0.0, neginf=-np.inf)
                 # the config's encoding (a window wider than the bins is the whole row, as the cache stores it)
                 start, values, tail, seen = encode_window(logp, min(int(cache.window), logp.shape[-1]),
-                                                          int(cache.tail_blocks), int(cache.levels))
+                                                          int(cache.tail_blocks), int(cache.levels),
+                                                          float(cache.rd_lambda))
                 parts[f'{axis}_start'].append(start)
                 parts[f'{axis}_values'].append(values)
                 parts[f'{axis}_tail'].append(tail)

@@ -53,7 +53,7 @@ def fidelity_report(cache, samples: Mapping[str, Iterable | Callable[[], Iterabl
                  'raw_fp16_bytes_per_row': spec['num_joints'] * (spec['bins_x'] + spec['bins_y']) * FP16_BYTES,
                  'window_x': spec['window_x'], 'window_y': spec['window_y'], 'lossless': spec['lossless'],
                  'tail_blocks_x': spec.get('tail_blocks_x'), 'tail_blocks_y': spec.get('tail_blocks_y'),
-                 'levels': spec.get('levels')}
+                 'levels': spec.get('levels'), 'rd_lambda': spec.get('rd_lambda')}
         if name in samples:
             pairs = samples[name]() if callable(samples[name]) else samples[name]
             entry.update(_summarise(pairs, temperatures))

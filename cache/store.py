@@ -10,6 +10,7 @@ On-disk layout (layout 'pose-distill-cache', version 4)
   views                     (V, N, P) float32, chunks (1, C, P): the view records replayed by dump and train
   teachers/<name>/          attrs: union_joints [K], bins_x Bx, bins_y By, bin_map {...},
                             window_x wx, window_y wy, tail_blocks_x bx, tail_blocks_y by, levels L,
+                            rd_lambda (how the codes were chosen; the decoder does not need it),
                             lossless (wx = Bx, wy = By, bx = by = 1, L = 0 when lossless; a configured
                             window wider than an axis's bins is that axis's whole row), datasets: the datasets
                             whose rows the teacher is run on (null: all; a val cache runs a teacher
@@ -224,7 +225,8 @@ def _column_dtype(values: np.ndarray):
     return str if values.dtype.kind in 'UOT' else values.dtype
 
 
-def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_blocks: int, levels: int) -> dict:
+def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_blocks: int, levels: int,
+                   rd_lambda: float) -> dict:
     missing = {'union_joints', 'bins_x', 'bins_y', 'bin_map'} - set(spec)
     if missing:
         raise ValueError(f'teacher {name!r} spec lacks {sorted(missing)}')
@@ -233,6 +235,8 @@ def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_bloc
     if not lossless:
         if not 0 <= levels <= MAX_LEVELS:
             raise ValueError(f'teacher {name!r}: levels {levels} must be 0 (fp16) or in [1, {MAX_LEVELS}]')
+        if rd_lambda < 0 or (rd_lambda and not levels):
+            raise ValueError(f'teacher {name!r}: rd_lambda {rd_lambda} must be 0, or > 0 with levels > 0')
         if window < 1:
             raise ValueError(f'teacher {name!r}: window {window} must be >= 1')
         for axis, bins in (('x', bins_x), ('y', bins_y)):
@@ -245,12 +249,13 @@ def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_bloc
                 window_x=bins_x if lossless else min(int(window), bins_x),
                 window_y=bins_y if lossless else min(int(window), bins_y),
                 tail_blocks_x=1 if lossless else int(tail_blocks), tail_blocks_y=1 if lossless else int(tail_blocks),
-                levels=0 if lossless else int(levels))
+                levels=0 if lossless else int(levels), rd_lambda=0.0 if lossless else float(rd_lambda))
 
 
 def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarray, view_fields: list[str],
                  teachers: dict, window: int, lossless: bool, chunk_size: int, *, tail_blocks: int = 1,
-                 levels: int = 0, codec: str = DEFAULT_CODEC, overwrite: bool = False) -> 'Cache':
+                 levels: int = 0, rd_lambda: float = 0.0, codec: str = DEFAULT_CODEC, overwrite: bool = False
+                 ) -> 'Cache':
     """Create an empty cache (no teacher rows yet) at `path` (a local path or an fsspec URL); returns it
     opened for writing."""
     path = cache_location(path)
@@ -264,7 +269,7 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
         raise FileExistsError(f'a cache already exists at {path}; open it to resume or remove it')
     n_views = views.shape[0]
     n_chunks = math.ceil(n / chunk_size)
-    specs = {name: _teacher_attrs(name, spec, window, lossless, tail_blocks, levels)
+    specs = {name: _teacher_attrs(name, spec, window, lossless, tail_blocks, levels, rd_lambda)
              for name, spec in teachers.items()}
     compressors = compressors_of(codec)
     rows = max(1, min(chunk_size, n))
@@ -474,7 +479,7 @@ class Cache:
                 raise ValueError(f'{self.path}: teacher {teacher!r} unit (view {view}, chunk {chunk}) has NaN '
                                  f'{axis} logits')
             start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'],
-                                                      spec['levels'])
+                                                      spec['levels'], spec.get('rd_lambda', 0.0))
             encoded[axis] = dict(start=start, values=values, tail=tail, seen=seen, outside=outside.astype(np.float16))
         for axis in AXES:
             for name in ROW_FIELDS:

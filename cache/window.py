@@ -27,6 +27,15 @@ row has no mass, and is finest at the peak. Bins whose code is 0 (far below the 
 outside bins in the tail blocks, so the mass at T = 1 still lands where it was. The tail is stored
 relative to the peak and the reconstructed row is renormalised (a coded row has no absolute level).
 
+Rate-distortion codes (rd_lambda > 0, the configs' choice): rounding each bin to its nearest code
+spends most of the bits on +-1 steps that follow the teacher's small wiggles. A trellis search
+(Viterbi over the two levels around each bin's u, rounded down or up) instead picks, per row, the
+codes that minimise bits + rd_lambda * distortion: bits from a fixed model of the zigzag deltas,
+distortion the generalised KL at the sharpened rows, sum of p log(p / q) - p + q over the bins (p the
+teacher's row sharpened by SHARPEN, q the coded one, both over p's normaliser; ~0.5 * p * (SHARPEN *
+error)^2 near the peak, and q where a code adds mass the teacher does not have). The
+decoder is unchanged: these are the same codes, chosen better (the same bytes give a lower KL).
+
 Pure numpy, no I/O.
 """
 from __future__ import annotations
@@ -45,6 +54,18 @@ FP16_LOWEST = float(np.finfo(np.float16).min)
 # and 4 (a little flatter) measured best at a given size (docs/results.md, 'Cache rows').
 CODE_EXPONENT = 4.0
 MAX_LEVELS = 255
+# Rate-distortion codes: the sharpening the KD loss applies to the stored rows (RTMPose's beta = 10 at
+# train.temperature 1), where the distortion is weighed; the level a code-0 bin is taken at (it is
+# reconstructed from the tail, which averages the bins below half a level); and the bits of a delta
+# d under a two-sided geometric model fitted to the rounded codes' deltas (P(0) = 0.64, each further
+# step 0.2 as likely as the one before). docs/results.md, 'Cache rows', measures the choice.
+SHARPEN = 10.0
+ZERO_CODE_LEVEL = 0.3
+_DELTA_P0, _DELTA_RATIO = 0.64, 0.2
+_MAX_DELTA = MAX_LEVELS + 1
+_d = np.abs(np.arange(-_MAX_DELTA, _MAX_DELTA + 1))
+DELTA_BITS = (-np.log2(np.where(_d == 0, _DELTA_P0, (1 - _DELTA_P0) / 2 * (1 - _DELTA_RATIO)
+                                 * _DELTA_RATIO ** np.maximum(_d - 1, 0)))).astype(np.float32)
 
 
 def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -96,23 +117,72 @@ def undo_zigzag_deltas(stored: np.ndarray) -> np.ndarray:
     return np.cumsum(d, axis=-1, dtype=np.int16) % 256
 
 
+def rd_codes(rel: np.ndarray, levels: int, rd_lambda: float) -> np.ndarray:
+    """Rows (..., n) of log-probabilities relative to the row's peak (-inf: a bin the teacher does not
+    see) -> int16 codes (..., n) minimising bits + rd_lambda * distortion per row (module docstring).
+    Unseen bins get code 0."""
+    rel = np.asarray(rel, dtype=np.float32)
+    shape, n = rel.shape, rel.shape[-1]
+    rel = rel.reshape(-1, n)
+    m = rel.shape[0]
+    seen = np.isfinite(rel)
+    rel = np.where(seen, rel, -100.0)
+    u = levels * np.exp(CODE_EXPONENT * rel)
+    norm = np.maximum(np.exp(SHARPEN * rel).sum(-1, keepdims=True), 1e-30).T[:, None, :]
+    # bins first and candidates before rows, so each step of the search works on contiguous rows
+    floor = np.floor(u).astype(np.int32).T  # (n, m)
+    cand = floor[:, None, :] + np.arange(2, dtype=np.int32)[:, None]  # (n, 2, m): u rounded down, up
+    valid = (cand <= MAX_LEVELS) & (seen.T[:, None, :] | (cand == 0))
+    # where each candidate puts the bin (relative to the peak); code 0 joins the tail, taken as the
+    # bin itself when it lies below the zero code's level
+    truth = rel.T[:, None, :]
+    level = np.log(np.clip(cand, 1, MAX_LEVELS).astype(np.float32) / levels) / CODE_EXPONENT
+    level = np.where(cand == 0, np.minimum(truth, np.log(ZERO_CODE_LEVEL / levels) / CODE_EXPONENT), level)
+    # generalised KL of the sharpened rows, p log(p / q) - p + q per bin: it also charges the mass a
+    # code puts where the teacher has none (a run of 1s through a sharp row's empty flank)
+    p, q = np.exp(SHARPEN * truth) / norm, np.exp(SHARPEN * level) / norm
+    cost = np.where(valid, float(rd_lambda) * (p * SHARPEN * (truth - level) - p + q), np.inf).astype(np.float32)
+    # bits of the step from candidate a of bin i - 1 to candidate b of bin i: the delta is
+    # floor_i - floor_(i-1) + b - a, so 3 values per bin cover the 4 pairs (invalid candidates cost inf)
+    rise = np.diff(floor, axis=0)[:, None, :] + np.arange(-1, 2, dtype=np.int32)[:, None] + _MAX_DELTA
+    pair_bits = DELTA_BITS[np.clip(rise, 0, 2 * _MAX_DELTA)]  # (n - 1, 3, m)
+    pair = np.arange(2)[None, :] - np.arange(2)[:, None] + 1  # [a, b] -> index of b - a
+    total = cost[0] + DELTA_BITS[np.minimum(cand[0], _MAX_DELTA) + _MAX_DELTA]  # the first delta is from 0
+    back = np.empty((n, 2, m), dtype=np.int8)
+    for i in range(1, n):
+        step = total[:, None, :] + pair_bits[i - 1][pair]  # (a, b, m)
+        back[i] = step[1] < step[0]
+        total = np.minimum(step[0], step[1]) + cost[i]
+    codes = np.empty((n, m), dtype=np.int16)
+    state = (total[1] < total[0]).astype(np.intp)
+    rows = np.arange(m)
+    for i in range(n - 1, -1, -1):
+        codes[i] = cand[i, state, rows]
+        state = back[i, state, rows]
+    codes = codes.T
+    return codes.reshape(shape)
+
+
 def _check_levels(levels: int) -> None:
     if not 0 <= levels <= MAX_LEVELS:
         raise ValueError(f'levels {levels} must be 0 (fp16 window) or in [1, {MAX_LEVELS}] (uint8 codes)')
 
 
-def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1, levels: int = 0
+def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1, levels: int = 0, rd_lambda: float = 0.0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows (..., B) of logits (-inf = a bin the teacher does not see) ->
     (start int16 (...), values (..., w), tail float16 (..., nb), seen int16 (..., 2)).
 
     levels 0: values are float16 log-probabilities and the tail is log-probabilities. levels > 0:
     values are uint8 zigzag deltas of the codes (module docstring), and the tail is relative to the
-    row's peak; bins whose code is 0 count as outside the window.
+    row's peak; bins whose code is 0 count as outside the window. rd_lambda > 0 (coded only): the codes
+    of each row are chosen by rd_codes instead of rounded.
     Computed in float32 (the results are stored as float16); the outside mass is summed over the
     outside bins themselves, never as 1 - window mass, so a tiny tail keeps its digits.
     """
     _check_levels(levels)
+    if rd_lambda < 0 or (rd_lambda and not levels):
+        raise ValueError(f'rd_lambda {rd_lambda} must be 0, or > 0 with coded windows (levels > 0)')
     logits = np.asarray(logits, dtype=np.float32)
     bins = logits.shape[-1]
     if not 1 <= w <= bins:
@@ -138,8 +208,12 @@ def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1, levels: int 
     outside = ((grid < start[..., None]) | (grid >= start[..., None] + w)) \
         & (grid >= seen[..., :1]) & (grid < seen[..., 1:])
     if levels:
-        codes = np.rint(levels * np.exp(CODE_EXPONENT * (values + log_total[..., None]))).astype(np.int16)
-        codes[~np.isfinite(values)] = 0
+        rel = values + log_total[..., None]
+        if rd_lambda:
+            codes = rd_codes(rel, levels, rd_lambda)
+        else:
+            codes = np.rint(levels * np.exp(CODE_EXPONENT * rel)).astype(np.int16)
+            codes[~np.isfinite(values)] = 0
         zero = np.zeros(outside.shape, dtype=bool)
         np.put_along_axis(zero, columns, codes == 0, axis=-1)
         outside |= zero & (grid >= seen[..., :1]) & (grid < seen[..., 1:])

@@ -66,7 +66,7 @@ def expected_manifest(cfg: Config, split: str, stages: list[dict], table: Instan
         views=dict(stages=[dict(num_views=int(s['num_views']), policy=s['policy']) for s in stages],
                    seed=int(cfg.seed), fields=list(VIEW_FIELDS)),  # when a stage starts is training's
         storage=dict(window=int(cfg.cache.window), tail_blocks=int(cfg.cache.tail_blocks),
-                     levels=int(cfg.cache.levels), lossless=cfg.cache.lossless,
+                     levels=int(cfg.cache.levels), rd_lambda=float(cfg.cache.rd_lambda), lossless=cfg.cache.lossless,
                      chunk_size=int(cfg.cache.chunk_size), teacher_crops=TEACHER_CROPS),
         counts=dict(instances=len(table), **{f'instances.{n}': int((table.dataset == n).sum())
                                              for n in cfg.datasets}),

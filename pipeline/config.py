@@ -28,7 +28,7 @@ REQUIRED = {
     'teachers': 'dict of teacher name -> dict(config=..., checkpoint=...)',
     'student': 'dict(config=<mmpose-style model config of the student on the datasets\' union>, init_backbone=<checkpoint or None>)',
     'views': 'dict(num_views=V, policy=main|final|wide|none): the stage-1 views drawn per train instance',
-    'cache': 'dict(root=..., window=w, tail_blocks=b, levels=L, lossless=False, chunk_size=...)',
+    'cache': 'dict(root=..., window=w, tail_blocks=b, levels=L, rd_lambda=r, lossless=False, chunk_size=...)',
     'dump_stage': 'dict(batch_size=..., num_workers=..., device=...) for dump-teachers',
     'train': 'the training recipe (epochs, batch_size, lr, losses, ...)',
 }
@@ -63,7 +63,10 @@ TEACHER_SCHEMA = {'config': (str, REQUIRED_VALUE), 'checkpoint': (str, REQUIRED_
 PRETRAIN_SCHEMA = {**TEACHER_SCHEMA, 'dataset': (str, REQUIRED_VALUE), 'views': ((dict, NONE), None)}
 CACHE_SCHEMA = {'root': (str, REQUIRED_VALUE), 'window': (int, REQUIRED_VALUE), 'tail_blocks': (int, REQUIRED_VALUE),
                 # code levels of the coded rows (cache/window.py); 0: fp16 windows
-                'levels': (int, 0), 'lossless': (bool, False), 'chunk_size': (int, REQUIRED_VALUE)}
+                'levels': (int, 0),
+                # > 0: each row's codes chosen by a rate-distortion search (cache.window.rd_codes); 0: rounded
+                'rd_lambda': (float, 0.0),
+                'lossless': (bool, False), 'chunk_size': (int, REQUIRED_VALUE)}
 DUMP_STAGE_SCHEMA = {'batch_size': (int, 64), 'num_workers': (int, 0),
                      'device': ((str, NONE), None)}  # None: CUDA when available
 SYNTHETIC_SCHEMA = {'out': (str, REQUIRED_VALUE), 'images': (int, REQUIRED_VALUE), 'seed': (int, 0)}

@@ -140,6 +140,7 @@ def open_store(cfg, split, stages, table, views, specs, checks, resume, rank, wo
                      view_fields=list(VIEW_FIELDS), teachers=specs, window=int(cfg.cache.window),
                      lossless=cfg.cache.lossless, chunk_size=int(cfg.cache.chunk_size),
                      tail_blocks=int(cfg.cache.tail_blocks), levels=int(cfg.cache.levels),
+                     rd_lambda=float(cfg.cache.rd_lambda),
                      overwrite=not resume)
     if world > 1:
         torch.distributed.barrier()

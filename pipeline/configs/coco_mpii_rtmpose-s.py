@@ -53,7 +53,8 @@ evaluation = dict(flip_test=True, save_best='coco/AP')
 # 'Cache rows'): KL <= 1e-3 at the distillation target; 2.08 / 1.93 kB stored per instance·view·teacher
 # (COCO / MPII teacher) at these 384 x 512 bins, so 172,059 instances x 10 views x 2 teachers is ~6.9 GB
 # ('Full-size cache rehearsal': ~24k files, no sharding needed).
-cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=512, tail_blocks=1, levels=32, lossless=False,
+cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=512, tail_blocks=1, levels=36, rd_lambda=1.2e5,
+             lossless=False,
              chunk_size=1024)
 dump_stage = dict(batch_size=256, num_workers=8, device='cuda')
 

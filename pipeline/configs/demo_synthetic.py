@@ -57,11 +57,11 @@ stage2 = None
 # As mmpose's RTMPose: flip test; best.pth kept by COCO AP beside last.pth (the report scores best.pth).
 evaluation = dict(flip_test=True, save_best='coco/AP')
 
-# Coded rows, L = 32, the whole row (a window wider than the bins) with one tail number: the smallest
-# encoding measured within KL 1e-3 of the full rows at the distribution the student learns from,
-# ~1.6 / 1.4 kB per row (docs/results.md, 'Cache rows'). Layout 3's window 64 + 64 tail blocks (3.5 kB)
-# was the one compared with live teachers ('Offline vs online distillation'); not yet rerun with these.
-cache = dict(root='outputs/demo/cache', window=512, tail_blocks=1, levels=32, lossless=False, chunk_size=256)
+# Coded rows, L = 36, chosen by the rate-distortion search (rd_lambda), the whole row (a window wider
+# than the bins) with one tail number: the smallest encoding measured within KL 1e-3 of the full rows
+# at the distribution the student learns from, ~1.35 / 1.25 kB per row (docs/results.md, 'Cache rows').
+cache = dict(root='outputs/demo/cache', window=512, tail_blocks=1, levels=36, rd_lambda=1.2e5, lossless=False,
+             chunk_size=256)
 dump_stage = dict(batch_size=64, num_workers=0, device=None)
 
 # Where the demo's recipe differs from the full-scale one (mmpose's RTMPose-s, coco_mpii_rtmpose-s.py):

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from cache.window import (CODE_EXPONENT, TAIL_FLOOR, argmax_agreement, encode_window, kl_at_temperature, log_softmax,
-                          reconstruct, undo_zigzag_deltas, window_starts, zigzag_deltas)
+from cache.window import (CODE_EXPONENT, DELTA_BITS, SHARPEN, TAIL_FLOOR, ZERO_CODE_LEVEL, argmax_agreement,
+                          encode_window, kl_at_temperature, log_softmax, rd_codes, reconstruct, undo_zigzag_deltas,
+                          window_starts, zigzag_deltas)
 
 
 def peaked_logits(rng, shape, bins, amplitude=12.0, sigma=4.0, noise=0.3):
@@ -233,3 +234,88 @@ def test_coded_window_tail_keeps_the_far_mass_and_nothing_on_unseen_bins():
         np.testing.assert_allclose((q * block).sum(-1), (p * block).sum(-1), rtol=0.1, atol=1e-6)
     with pytest.raises(ValueError, match='levels 256'):
         encode_window(logits, 64, 1, 256)
+
+
+def _delta_entropy_bits(codes: np.ndarray) -> float:
+    """Order-0 entropy of the rows' zigzag deltas, in bits (what zstd's entropy stage approaches)."""
+    _, counts = np.unique(zigzag_deltas(codes), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum() * counts.sum())
+
+
+def _rd_objective(codes, rel, levels, rd_lambda):
+    """bits + rd_lambda * distortion of one row's codes, as cache.window documents it."""
+    deltas = np.diff(codes.astype(np.int64), prepend=0)
+    bits = DELTA_BITS[deltas + (len(DELTA_BITS) // 2)].sum()
+    norm = np.exp(SHARPEN * rel).sum()
+    level = np.where(codes > 0, np.log(np.maximum(codes, 1) / levels) / CODE_EXPONENT,
+                     np.minimum(rel, np.log(ZERO_CODE_LEVEL / levels) / CODE_EXPONENT))
+    p, q = np.exp(SHARPEN * rel) / norm, np.exp(SHARPEN * level) / norm
+    return bits + rd_lambda * (p * SHARPEN * (rel - level) - p + q).sum()
+
+
+def test_rd_codes_are_the_cheapest_codes_a_brute_force_finds():
+    rng = np.random.default_rng(5)
+    levels, n = 12, 9
+    for rd_lambda in (3e2, 3e3, 3e4):
+        rel = log_softmax(flat_logits(rng, (6,), n) * 3)
+        rel = rel - rel.max(-1, keepdims=True)
+        codes = rd_codes(rel, levels, rd_lambda)
+        u = levels * np.exp(CODE_EXPONENT * rel)
+        for row in range(len(rel)):
+            down = np.floor(u[row]).astype(np.int64)
+            # every choice of rounding each bin down or up
+            choices = down + (np.arange(2 ** n)[:, None] >> np.arange(n) & 1)
+            best = min(_rd_objective(c, rel[row], levels, rd_lambda) for c in choices)
+            assert set(codes[row] - down) <= {0, 1}
+            assert _rd_objective(codes[row], rel[row], levels, rd_lambda) == pytest.approx(best, rel=1e-5)
+
+
+def test_rd_codes_cost_fewer_bits_than_rounding_at_the_same_kl():
+    rng = np.random.default_rng(6)
+    logits = flat_logits(rng, (60, 4), 160)
+
+    def kl_and_bits(levels, rd_lambda):
+        enc = encode_window(logits, 160, 1, levels, rd_lambda)
+        return (kl_at_temperature(logits, reconstruct(*enc, 160, levels), 0.1).mean(),
+                _delta_entropy_bits(undo_zigzag_deltas(enc[1])))
+
+    kl, bits = kl_and_bits(36, 1.2e5)
+    assert kl < 1e-3
+    # every rounded encoding at least as faithful costs more bits (the search moves the frontier)
+    rounded = [kl_and_bits(levels, 0.0) for levels in range(24, 49, 2)]
+    assert any(k <= kl for k, _ in rounded)
+    assert all(b > 1.03 * bits for k, b in rounded if k <= kl)
+    # and a larger lambda spends more bits for a lower KL
+    kl_more, bits_more = kl_and_bits(36, 1e6)
+    assert kl_more < kl and bits_more > bits
+
+
+def test_rd_codes_put_no_mass_on_a_sharp_rows_empty_flanks():
+    """On rows like a trained teacher's (one narrow peak), the far bins have no weight at the sharpened
+    target: a search that only weighed the error there would fill them with code 1 (cheap deltas) and
+    put most of the row's mass where the teacher has none."""
+    rng = np.random.default_rng(8)
+    logits = peaked_logits(rng, (50, 4), 192)
+    rounded, searched = encode_window(logits, 192, 1, 36), encode_window(logits, 192, 1, 36, 1.2e5)
+    kl = {t: [kl_at_temperature(logits, reconstruct(*enc, 192, 36), t).mean() for enc in (rounded, searched)]
+          for t in (0.1, 1.0)}
+    assert kl[0.1][1] < 1e-3 and kl[1.0][1] < 1.15 * kl[1.0][0]
+    codes = undo_zigzag_deltas(searched[1])
+    far = log_softmax(logits) < log_softmax(logits).max(-1, keepdims=True) - 4
+    assert (codes[far] == 0).all()
+
+
+def test_rd_codes_leave_unseen_bins_empty_and_refuse_bad_settings():
+    rng = np.random.default_rng(7)
+    logits = flat_logits(rng, (20, 2), 64)
+    logits[:, 0, :12] = -np.inf
+    logits[3, 1] = -np.inf  # a row the teacher does not see at all
+    enc = encode_window(logits, 64, 1, 36, 1.2e5)
+    codes = undo_zigzag_deltas(enc[1])
+    assert (codes[:, 0, :12] == 0).all() and (codes[3, 1] == 0).all() and codes.max() <= 37
+    rec = reconstruct(*enc, 64, 36)
+    assert (np.exp(rec[:, 0, :12]) == 0).all() and np.isfinite(rec).all()
+    for levels, rd_lambda in ((0, 1e5), (36, -1.0)):
+        with pytest.raises(ValueError, match='rd_lambda'):
+            encode_window(logits, 64, 1, levels, rd_lambda)

@@ -114,7 +114,8 @@ def test_contract2_cache_rows_equal_live_teacher_on_replayed_crop(which, request
                 else:
                     # what the stated encoding loses on these very rows, and not more
                     own = kl_at_temperature(full, reconstruct(
-                        *encode_window(full, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'], levels),
+                        *encode_window(full, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'], levels,
+                                       spec['rd_lambda']),
                         full.shape[-1], levels), 1.0)
                     assert (kl <= own + 1e-3).all(), (
                         f'{where}: KL(live || cache) {kl.max():.4f} exceeds the window\'s own loss {own.max():.4f}')
