@@ -6,11 +6,13 @@ forward pass alone on the same crops, batch and device, with a per-step breakdow
 2. In this process, over the same views and instances read back from that cache: decode + replay
    each teacher's native crops, then per teacher the forward pass alone, the map into student bins,
    and the window encoding, each timed on its own (the write is what is left of the full dump).
-ratio = full-dump crops/s / forward-only crops/s (the goal is >= 0.9: a writer thread and
-DataLoader workers should hide everything but the forward pass). Last stdout line: one JSON object.
+ratio = full-dump crops/s / forward-only crops/s (the goal is >= 0.9: the writers and DataLoader
+workers should hide everything but the forward pass). encode_rows_per_s: instance rows (one teacher,
+x and y) the encoding alone does per second of one core; --writers sets dump_stage.writers (None: the
+config's). Last stdout line: one JSON object.
 
     python benchmarks/dump_throughput.py [--config pipeline/configs/demo_synthetic.py] [--views 2]
-                                         [--num-workers 0] [--device cpu]
+                                         [--num-workers 0] [--writers N] [--device cpu]
 """
 from __future__ import annotations
 
@@ -42,9 +44,10 @@ from teachers.targets import run_teacher, teacher_rows  # noqa: E402
 @click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py')
 @click.option('--views', default=2, show_default=True)
 @click.option('--num-workers', default=0, show_default=True)
+@click.option('--writers', type=int, default=None, help="dump_stage.writers (default: the config's)")
 @click.option('--device', default='cpu', show_default=True)
 @click.option('--out', default='outputs/bench/dump_throughput')
-def main(config_path, views, num_workers, device, out):
+def main(config_path, views, num_workers, writers, device, out):
     cfg = load_config(resolve(config_path))
     out = resolve(out)
     shutil.rmtree(out, ignore_errors=True)
@@ -52,6 +55,8 @@ def main(config_path, views, num_workers, device, out):
     batch = int(cfg.dump_stage.batch_size)
     cmd = [sys.executable, str(ROOT / 'cli.py'), 'dump-teachers', '--config', config_path, '--views', str(views),
            '--device', device, '--num-workers', str(num_workers), '--cfg-options', f'cache.root={out}']
+    writers = int(cfg.dump_stage.writers) if writers is None else writers
+    cmd += ['--cfg-options', f'dump_stage.writers={writers}']
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     cache = open_cache(out / 'train.zarr')
     stats = cache.manifest['stats']
@@ -89,7 +94,8 @@ def main(config_path, views, num_workers, device, out):
     forward_only = n_crops / steps['forward']
     full = rows / wall
     result = dict(benchmark='dump_throughput', config=config_path, device=device, views=views, batch=batch,
-                  num_workers=num_workers, torch_threads=torch.get_num_threads(), crops=rows,
+                  num_workers=num_workers, writers=writers, torch_threads=torch.get_num_threads(), crops=rows,
+                  encode_rows_per_s=rows / steps['encode'],
                   full_dump_crops_per_s=full, forward_only_crops_per_s=forward_only, ratio=full / forward_only,
                   goal=0.9, goal_met=full / forward_only >= 0.9,
                   seconds=dict(full_dump_wall=wall, **steps,

@@ -8,7 +8,8 @@
 # Every benchmark's output is kept under $OUT; the last stdout line is one JSON object combining their
 # last lines (raw) with the figures above.
 #
-#   bash benchmarks/gpu_suite.sh          # on a GPU machine (env: PY, OUT, IMAGES=600, VIEWS=4, WORKERS=8)
+#   bash benchmarks/gpu_suite.sh          # on a GPU machine (env: PY, OUT, IMAGES=600, VIEWS=4, WORKERS=8,
+#                                         #   WRITERS=6: dump_stage.writers, the encoding's processes)
 #   bash benchmarks/gpu_suite.sh --toy    # the same steps at toy size on the CPU (tests/test_gpu_suite.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,10 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-outputs/bench/gpu_suite}
 if [[ "${1:-}" == "--toy" ]]; then
     DEVICE=cpu; TRAIN_ARGS=(--quick --students t); IMAGES=${IMAGES:-4}; VIEWS=${VIEWS:-1}; WORKERS=${WORKERS:-0}
+    WRITERS=${WRITERS:-1}
 elif [[ -z "${1:-}" ]]; then
     DEVICE=cuda; TRAIN_ARGS=(--students s,t); IMAGES=${IMAGES:-600}; VIEWS=${VIEWS:-4}; WORKERS=${WORKERS:-8}
+    WRITERS=${WRITERS:-6}
 else
     echo "gpu_suite.sh: unknown argument '$1' (only --toy)" >&2; exit 2
 fi
@@ -40,7 +43,7 @@ sed -e "s#^_data = 'data/synthetic'#_data = '$OUT/synthetic'#" -e "s#'outputs/de
 grep -q "^_data = '$OUT/synthetic'" "$OUT/config.py" || {
     echo "gpu_suite.sh: pipeline/configs/demo_synthetic.py has no line _data = 'data/synthetic' to re-root" >&2; exit 1; }
 "$PY" benchmarks/dump_throughput.py --config "$OUT/config.py" --views "$VIEWS" --device "$DEVICE" \
-    --num-workers "$WORKERS" --out "$OUT/dump" > "$OUT/dump_throughput.log"
+    --num-workers "$WORKERS" --writers "$WRITERS" --out "$OUT/dump" > "$OUT/dump_throughput.log"
 tail -n 1 "$OUT/dump_throughput.log" > "$OUT/dump_throughput.json"
 
 "$PY" - "$OUT" "$(( $(date +%s) - START ))" <<'EOF'

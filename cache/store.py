@@ -331,6 +331,20 @@ def create_cache(path, manifest: dict, instances: InstanceTable, views: np.ndarr
     return open_cache(path, mode='r+')
 
 
+_WRITING = None  # in a writer process (stages.dump): the cache it writes units into
+
+
+def open_for_writing(path) -> None:
+    """A writer process's initializer: open the cache once for the units it will be given."""
+    global _WRITING
+    _WRITING = open_cache(path, mode='r+')
+
+
+def write_unit_here(*unit) -> None:
+    """Cache.write_unit on the cache this process opened with open_for_writing."""
+    _WRITING.write_unit(*unit)
+
+
 def open_cache(path, mode: str = 'r') -> 'Cache':
     """Open an existing cache ('r' to read, 'r+' to write units; a local path or an fsspec URL); clear
     error naming the path otherwise."""

@@ -146,19 +146,21 @@ def rd_codes(rel: np.ndarray, levels: int, rd_lambda: float) -> np.ndarray:
     # floor_i - floor_(i-1) + b - a, so 3 values per bin cover the 4 pairs (invalid candidates cost inf)
     rise = np.diff(floor, axis=0)[:, None, :] + np.arange(-1, 2, dtype=np.int32)[:, None] + _MAX_DELTA
     pair_bits = DELTA_BITS[np.clip(rise, 0, 2 * _MAX_DELTA)]  # (n - 1, 3, m)
-    pair = np.arange(2)[None, :] - np.arange(2)[:, None] + 1  # [a, b] -> index of b - a
     total = cost[0] + DELTA_BITS[np.minimum(cand[0], _MAX_DELTA) + _MAX_DELTA]  # the first delta is from 0
-    back = np.empty((n, 2, m), dtype=np.int8)
+    back = np.empty((n, 2, m), dtype=bool)  # the best previous candidate (0: down, 1: up) of each candidate
     for i in range(1, n):
-        step = total[:, None, :] + pair_bits[i - 1][pair]  # (a, b, m)
-        back[i] = step[1] < step[0]
-        total = np.minimum(step[0], step[1]) + cost[i]
+        bits = pair_bits[i - 1]  # b - a = -1, 0, 1
+        down_down, up_down = total[0] + bits[1], total[1] + bits[0]
+        down_up, up_up = total[0] + bits[2], total[1] + bits[1]
+        np.less(up_down, down_down, out=back[i, 0])
+        np.less(up_up, down_up, out=back[i, 1])
+        total = np.stack([np.minimum(down_down, up_down), np.minimum(down_up, up_up)]) + cost[i]
     codes = np.empty((n, m), dtype=np.int16)
     state = (total[1] < total[0]).astype(np.intp)
     rows = np.arange(m)
     for i in range(n - 1, -1, -1):
         codes[i] = cand[i, state, rows]
-        state = back[i, state, rows]
+        state = back[i, state, rows].astype(np.intp)
     codes = codes.T
     return codes.reshape(shape)
 

@@ -29,7 +29,7 @@ REQUIRED = {
     'student': 'dict(config=<mmpose-style model config of the student on the datasets\' union>, init_backbone=<checkpoint or None>)',
     'views': 'dict(num_views=V, policy=main|final|wide|none): the stage-1 views drawn per train instance',
     'cache': 'dict(root=..., window=w, tail_blocks=b, levels=L, rd_lambda=r, lossless=False, chunk_size=...)',
-    'dump_stage': 'dict(batch_size=..., num_workers=..., device=...) for dump-teachers',
+    'dump_stage': 'dict(batch_size=..., num_workers=..., device=..., writers=...) for dump-teachers',
     'train': 'the training recipe (epochs, batch_size, lr, losses, ...)',
 }
 
@@ -68,7 +68,10 @@ CACHE_SCHEMA = {'root': (str, REQUIRED_VALUE), 'window': (int, REQUIRED_VALUE), 
                 'rd_lambda': (float, 0.0),
                 'lossless': (bool, False), 'chunk_size': (int, REQUIRED_VALUE)}
 DUMP_STAGE_SCHEMA = {'batch_size': (int, 64), 'num_workers': (int, 0),
-                     'device': ((str, NONE), None)}  # None: CUDA when available
+                     'device': ((str, NONE), None),  # None: CUDA when available
+                     # processes that encode and write the rows (1: a thread); the rate-distortion
+                     # codes take ~1 ms of CPU per row at full-scale bins, so a GPU dump needs several
+                     'writers': (int, 1)}
 SYNTHETIC_SCHEMA = {'out': (str, REQUIRED_VALUE), 'images': (int, REQUIRED_VALUE), 'seed': (int, 0)}
 # The training recipe (`train`; `teacher_train` overrides some of it for --as-teacher): every key, its
 # type and its default, written once. Unknown keys are refused with the closest valid name.

@@ -4,16 +4,18 @@ Work is cut into units of (view, chunk of instances) aligned with the cache's ch
 unit, DataLoader workers decode the unit's images (once per image) and build contract 2's inputs
 (data.views.teacher_inputs: each teacher's native crop of the view, the view boxes' scales); the
 main process runs the teachers and maps their outputs into the student's bins
-(teachers.targets.teacher_rows); a writer thread windows, encodes and stores the rows
-(cache.store) while the next unit runs. A unit is marked done per teacher after
+(teachers.targets.teacher_rows); a writer thread (or `dump_stage.writers` processes, when encoding
+outpaces one core: a GPU's teachers) windows, encodes and stores the rows (cache.store) while the
+next unit runs. A unit is marked done per teacher after
 its rows are written, so an interrupted dump resumes where it stopped; under torchrun rank r takes
 units r, r+N, ... (disjoint chunks).
 """
 from __future__ import annotations
 
-import queue
-import threading
+import multiprocessing
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from tqdm import tqdm
 
 from cache.fidelity import fidelity_report
 from cache.manifest import BIN_MAP_RULE, code_version
-from cache.store import create_cache, open_cache, reconstruct_rows
+from cache.store import create_cache, open_cache, open_for_writing, reconstruct_rows, write_unit_here
 from data.images import check_image_files, decode_grouped
 from data.datasets import datasets_union
 from data.skeletons import model_skeleton, union_indices
@@ -87,7 +89,8 @@ def dump_teachers(cfg, split='train', num_views=None, teacher_names=None, device
         UnitCrops(table, views, units, cache.chunk_size, {name: tuple(m.input_size) for name, m in models.items()}),
         batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=device.type == 'cuda',
         persistent_workers=False, prefetch_factor=4 if num_workers else None)
-    done = run_units(cache, models, pending, loader, student, device, batch_size, split, rank, t_start)
+    done = run_units(cache, models, pending, loader, student, device, batch_size, split, rank, t_start,
+                     writers=int(cfg.dump_stage.writers))
 
     if world > 1:
         torch.distributed.barrier()  # every rank's units are written before rank 0 sums them
@@ -179,53 +182,57 @@ def verify_cache(cfg, split='train') -> dict:
     return found
 
 
-def run_units(cache, models, pending, loader, student, device, batch_size, split, rank, t_start) -> dict:
-    """Every unit through every teacher that still needs it; a writer thread overlaps the Zarr encode +
+def unit_writer(cache, writers: int):
+    """(executor, write function): one thread, or `writers` processes that each open the cache. Units
+    write disjoint chunks (and mark themselves done last), so they may be written in any order, by
+    any process."""
+    if writers <= 1:
+        return ThreadPoolExecutor(1), cache.write_unit
+    pool = ProcessPoolExecutor(writers, mp_context=multiprocessing.get_context('spawn'),
+                               initializer=open_for_writing, initargs=(cache.path,))
+    return pool, write_unit_here
+
+
+def run_units(cache, models, pending, loader, student, device, batch_size, split, rank, t_start,
+              writers: int = 1) -> dict:
+    """Every unit through every teacher that still needs it; the writer(s) overlap the encode + Zarr
     write with the next unit's forward pass. Returns forward seconds and rows per teacher, and a few
     full rows per teacher kept aside to measure what the store loses."""
-    writes: queue.Queue = queue.Queue(maxsize=8)
-    errors = []
-
-    def writer():
-        while (item := writes.get()) is not None:
-            try:
-                cache.write_unit(*item)
-            except Exception as e:  # surfaced in the main thread
-                errors.append(e)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
+    executor, write = unit_writer(cache, writers)
+    in_flight: deque = deque()
+    limit = 2 * max(writers, 4)  # units queued for the writers: bounds the memory they hold
     forward_s = {name: 0.0 for name in models}
     rows_done = {name: 0 for name in models}
     fidelity_sample = {name: [] for name in models}
     bar = tqdm(total=sum(len(units) for units in pending.values()), desc=f'dump {split}', unit='unit',
                disable=rank != 0)
-    for item in loader:
-        if errors:
-            raise errors[0]
-        view, chunk = int(item['view']), int(item['chunk'])
-        for name, model in models.items():
-            if (view, chunk) not in pending[name]:
-                continue
-            if device.type == 'cuda':
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            sx, sy, ox, oy = teacher_rows(model, item['crops'][name], item['box_scales'], student['input_size'],
-                                          student['split'], device, batch_size)
-            sx, sy, ox, oy = (a.cpu().numpy() for a in (sx, sy, ox, oy))  # the sync ends the timing
-            seconds = time.perf_counter() - t0
-            forward_s[name] += seconds
-            rows_done[name] += len(sx)
-            if len(fidelity_sample[name]) < 2:
-                fidelity_sample[name].append((view, np.asarray(item['rows'][:128]), sx[:128], sy[:128]))
-            writes.put((name, view, chunk, sx, sy, ox, oy, seconds))
-            bar.update(1)
-        bar.set_postfix(inst_per_s=f'{sum(rows_done.values()) / max(time.perf_counter() - t_start, 1e-9):.0f}')
-    writes.put(None)
-    thread.join()
+    try:
+        for item in loader:
+            view, chunk = int(item['view']), int(item['chunk'])
+            for name, model in models.items():
+                if (view, chunk) not in pending[name]:
+                    continue
+                if device.type == 'cuda':
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                sx, sy, ox, oy = teacher_rows(model, item['crops'][name], item['box_scales'], student['input_size'],
+                                              student['split'], device, batch_size)
+                sx, sy, ox, oy = (a.cpu().numpy() for a in (sx, sy, ox, oy))  # the sync ends the timing
+                seconds = time.perf_counter() - t0
+                forward_s[name] += seconds
+                rows_done[name] += len(sx)
+                if len(fidelity_sample[name]) < 2:
+                    fidelity_sample[name].append((view, np.asarray(item['rows'][:128]), sx[:128], sy[:128]))
+                in_flight.append(executor.submit(write, name, view, chunk, sx, sy, ox, oy, seconds))
+                while len(in_flight) > limit or (in_flight and in_flight[0].done()):
+                    in_flight.popleft().result()  # a writer's error stops the dump here
+                bar.update(1)
+            bar.set_postfix(inst_per_s=f'{sum(rows_done.values()) / max(time.perf_counter() - t_start, 1e-9):.0f}')
+        while in_flight:
+            in_flight.popleft().result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
     bar.close()
-    if errors:
-        raise errors[0]
     return dict(forward_s=forward_s, rows=rows_done, fidelity_sample=fidelity_sample)
 
 

@@ -62,7 +62,7 @@ evaluation = dict(flip_test=True, save_best='coco/AP')
 # at the distribution the student learns from, ~1.35 / 1.25 kB per row (docs/results.md, 'Cache rows').
 cache = dict(root='outputs/demo/cache', window=512, tail_blocks=1, levels=36, rd_lambda=1.2e5, lossless=False,
              chunk_size=256)
-dump_stage = dict(batch_size=64, num_workers=0, device=None)
+dump_stage = dict(batch_size=64, num_workers=0, device=None, writers=1)
 
 # Where the demo's recipe differs from the full-scale one (mmpose's RTMPose-s, coco_mpii_rtmpose-s.py):
 # 20 epochs of ~50 steps (minutes on 2 CPU cores, not 420 epochs of a GPU day), 'final' views without a

@@ -330,3 +330,15 @@ def test_dump_refuses_a_cache_the_disk_cannot_hold(stage_env, monkeypatch):
                                          r'\(1,000,000 bytes\) free'):
         dump_teachers(cfg, split='train', device='cpu')
     assert not cache_path(cfg, 'train').parent.exists()  # nothing created, not even the cache root
+
+
+def test_writer_processes_store_the_same_cache_as_the_writer_thread(stage_env, dumped):
+    """dump_stage.writers > 1: units encoded and written by processes, in whatever order they finish,
+    make the same cache as the one writer thread (the teachers' outputs are the same; so are the bytes)."""
+    cfg = stage_env.cfg('writers', **{'dump_stage.writers': 2})
+    dump_teachers(cfg, split='train', device='cpu')
+    got, want = teacher_arrays(cache_path(cfg, 'train')), teacher_arrays(cache_path(dumped['cfg'], 'train'))
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    assert all(len(open_cache(cache_path(cfg, 'train')).pending_units(name)) == 0 for name in cfg.teachers)
