@@ -16,8 +16,9 @@ per epoch) and reconstructs random batches (reconstruct_rows, per training step)
                     holding only the fill value, e.g. the whole-row windows' starts, is never written),
                     plus metadata; the full-size count scales the measured unit files by the chunks
 Where the full size takes too long on the machine (the encode alone runs at ~2-3k instance rows/s
-per core), --fraction runs that share of the instances (the same chunk size and views) and the
-full-size figures are extrapolated linearly (bytes, times, the plane's memory) and stated as such.
+per core with rounded codes, a few hundred with the rate-distortion search), --fraction runs that share
+of the instances (the same chunk size and views) and the full-size figures are extrapolated linearly
+(bytes, times, the plane's memory) and stated as such.
 
     python benchmarks/cache_scale.py [--fraction 0.0625] [--views 8] [--chunk-size 1024] [--root DIR]
 

@@ -117,6 +117,9 @@ def undo_zigzag_deltas(stored: np.ndarray) -> np.ndarray:
     return np.cumsum(d, axis=-1, dtype=np.int16) % 256
 
 
+RD_BLOCK_ROWS = 2048  # rows searched at once: bounds the search's working memory (~30 arrays of n x 2 x rows)
+
+
 def rd_codes(rel: np.ndarray, levels: int, rd_lambda: float) -> np.ndarray:
     """Rows (..., n) of log-probabilities relative to the row's peak (-inf: a bin the teacher does not
     see) -> int16 codes (..., n) minimising bits + rd_lambda * distortion per row (module docstring).
@@ -124,7 +127,13 @@ def rd_codes(rel: np.ndarray, levels: int, rd_lambda: float) -> np.ndarray:
     rel = np.asarray(rel, dtype=np.float32)
     shape, n = rel.shape, rel.shape[-1]
     rel = rel.reshape(-1, n)
-    m = rel.shape[0]
+    blocks = [_rd_block(rel[i:i + RD_BLOCK_ROWS], levels, rd_lambda) for i in range(0, len(rel), RD_BLOCK_ROWS)]
+    return (np.concatenate(blocks) if blocks else np.zeros(rel.shape, np.int16)).reshape(shape)
+
+
+def _rd_block(rel: np.ndarray, levels: int, rd_lambda: float) -> np.ndarray:
+    """rd_codes of (m, n) rows."""
+    m, n = rel.shape
     seen = np.isfinite(rel)
     rel = np.where(seen, rel, -100.0)
     u = levels * np.exp(CODE_EXPONENT * rel)
@@ -161,8 +170,7 @@ def rd_codes(rel: np.ndarray, levels: int, rd_lambda: float) -> np.ndarray:
     for i in range(n - 1, -1, -1):
         codes[i] = cand[i, state, rows]
         state = back[i, state, rows].astype(np.intp)
-    codes = codes.T
-    return codes.reshape(shape)
+    return codes.T
 
 
 def _check_levels(levels: int) -> None:

@@ -319,3 +319,14 @@ def test_rd_codes_leave_unseen_bins_empty_and_refuse_bad_settings():
     for levels, rd_lambda in ((0, 1e5), (36, -1.0)):
         with pytest.raises(ValueError, match='rd_lambda'):
             encode_window(logits, 64, 1, levels, rd_lambda)
+
+
+def test_rd_codes_search_each_row_on_its_own(monkeypatch):
+    """Rows are searched in blocks (to bound memory): the codes do not depend on the blocks."""
+    import cache.window as window
+    rel = log_softmax(flat_logits(np.random.default_rng(9), (5, 7), 40))
+    rel = rel - rel.max(-1, keepdims=True)
+    whole = rd_codes(rel, 36, 1.2e5)
+    monkeypatch.setattr(window, 'RD_BLOCK_ROWS', 3)
+    np.testing.assert_array_equal(rd_codes(rel, 36, 1.2e5), whole)
+    np.testing.assert_array_equal(rd_codes(rel[2, 4], 36, 1.2e5), whole[2, 4])
