@@ -35,7 +35,8 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.overlap_modes import summary  # noqa: E402
+from benchmarks.overlap_modes import run_columns  # noqa: E402
+from data.datasets import datasets_union  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 from data.files import atomic_write_text  # noqa: E402
 from pipeline.run_folder import OFFLINE_VS_ONLINE_FILE, RunFolder  # noqa: E402
@@ -123,11 +124,8 @@ def main(config_path, seeds, epochs, out):
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(train, todo))
 
-    def columns(name):
-        r = summary(RunFolder(out / name))
-        return {f'{ds} {key}': (None if r.get(ds, {}).get(key) is None else 100 * r[ds][key]) for ds, key in COLUMNS}
-
-    results = {name: columns(name) for name in runs}
+    union = datasets_union(cfg.datasets)
+    results = {name: run_columns(RunFolder(out / name), union, COLUMNS) for name in runs}
     table = paired({s: results[f'online_seed{s}'] for s in seeds}, {s: results[f'offline_default_seed{s}'] for s in seeds})
     s0 = seeds[0]
     lossless = {col: results[f'offline_lossless_seed{s0}'][col] - results[f'online_seed{s0}'][col]

@@ -49,6 +49,12 @@ def summary(folder: RunFolder, union) -> dict:
     return out
 
 
+def run_columns(folder: RunFolder, union, columns) -> dict:
+    """A finished run's (dataset, metric) columns in %, as 'dataset metric' -> value (None: not scored)."""
+    r = summary(folder, union)
+    return {f'{ds} {key}': (None if r.get(ds, {}).get(key) is None else 100 * r[ds][key]) for ds, key in columns}
+
+
 @click.command()
 @click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py')
 @click.option('--epochs', default=None, type=int)

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.offline_vs_online import mean_sd, options, run_cli  # noqa: E402
-from benchmarks.overlap_modes import summary  # noqa: E402
+from benchmarks.overlap_modes import run_columns  # noqa: E402
+from data.datasets import datasets_union  # noqa: E402
 from data.files import atomic_write_text  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
 from pipeline.run_folder import RunFolder  # noqa: E402
@@ -151,9 +152,8 @@ def main(config_path, seeds, which, full_seeds, all_seeds, out, json_path, plot_
     for name in all_arms:
         for seed in seeds:
             if RunFolder(run_dir(name, seed)).finished(epochs):
-                r = summary(RunFolder(run_dir(name, seed)))
-                results.setdefault(name, {})[seed] = {
-                    f'{d} {k}': None if r.get(d, {}).get(k) is None else 100 * r[d][k] for d, k in COLUMNS}
+                results.setdefault(name, {})[seed] = run_columns(RunFolder(run_dir(name, seed)),
+                                                                 datasets_union(cfg.datasets), COLUMNS)
     table = {name: paired(results, name) for name in results if name != REFERENCE}
     cols = [f'{d} {k}' for d, k in COLUMNS]
     print(f'\nval, %: per arm the mean over its seeds, then (offline or supervised) - {REFERENCE}, paired by seed '

@@ -121,7 +121,7 @@ CHOICES = {'overlap': ('separate', 'mean', 'product', 'confidence'), 'gt_reducti
            'policy': tuple(POLICIES), 'photometric': tuple(PHOTOMETRIC_POLICIES) + (True, False, None),
            'type': DATASET_TYPES}
 POSITIVE = ('epochs', 'batch_size', 'base_lr', 'auto_scale_lr', 'val_interval', 'checkpoint_interval', 'num_views',
-            'switch_epoch', 'chunk_size', 'images')
+            'switch_epoch', 'chunk_size', 'images', 'writers')
 BEST_METRICS = ('AP', 'PCKh', 'pck_all')
 
 

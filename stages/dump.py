@@ -4,8 +4,8 @@ Work is cut into units of (view, chunk of instances) aligned with the cache's ch
 unit, DataLoader workers decode the unit's images (once per image) and build contract 2's inputs
 (data.views.teacher_inputs: each teacher's native crop of the view, the view boxes' scales); the
 main process runs the teachers and maps their outputs into the student's bins
-(teachers.targets.teacher_rows); a writer thread (or `dump_stage.writers` processes, when encoding
-outpaces one core: a GPU's teachers) windows, encodes and stores the rows (cache.store) while the
+(teachers.targets.teacher_rows); a writer thread (or `dump_stage.writers` processes, where one core
+cannot encode as fast as the teachers run: on a GPU) windows, encodes and stores the rows (cache.store) while the
 next unit runs. A unit is marked done per teacher after
 its rows are written, so an interrupted dump resumes where it stopped; under torchrun rank r takes
 units r, r+N, ... (disjoint chunks).
