@@ -4,7 +4,7 @@ byte shuffle vs blosc-lz4 vs zstd-1 vs no compression, with and
 without chunk checksums, in one run on synthetic SimCC rows in a temp dir.
 
     .venv/bin/python benchmarks/cache_reads.py [--n 20000] [--k 17] [--bins-x 384] [--bins-y 512]
-                                               [--window 512] [--tail-blocks 1] [--levels 36] [--rd-lambda 1.2e5]
+                                               [--window 512] [--tail-blocks 1] [--levels 32] [--rd-lambda 0]
                                                [--chunk-size 512]
                                                [--batch 256] [--repeats 3] [--codecs zstd7-bit,zstd9-bit,zstd5,lz4,zstd1,none]
 
@@ -156,8 +156,8 @@ def main(argv=None) -> dict:
     parser.add_argument('--bins-y', type=int, default=512)
     parser.add_argument('--window', type=int, default=512)
     parser.add_argument('--tail-blocks', type=int, default=1)
-    parser.add_argument('--levels', type=int, default=36)
-    parser.add_argument('--rd-lambda', type=float, default=1.2e5)
+    parser.add_argument('--levels', type=int, default=32)
+    parser.add_argument('--rd-lambda', type=float, default=0.0)
     parser.add_argument('--chunk-size', type=int, default=512)
     parser.add_argument('--batch', type=int, default=256)
     parser.add_argument('--fancy-batches', type=int, default=8)

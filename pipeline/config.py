@@ -64,13 +64,14 @@ PRETRAIN_SCHEMA = {**TEACHER_SCHEMA, 'dataset': (str, REQUIRED_VALUE), 'views': 
 CACHE_SCHEMA = {'root': (str, REQUIRED_VALUE), 'window': (int, REQUIRED_VALUE), 'tail_blocks': (int, REQUIRED_VALUE),
                 # code levels of the coded rows (cache/window.py); 0: fp16 windows
                 'levels': (int, 0),
-                # > 0: each row's codes chosen by a rate-distortion search (cache.window.rd_codes); 0: rounded
+                # > 0: each row's codes chosen by a rate-distortion search (cache.window.rd_codes): ~15%
+                # smaller rows at the same KL, but its students trained worse (docs/results.md); 0: rounded
                 'rd_lambda': (float, 0.0),
                 'lossless': (bool, False), 'chunk_size': (int, REQUIRED_VALUE)}
 DUMP_STAGE_SCHEMA = {'batch_size': (int, 64), 'num_workers': (int, 0),
                      'device': ((str, NONE), None),  # None: CUDA when available
-                     # processes that encode and write the rows (1: a thread); the rate-distortion
-                     # codes take ~1 ms of CPU per row at full-scale bins, so a GPU dump needs several
+                     # processes that encode and write the rows (1: a thread): one core encodes a few
+                     # thousand rows/s (a few hundred with cache.rd_lambda > 0), fewer than a GPU's teachers
                      'writers': (int, 1)}
 SYNTHETIC_SCHEMA = {'out': (str, REQUIRED_VALUE), 'images': (int, REQUIRED_VALUE), 'seed': (int, 0)}
 # The training recipe (`train`; `teacher_train` overrides some of it for --as-teacher): every key, its

@@ -49,12 +49,12 @@ stage2 = dict(switch_epoch=390, num_views=2, policy='final', photometric='final'
 # As mmpose: flip test; best.pth kept by COCO AP beside last.pth (the report scores best.pth).
 evaluation = dict(flip_test=True, save_best='coco/AP')
 
-# Coded rows, L = 36, chosen by the rate-distortion search (rd_lambda), the whole row (window wider than
-# the bins) with one tail number (docs/results.md, 'Cache rows'): KL <= 1e-3 at the distillation target;
-# 1.69 / 1.58 kB stored per instance·view·teacher (COCO / MPII teacher, the demo teachers' rows mapped
-# into these 384 x 512 bins), so 172,059 instances x 10 views x 2 teachers is ~5.6 GB ('Full-size cache
-# rehearsal': ~24k files, no sharding needed). The search costs ~3 ms of CPU per row here: writers=6.
-cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=512, tail_blocks=1, levels=36, rd_lambda=1.2e5,
+# Coded rows, L = 32, each bin rounded to its nearest code, the whole row (window wider than the bins)
+# with one tail number (docs/results.md, 'Cache rows'): KL <= 1e-3 at the distillation target; 2.08 /
+# 1.93 kB stored per instance·view·teacher (COCO / MPII teacher, the demo teachers' rows mapped into
+# these 384 x 512 bins), so 172,059 instances x 10 views x 2 teachers is ~6.9 GB ('Full-size cache
+# rehearsal': ~24k files, no sharding needed). rd_lambda > 0 (smaller rows) trained worse students.
+cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=512, tail_blocks=1, levels=32, rd_lambda=0.0,
              lossless=False,
              chunk_size=1024)
 dump_stage = dict(batch_size=256, num_workers=8, device='cuda', writers=6)
