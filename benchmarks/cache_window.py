@@ -7,9 +7,9 @@ reconstructs the rows with each candidate:
   wW/bB   a window of W bins around the peak + B tail blocks + the seen range (fp16 log-probabilities,
           levels=0; B = 1 is one tail number for the whole outside)
   cL/wW/bB  the same with the window coded in L levels (uint8 codes, cache/window.py; w* = the whole
-          row), each bin rounded to its nearest code
+          row), each bin rounded to its nearest code (the configs' encoding: c32/w*/b1)
   cL/wW/bB/rdR  the same with the codes of each row chosen by the rate-distortion search at
-          rd_lambda R (cache.window.rd_codes; the configs' encoding)
+          rd_lambda R (cache.window.rd_codes)
   q8      log-probabilities of the whole row quantised to 8 bits in [-Q8_RANGE, 0] (an alternative)
   full    fp16 log-probabilities of the whole row (cache.lossless=True)
 Columns: KL(full || reconstructed) mean and p99 at the distribution the student is distilled towards

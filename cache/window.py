@@ -27,7 +27,8 @@ row has no mass, and is finest at the peak. Bins whose code is 0 (far below the 
 outside bins in the tail blocks, so the mass at T = 1 still lands where it was. The tail is stored
 relative to the peak and the reconstructed row is renormalised (a coded row has no absolute level).
 
-Rate-distortion codes (rd_lambda > 0, the configs' choice): rounding each bin to its nearest code
+Rate-distortion codes (rd_lambda > 0; an option, not the configs' choice: at the same KL they trained
+worse students, docs/results.md 'Cache rows'): rounding each bin to its nearest code
 spends most of the bits on +-1 steps that follow the teacher's small wiggles. A trellis search
 (Viterbi over the two levels around each bin's u, rounded down or up) instead picks, per row, the
 codes that minimise bits + rd_lambda * distortion: bits from a fixed model of the zigzag deltas,
