@@ -149,11 +149,11 @@ def main(config_path, seeds, which, full_seeds, all_seeds, out, json_path, plot_
         list(pool.map(train, todo))
 
     results = {}  # name -> seed -> column -> value (%)
+    union = datasets_union(cfg.datasets)
     for name in all_arms:
         for seed in seeds:
             if RunFolder(run_dir(name, seed)).finished(epochs):
-                results.setdefault(name, {})[seed] = run_columns(RunFolder(run_dir(name, seed)),
-                                                                 datasets_union(cfg.datasets), COLUMNS)
+                results.setdefault(name, {})[seed] = run_columns(RunFolder(run_dir(name, seed)), union, COLUMNS)
     table = {name: paired(results, name) for name in results if name != REFERENCE}
     cols = [f'{d} {k}' for d, k in COLUMNS]
     print(f'\nval, %: per arm the mean over its seeds, then (offline or supervised) - {REFERENCE}, paired by seed '

@@ -493,7 +493,7 @@ class Cache:
                 raise ValueError(f'{self.path}: teacher {teacher!r} unit (view {view}, chunk {chunk}) has NaN '
                                  f'{axis} logits')
             start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'],
-                                                      spec['levels'], spec.get('rd_lambda', 0.0))
+                                                      spec['levels'], spec['rd_lambda'])
             encoded[axis] = dict(start=start, values=values, tail=tail, seen=seen, outside=outside.astype(np.float16))
         for axis in AXES:
             for name in ROW_FIELDS:
