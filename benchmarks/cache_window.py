@@ -58,6 +58,28 @@ CANDIDATES = [(16, 16, 0, 0), (32, 32, 0, 0), (64, 32, 0, 0), (32, 64, 0, 0), (6
 Q8_RANGE = 24.0  # log-probability floor of the 8-bit rows: e^-24 ~ 4e-11
 
 
+def sample_teacher_rows(cfg, rows: int, device, student_size: tuple | None = None) -> tuple[int, tuple, dict]:
+    """Each teacher's rows on `rows` sampled train instances, each under one of its replayed views, mapped
+    into the student's bins as the dump maps them (student_size W,H: another student input size's bins).
+    -> (rows sampled, (bins x, bins y), {teacher: (x logits, y logits, x outside mass, y outside mass)})."""
+    table = split_instances(cfg, 'train')
+    views = split_views(cfg, table, view_stages(cfg, 'train'))
+    student = model_geometry(cfg.student.config)
+    size = student_size or student['input_size']
+    bins = (int(size[0] * student['split']), int(size[1] * student['split']))
+    rng = np.random.default_rng(0)
+    idx = np.sort(rng.choice(len(table), size=min(rows, len(table)), replace=False))
+    vidx = rng.integers(views.shape[0], size=len(idx))
+    images = decode_grouped(table.image_path[idx])
+    sampled = {}
+    for name, t in cfg.teachers.items():
+        model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
+        crops, box_scales = teacher_inputs(images, table.bbox[idx], views[vidx, idx], {name: model.input_size})
+        sampled[name] = tuple(a.cpu().numpy() for a in teacher_rows(model, crops[name], box_scales, size,
+                                                                    student['split'], device, batch_size=64))
+    return len(idx), bins, sampled
+
+
 def compressed_bytes(arrays: list[np.ndarray], codec: str = DEFAULT_CODEC) -> int:
     """Bytes the arrays take stored by Zarr with one of the cache's codecs, each as one chunk."""
     import zarr
@@ -106,29 +128,16 @@ def full_fp16(rows: np.ndarray):
 @click.option('--student-size', default=None, help='W,H: map into the bins of this student input size')
 def main(config_path, cfg_options, rows, device, student_size):
     cfg = load_config(resolve(config_path), parse_cfg_options(cfg_options))
-    device = pick_device(device)
-    table = split_instances(cfg, 'train')
-    views = split_views(cfg, table, view_stages(cfg, 'train'))
-    student = model_geometry(cfg.student.config)
-    size = tuple(int(v) for v in student_size.split(',')) if student_size else student['input_size']
-    bins = (int(size[0] * student['split']), int(size[1] * student['split']))
-    rng = np.random.default_rng(0)
-    idx = np.sort(rng.choice(len(table), size=min(rows, len(table)), replace=False))
-    vidx = rng.integers(views.shape[0], size=len(idx))
+    size = tuple(int(v) for v in student_size.split(',')) if student_size else None
+    n, bins, sampled = sample_teacher_rows(cfg, rows, pick_device(device), size)
     # The student is distilled towards softmax(beta / T * stored log-probs): fidelity is measured there.
     temperature = kd_temperature(cfg)
-    images = decode_grouped(table.image_path[idx])
-    result = dict(config=str(config_path), rows=int(len(idx)), temperature=temperature, codec=DEFAULT_CODEC,
+    result = dict(config=str(config_path), rows=n, temperature=temperature, codec=DEFAULT_CODEC,
                   bins=list(bins),
                   teachers={})
     print(f'{"teacher":8} {"encoding":>18} {"KL mean":>9} {"KL p99":>9} {"KL@T=1":>9} {"argmax":>7} '
           f'{"B/row":>7} {"zstd9 B":>7} {"zstd5 B":>7} {"raw B":>7} {"enc r/s":>9} {"dec r/s":>9}  unseen-bin rows: KL vs others')
-    for name, t in cfg.teachers.items():
-        model = load_model(resolve(t.config), resolve(t.checkpoint), device=device).eval()
-        crops, box_scales = teacher_inputs(images, table.bbox[idx], views[vidx, idx], {name: model.input_size})
-        crops = crops[name]
-        sx, sy, ox, oy = (a.cpu().numpy() for a in teacher_rows(model, crops, box_scales, size, student['split'],
-                                                                device, batch_size=64))
+    for name, (sx, sy, ox, oy) in sampled.items():
         k = sx.shape[1]
         unseen = np.concatenate([np.isneginf(r).any(-1).ravel() for r in (sx, sy)])
         outside = [ox.astype(np.float16), oy.astype(np.float16)]
@@ -147,7 +156,6 @@ def main(config_path, cfg_options, rows, device, student_size):
                 agree.append((np.argmax(r, -1) == np.argmax(rec, -1)).ravel())
                 stored += arrays
             kl, kl1, agree = np.concatenate(kl), np.concatenate(kl1), np.concatenate(agree)
-            n = len(idx)
             e = dict(encoding=label, kl_mean=float(kl.mean()), kl_p99=float(np.quantile(kl, 0.99)),
                      kl_mean_t1=float(kl1.mean()), argmax_agreement=float(agree.mean()),
                      bytes_per_row=compressed_bytes(stored + outside) / n,
