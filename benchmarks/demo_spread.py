@@ -38,6 +38,9 @@ def main(config_path, seed):
     cfg = load_config(resolve(config_path))
     base = resolve(cfg.work_dir)
     other = base.parent / f'{base.name}-seed{seed}'
+    if not RunFolder(base / 'offline').metrics.exists():
+        raise click.ClickException(f'{RunFolder(base / "offline").metrics}: no finished demo to compare '
+                                   f'with; run `make demo` first')
     if not RunFolder(other / 'offline').metrics.exists():
         opts = [f'seed={seed}', f'work_dir={other}', f'cache.root={other / "cache"}']
         subprocess.run([sys.executable, str(ROOT / 'cli.py'), 'demo', '--config', config_path,
