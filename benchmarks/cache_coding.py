@@ -131,20 +131,18 @@ def encode_speed(array: np.ndarray, codec: str, repeats: int = 3) -> float:
     return array.nbytes / best / 1e6
 
 
-@click.command()
-@click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py', show_default=True)
-@click.option('--cfg-options', multiple=True, help='key=value overrides, as in cli.py')
-@click.option('--rows', default=256, show_default=True, help='train instances sampled (one view each)')
-@click.option('--device', default='cpu', show_default=True)
-@click.option('--student-size', default=None, help='W,H: map into the bins of this student input size')
-def main(config_path, cfg_options, rows, device, student_size):
-    cfg = load_config(resolve(config_path), parse_cfg_options(cfg_options))
-    size = tuple(int(v) for v in student_size.split(',')) if student_size else None
-    n, bins, sampled = sample_teacher_rows(cfg, rows, pick_device(device), size)
+def measure(cfg, rows: int, device, student_size: tuple | None = None) -> dict:
+    """Every layout x codec and every entropy estimate of each teacher's codes on `rows` sampled train
+    instances (printing a table on the way)."""
+    n, bins, sampled = sample_teacher_rows(cfg, rows, device, student_size)
     levels = int(cfg.cache.levels)
     codecs = [DEFAULT_CODEC] + sorted(c for c in CODECS if c != DEFAULT_CODEC)
-    result = dict(config=str(config_path), rows=n, bins=list(bins), levels=levels, codecs=codecs, teachers={})
+    result = dict(rows=n, bins=list(bins), levels=levels, codecs=codecs, teachers={})
     print(f'{n} rows, bins {bins[0]} x {bins[1]}, L = {levels}; bytes per row (MB/s of raw bytes encoded)')
+    layouts = {'deltas': lambda c: zigzag(np.diff(c, axis=-1, prepend=0)),
+               'outward deltas': lambda c: zigzag(outward_deltas(c)),
+               'codes': lambda c: c,
+               '2nd deltas': lambda c: zigzag(second_deltas(c))}
     for name, (sx, sy, _, _) in sampled.items():
         codes = {}
         for axis, r in (('x', sx), ('y', sy)):
@@ -154,27 +152,36 @@ def main(config_path, cfg_options, rows, device, student_size):
             assert np.array_equal(zigzag(np.diff(codes[axis], axis=-1, prepend=0)), stored)  # the cache's layout
             assert np.array_equal(undo_outward_deltas(outward_deltas(codes[axis]), peak_index(codes[axis])),
                                   codes[axis])
-        layouts = {'deltas': lambda c: zigzag(np.diff(c, axis=-1, prepend=0)),
-                   'outward deltas': lambda c: zigzag(outward_deltas(c)),
-                   'codes': lambda c: c,
-                   '2nd deltas': lambda c: zigzag(second_deltas(c))}
         teacher = dict(layouts={}, entropy={})
         for label, layout in layouts.items():
-            arrays = [np.minimum(layout(c), 255).astype(np.uint8).reshape(n, -1) for c in codes.values()]
-            assert all(a.max() < 255 for a in arrays), 'a layout overflowed its byte'
+            arrays = [layout(c).reshape(n, -1) for c in codes.values()]
+            assert all(a.max() <= 255 for a in arrays), f'{label} overflowed its byte'
+            arrays = [a.astype(np.uint8) for a in arrays]
             teacher['layouts'][label] = {codec: dict(bytes_per_row=compressed_bytes(arrays, codec) / n,
                                                      encode_mb_s=encode_speed(np.concatenate(arrays, 1), codec))
                                          for codec in codecs}
             print(f'{name:8} {label:16} ' + '  '.join(
                 f'{codec} {v["bytes_per_row"]:7.1f} ({v["encode_mb_s"]:5.1f})'
                 for codec, v in teacher['layouts'][label].items()))
-        for axis, c in codes.items():
+        for c in codes.values():
             instance = np.arange(len(c)) // (len(c) // n)
             for k, v in entropy_bounds(c, instance % 2 == 1).items():
                 teacher['entropy'][k] = teacher['entropy'].get(k, 0.0) + v / n
         print(f'{name:8} entropy bounds: ' + ', '.join(f'{k} {v:.1f}' for k, v in teacher['entropy'].items()))
         result['teachers'][name] = teacher
-    print(json.dumps(result))
+    return result
+
+
+@click.command()
+@click.option('--config', 'config_path', default='pipeline/configs/demo_synthetic.py', show_default=True)
+@click.option('--cfg-options', multiple=True, help='key=value overrides, as in cli.py')
+@click.option('--rows', default=256, show_default=True, help='train instances sampled (one view each)')
+@click.option('--device', default='cpu', show_default=True)
+@click.option('--student-size', default=None, help='W,H: map into the bins of this student input size')
+def main(config_path, cfg_options, rows, device, student_size):
+    cfg = load_config(resolve(config_path), parse_cfg_options(cfg_options))
+    size = tuple(int(v) for v in student_size.split(',')) if student_size else None
+    print(json.dumps(dict(config=str(config_path), **measure(cfg, rows, pick_device(device), size))))
 
 
 if __name__ == '__main__':

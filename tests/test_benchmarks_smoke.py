@@ -48,21 +48,3 @@ def test_cache_scale_toy_size(tmp_path):
     assert result['full']['sharding_needed'] is False
     assert list(tmp_path.iterdir()) == []  # the temp cache is removed
 
-
-@pytest.mark.slow
-def test_cache_coding_few_rows():
-    """benchmarks/cache_coding.py on a few rows: every layout of the codes through every codec, and the
-    entropy estimates, per teacher."""
-    out = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'cache_coding.py'), '--rows', '8'],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300, check=True).stdout
-    result = json.loads(out.strip().splitlines()[-1])
-    assert result['rows'] == 8 and set(result['teachers']) == {'coco', 'mpii'}
-    for teacher in result['teachers'].values():
-        layouts = teacher['layouts']
-        assert set(layouts) == {'deltas', 'outward deltas', 'codes', '2nd deltas'}
-        for by_codec in layouts.values():
-            assert set(by_codec) == set(result['codecs'])
-            # uncompressed, every layout is one byte per bin (plus Zarr's chunk framing)
-            assert by_codec['none']['bytes_per_row'] == layouts['codes']['none']['bytes_per_row']
-        assert layouts['deltas']['zstd7-bit']['bytes_per_row'] < layouts['codes']['zstd7-bit']['bytes_per_row']
-        assert 0 < teacher['entropy']['previous code'] < teacher['entropy']['order 0']
