@@ -47,4 +47,3 @@ def test_cache_scale_toy_size(tmp_path):
     assert result['full']['stored_gb'] == pytest.approx(result['stored_gb'] * 2)
     assert result['full']['sharding_needed'] is False
     assert list(tmp_path.iterdir()) == []  # the temp cache is removed
-
