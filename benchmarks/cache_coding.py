@@ -37,15 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cache_window import compressed_bytes, sample_teacher_rows  # noqa: E402
 from cache.store import CODECS, DEFAULT_CODEC  # noqa: E402
-from cache.window import encode_window, undo_zigzag_deltas  # noqa: E402
+from cache.window import encode_window, undo_zigzag_deltas, zigzag_bytes  # noqa: E402
 from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
 from pipeline.run import pick_device  # noqa: E402
-
-
-def zigzag(v: np.ndarray) -> np.ndarray:
-    """Signed integers -> unsigned (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...): small magnitudes stay small."""
-    v = v.astype(np.int64)
-    return np.where(v >= 0, 2 * v, -2 * v - 1)
 
 
 def peak_index(codes: np.ndarray) -> np.ndarray:
@@ -103,32 +97,32 @@ def entropy_bounds(codes: np.ndarray, fold: np.ndarray) -> dict:
     def before(a, k):  # each bin's value k bins to its left (0 past the row's start)
         return np.concatenate([np.zeros_like(a[:, :k]), a[:, :-k]], axis=-1)
     prev = before(c, 1)
-    # the flank as the decoder knows it: whether a top code came before
-    passed = before((np.cumsum(c == c.max(-1, keepdims=True), axis=-1) > 0).astype(np.int64), 1)
     trend = (np.clip(before(d, 1), -3, 3) + 3) * 5 + np.clip(before(d, 2), -2, 2) + 2
     i = np.arange(c.shape[-1])
     p = peak_index(c)[:, None]
+    # right of the peak = a top code came before: a decoder going left to right knows it
     right = np.broadcast_to(i > p, c.shape).astype(np.int64)
     distance = np.broadcast_to(np.minimum(np.abs(i - p), 255), c.shape)
     none, fold = np.zeros_like(d), fold[:, None]
     return {'order 0': conditional_code_bytes(d, none, fold),
             'outward, order 0': conditional_code_bytes(outward_deltas(c), none, fold),
             'previous code': conditional_code_bytes(d, prev, fold),
-            'previous code, peak passed': conditional_code_bytes(d, prev * 2 + passed, fold),
+            'previous code, peak passed': conditional_code_bytes(d, prev * 2 + right, fold),
             'previous code (to 12), peak passed, last two deltas':
-                conditional_code_bytes(d, (np.minimum(prev, 12) * 2 + passed) * 35 + trend, fold),
+                conditional_code_bytes(d, (np.minimum(prev, 12) * 2 + right) * 35 + trend, fold),
             'distance to peak, flank': conditional_code_bytes(d, distance * 2 + right, fold),
             'peak positions, order 0': conditional_code_bytes(p, np.zeros_like(p), fold)}
 
 
-def encode_speed(array: np.ndarray, codec: str, repeats: int = 3) -> float:
-    """MB/s of raw bytes stored through one codec (best of a few runs; includes Zarr's own overhead)."""
+def stored_size_and_speed(arrays: list[np.ndarray], codec: str, repeats: int = 3) -> dict:
+    """Bytes the arrays take through one codec, and MB/s of raw bytes stored (best of a few runs;
+    includes Zarr's own overhead)."""
     best = float('inf')
     for _ in range(repeats):
         t = time.perf_counter()
-        compressed_bytes([array], codec)
+        size = compressed_bytes(arrays, codec)
         best = min(best, time.perf_counter() - t)
-    return array.nbytes / best / 1e6
+    return dict(bytes=size, encode_mb_s=sum(a.nbytes for a in arrays) / best / 1e6)
 
 
 def measure(cfg, rows: int, device, student_size: tuple | None = None) -> dict:
@@ -139,27 +133,27 @@ def measure(cfg, rows: int, device, student_size: tuple | None = None) -> dict:
     codecs = [DEFAULT_CODEC] + sorted(c for c in CODECS if c != DEFAULT_CODEC)
     result = dict(rows=n, bins=list(bins), levels=levels, codecs=codecs, teachers={})
     print(f'{n} rows, bins {bins[0]} x {bins[1]}, L = {levels}; bytes per row (MB/s of raw bytes encoded)')
-    layouts = {'deltas': lambda c: zigzag(np.diff(c, axis=-1, prepend=0)),
-               'outward deltas': lambda c: zigzag(outward_deltas(c)),
-               'codes': lambda c: c,
-               '2nd deltas': lambda c: zigzag(second_deltas(c))}
+    layouts = {'deltas': lambda c: zigzag_bytes(np.diff(c, axis=-1, prepend=0)),
+               'outward deltas': lambda c: zigzag_bytes(outward_deltas(c)),
+               'codes': lambda c: c.astype(np.uint8),
+               '2nd deltas': lambda c: zigzag_bytes(second_deltas(c))}
     for name, (sx, sy, _, _) in sampled.items():
         codes = {}
         for axis, r in (('x', sx), ('y', sy)):
             w = r.shape[-1]
             stored = encode_window(r, w, 1, levels, 0.0)[1].reshape(-1, w)
             codes[axis] = undo_zigzag_deltas(stored).astype(np.int64)
-            assert np.array_equal(zigzag(np.diff(codes[axis], axis=-1, prepend=0)), stored)  # the cache's layout
+            assert np.array_equal(layouts['deltas'](codes[axis]), stored)  # the cache's layout
             assert np.array_equal(undo_outward_deltas(outward_deltas(codes[axis]), peak_index(codes[axis])),
                                   codes[axis])
         teacher = dict(layouts={}, entropy={})
         for label, layout in layouts.items():
             arrays = [layout(c).reshape(n, -1) for c in codes.values()]
-            assert all(a.max() <= 255 for a in arrays), f'{label} overflowed its byte'
-            arrays = [a.astype(np.uint8) for a in arrays]
-            teacher['layouts'][label] = {codec: dict(bytes_per_row=compressed_bytes(arrays, codec) / n,
-                                                     encode_mb_s=encode_speed(np.concatenate(arrays, 1), codec))
-                                         for codec in codecs}
+            teacher['layouts'][label] = {}
+            for codec in codecs:
+                size = stored_size_and_speed(arrays, codec)
+                teacher['layouts'][label][codec] = dict(bytes_per_row=size['bytes'] / n,
+                                                        encode_mb_s=size['encode_mb_s'])
             print(f'{name:8} {label:16} ' + '  '.join(
                 f'{codec} {v["bytes_per_row"]:7.1f} ({v["encode_mb_s"]:5.1f})'
                 for codec, v in teacher['layouts'][label].items()))

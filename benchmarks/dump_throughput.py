@@ -30,8 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cache.store import open_cache  # noqa: E402
-from cache.window import encode_window  # noqa: E402
+from cache.store import encode_axis, open_cache  # noqa: E402
 from data.images import decode_grouped  # noqa: E402
 from data.views import teacher_inputs  # noqa: E402
 from pipeline.config import load_config, resolve  # noqa: E402
@@ -85,8 +84,8 @@ def main(config_path, views, num_workers, writers, device, out):
                                                                       s_model.codec.simcc_split_ratio, dev, batch))
                 t2 = time.perf_counter()
                 spec = cache.teacher_spec(n)
-                encode_window(sx, spec['window_x'], spec['tail_blocks_x'], spec['levels'], spec['rd_lambda'])
-                encode_window(sy, spec['window_y'], spec['tail_blocks_y'], spec['levels'], spec['rd_lambda'])
+                encode_axis(sx, spec, 'x')
+                encode_axis(sy, spec, 'y')
                 steps['encode'] += time.perf_counter() - t2
                 steps['forward'] += t1 - t0
                 steps['map'] += max((t2 - t1) - (t1 - t0), 0.0)  # teacher_rows = forward + map

@@ -87,7 +87,7 @@ import zarr
 from upath import UPath
 from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
-from cache.window import MAX_LEVELS, encode_window, reconstruct
+from cache.window import check_coding, encode_window, reconstruct
 from data.instances import InstanceTable
 
 LAYOUT = 'pose-distill-cache'
@@ -221,6 +221,12 @@ def require_space(path: Path, nbytes: int) -> None:
                          'free some space or point cache.root at a larger disk')
 
 
+def encode_axis(logits: np.ndarray, spec: dict, axis: str):
+    """encode_window of one axis's rows with a teacher's stored settings (Cache.teacher_spec)."""
+    return encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'], spec['levels'],
+                         spec['rd_lambda'])
+
+
 def _column_dtype(values: np.ndarray):
     return str if values.dtype.kind in 'UOT' else values.dtype
 
@@ -233,10 +239,10 @@ def _teacher_attrs(name: str, spec: dict, window: int, lossless: bool, tail_bloc
     union_joints = [int(j) for j in spec['union_joints']]
     bins_x, bins_y = int(spec['bins_x']), int(spec['bins_y'])
     if not lossless:
-        if not 0 <= levels <= MAX_LEVELS:
-            raise ValueError(f'teacher {name!r}: levels {levels} must be 0 (fp16) or in [1, {MAX_LEVELS}]')
-        if rd_lambda < 0 or (rd_lambda and not levels):
-            raise ValueError(f'teacher {name!r}: rd_lambda {rd_lambda} must be 0, or > 0 with levels > 0')
+        try:
+            check_coding(levels, rd_lambda)
+        except ValueError as e:
+            raise ValueError(f'teacher {name!r}: {e}') from None
         if window < 1:
             raise ValueError(f'teacher {name!r}: window {window} must be >= 1')
         for axis, bins in (('x', bins_x), ('y', bins_y)):
@@ -492,8 +498,7 @@ class Cache:
             if np.isnan(logits).any():
                 raise ValueError(f'{self.path}: teacher {teacher!r} unit (view {view}, chunk {chunk}) has NaN '
                                  f'{axis} logits')
-            start, values, tail, seen = encode_window(logits, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'],
-                                                      spec['levels'], spec['rd_lambda'])
+            start, values, tail, seen = encode_axis(logits, spec, axis)
             encoded[axis] = dict(start=start, values=values, tail=tail, seen=seen, outside=outside.astype(np.float16))
         for axis in AXES:
             for name in ROW_FIELDS:

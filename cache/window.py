@@ -103,12 +103,17 @@ def seen_range(logits: np.ndarray) -> np.ndarray:
     return np.stack([np.where(none, 0, lo), np.where(none, bins, hi)], axis=-1)
 
 
+def zigzag_bytes(d: np.ndarray) -> np.ndarray:
+    """Signed integers -> uint8, modulo 256, zigzag-mapped (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...): small
+    magnitudes of either sign become small bytes."""
+    d = (np.asarray(d, dtype=np.int16) + 128) % 256 - 128  # modulo 256, as a signed byte
+    return (((d << 1) ^ (d >> 7)) & 0xFF).astype(np.uint8)
+
+
 def zigzag_deltas(codes: np.ndarray) -> np.ndarray:
     """int codes (..., w) in [0, 255] -> uint8 (..., w): each code minus the one before it (the first
     minus 0), zigzag-mapped (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...) modulo 256."""
-    d = np.diff(np.asarray(codes, dtype=np.int16), axis=-1, prepend=0)
-    d = (d + 128) % 256 - 128  # modulo 256, as a signed byte
-    return (((d << 1) ^ (d >> 7)) & 0xFF).astype(np.uint8)
+    return zigzag_bytes(np.diff(np.asarray(codes, dtype=np.int16), axis=-1, prepend=0))
 
 
 def undo_zigzag_deltas(stored: np.ndarray) -> np.ndarray:
@@ -174,9 +179,13 @@ def _rd_block(rel: np.ndarray, levels: int, rd_lambda: float) -> np.ndarray:
     return codes.T
 
 
-def _check_levels(levels: int) -> None:
+def check_coding(levels: int, rd_lambda: float = 0.0) -> None:
+    """The encoding's settings: levels 0 (fp16 windows) or 1..MAX_LEVELS (codes); rd_lambda 0 (rounded
+    codes) or > 0 with codes."""
     if not 0 <= levels <= MAX_LEVELS:
         raise ValueError(f'levels {levels} must be 0 (fp16 window) or in [1, {MAX_LEVELS}] (uint8 codes)')
+    if rd_lambda < 0 or (rd_lambda and not levels):
+        raise ValueError(f'rd_lambda {rd_lambda} must be 0, or > 0 with coded windows (levels > 0)')
 
 
 def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1, levels: int = 0, rd_lambda: float = 0.0
@@ -191,9 +200,7 @@ def encode_window(logits: np.ndarray, w: int, tail_blocks: int = 1, levels: int 
     Computed in float32 (the results are stored as float16); the outside mass is summed over the
     outside bins themselves, never as 1 - window mass, so a tiny tail keeps its digits.
     """
-    _check_levels(levels)
-    if rd_lambda < 0 or (rd_lambda and not levels):
-        raise ValueError(f'rd_lambda {rd_lambda} must be 0, or > 0 with coded windows (levels > 0)')
+    check_coding(levels, rd_lambda)
     logits = np.asarray(logits, dtype=np.float32)
     bins = logits.shape[-1]
     if not 1 <= w <= bins:
@@ -251,7 +258,7 @@ def reconstruct(start: np.ndarray, values: np.ndarray, tail: np.ndarray, seen: n
     tests measures the encoding itself (softmax at any temperature renormalises anyway). levels > 0:
     the codes and tail are relative to the peak, so the row is renormalised.
     """
-    _check_levels(levels)
+    check_coding(levels)
     values = np.asarray(values)
     w = values.shape[-1]
     if not 1 <= w <= bins:

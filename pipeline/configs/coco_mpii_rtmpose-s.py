@@ -55,8 +55,7 @@ evaluation = dict(flip_test=True, save_best='coco/AP')
 # these 384 x 512 bins), so 172,059 instances x 10 views x 2 teachers is ~6.9 GB ('Full-size cache
 # rehearsal': ~24k files, no sharding needed). rd_lambda > 0 (smaller rows) trained worse students.
 cache = dict(root='outputs/coco_mpii_rtmpose-s/cache', window=512, tail_blocks=1, levels=32, rd_lambda=0.0,
-             lossless=False,
-             chunk_size=1024)
+             lossless=False, chunk_size=1024)
 dump_stage = dict(batch_size=256, num_workers=8, device='cuda', writers=6)
 
 train = dict(

@@ -10,8 +10,8 @@ import pytest
 import zarr
 
 from cache.manifest import diff_manifest
-from cache.store import CacheChunkError, CacheError, open_cache, reconstruct_rows
-from cache.window import CODE_EXPONENT, encode_window, kl_at_temperature, log_softmax, reconstruct
+from cache.store import CacheChunkError, CacheError, encode_axis, open_cache, reconstruct_rows
+from cache.window import CODE_EXPONENT, kl_at_temperature, log_softmax, reconstruct
 from pipeline.models import kd_temperature
 from pipeline.run import cache_path, split_instances, split_views, view_stages
 from cache.manifest import MATCH_KEYS
@@ -114,8 +114,7 @@ def test_contract2_cache_rows_equal_live_teacher_on_replayed_crop(which, request
                 else:
                     # what the stated encoding loses on these very rows, and not more
                     own = kl_at_temperature(full, reconstruct(
-                        *encode_window(full, spec[f'window_{axis}'], spec[f'tail_blocks_{axis}'], levels,
-                                       spec['rd_lambda']),
+                        *encode_axis(full, spec, axis),
                         full.shape[-1], levels), 1.0)
                     assert (kl <= own + 1e-3).all(), (
                         f'{where}: KL(live || cache) {kl.max():.4f} exceeds the window\'s own loss {own.max():.4f}')
