@@ -116,11 +116,15 @@ def zigzag_deltas(codes: np.ndarray) -> np.ndarray:
     return zigzag_bytes(np.diff(np.asarray(codes, dtype=np.int16), axis=-1, prepend=0))
 
 
+def unzigzag_bytes(stored: np.ndarray) -> np.ndarray:
+    """Inverse of zigzag_bytes: uint8 -> the signed integers (int16) they hold, in [-128, 127]."""
+    z = np.asarray(stored).astype(np.int16)
+    return (z >> 1) ^ -(z & 1)
+
+
 def undo_zigzag_deltas(stored: np.ndarray) -> np.ndarray:
     """Inverse of zigzag_deltas: uint8 (..., w) -> int16 codes (..., w)."""
-    z = np.asarray(stored).astype(np.int16)
-    d = (z >> 1) ^ -(z & 1)
-    return np.cumsum(d, axis=-1, dtype=np.int16) % 256
+    return np.cumsum(unzigzag_bytes(stored), axis=-1, dtype=np.int16) % 256
 
 
 RD_BLOCK_ROWS = 2048  # rows searched at once: bounds the search's working memory (~30 arrays of n x 2 x rows)

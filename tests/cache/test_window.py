@@ -3,7 +3,7 @@ import pytest
 
 from cache.window import (CODE_EXPONENT, DELTA_BITS, SHARPEN, TAIL_FLOOR, ZERO_CODE_LEVEL, argmax_agreement,
                           encode_window, kl_at_temperature, log_softmax, rd_codes, reconstruct, undo_zigzag_deltas,
-                          window_starts, zigzag_deltas)
+                          unzigzag_bytes, window_starts, zigzag_bytes, zigzag_deltas)
 
 
 def peaked_logits(rng, shape, bins, amplitude=12.0, sigma=4.0, noise=0.3):
@@ -190,6 +190,10 @@ def test_zigzag_deltas_round_trip_every_code():
     np.testing.assert_array_equal(undo_zigzag_deltas(stored), codes)
     # a smooth row is small bytes: -1 -> 1, +1 -> 2
     np.testing.assert_array_equal(zigzag_deltas(np.array([5, 4, 5, 5])), [10, 1, 2, 0])
+    # one byte holds each signed step in [-128, 127], and gives it back
+    steps = np.arange(-128, 128)
+    np.testing.assert_array_equal(unzigzag_bytes(zigzag_bytes(steps)), steps)
+    assert sorted(zigzag_bytes(steps).tolist()) == list(range(256))
 
 
 def test_coded_window_is_within_half_a_step_where_the_sharpened_row_has_mass():
