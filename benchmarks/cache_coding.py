@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.cache_window import compressed_bytes, sample_teacher_rows  # noqa: E402
 from cache.store import CODECS, DEFAULT_CODEC  # noqa: E402
-from cache.window import encode_window, reconstruct, undo_zigzag_deltas, unzigzag_bytes, zigzag_bytes  # noqa: E402
+from cache.window import (encode_window, reconstruct, undo_zigzag_deltas, unzigzag_bytes, zigzag_bytes,  # noqa: E402
+                          zigzag_deltas)
 from pipeline.config import load_config, parse_cfg_options, resolve  # noqa: E402
 from pipeline.run import pick_device  # noqa: E402
 
@@ -87,6 +88,17 @@ def second_deltas(codes: np.ndarray) -> np.ndarray:
     return np.diff(d, axis=-1, prepend=0)
 
 
+def before(a: np.ndarray, k: int = 1) -> np.ndarray:
+    """Each bin's value k bins to its left along the last axis (0 past the row's start)."""
+    return np.concatenate([np.zeros_like(a[..., :k]), a[..., :-k]], axis=-1)
+
+
+def top_passed(codes: np.ndarray, levels: int) -> np.ndarray:
+    """Per bin: a top code (levels) came before it in its row (which flank of the peak it is on, as a
+    decoder going left to right knows it)."""
+    return np.maximum.accumulate(before(codes) == levels, axis=-1)
+
+
 # Contexts of the context-sorted layout: the previous code (0-255), whether a top code came before, the
 # last delta clipped to [-2, 2] (the row's local slope).
 LAST_DELTA_CLIP = 2
@@ -104,10 +116,7 @@ def context_sort(stored: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarra
     """The cache's zigzag deltas (rows x bins, uint8) -> (the same bytes grouped by context: bin by bin,
     rows in order within a context, flat; the count of each context, (N_CONTEXTS,) uint32)."""
     codes = undo_zigzag_deltas(stored).astype(np.int16)
-    deltas = unzigzag_bytes(stored)
-    before = lambda a: np.concatenate([np.zeros_like(a[:, :1]), a[:, :-1]], axis=1)  # noqa: E731
-    prev = before(codes)
-    ctx = coding_context(prev, np.maximum.accumulate(prev == levels, axis=1), before(deltas))
+    ctx = coding_context(before(codes), top_passed(codes, levels), before(unzigzag_bytes(stored)))
     order = np.argsort(ctx.T.ravel(), kind='stable')
     return stored.T.ravel()[order], np.bincount(ctx.ravel(), minlength=N_CONTEXTS).astype(np.uint32)
 
@@ -139,8 +148,7 @@ def undo_context_sort(grouped: np.ndarray, counts: np.ndarray, shape: tuple, lev
 
 def flank_mapped(codes: np.ndarray, levels: int) -> np.ndarray:
     """Codes as bytes, + 64 once a top code came before (levels < 64), so each byte also says the flank."""
-    prev = np.concatenate([np.zeros_like(codes[..., :1]), codes[..., :-1]], axis=-1)
-    return (codes + 64 * np.maximum.accumulate(prev == levels, axis=-1)).astype(np.uint8)
+    return (codes + 64 * top_passed(codes, levels)).astype(np.uint8)
 
 
 def stock_coders() -> dict:
@@ -226,8 +234,6 @@ def entropy_bounds(codes: np.ndarray, fold: np.ndarray) -> dict:
     row's half, bool)."""
     c = codes.astype(np.int64)
     d = np.diff(c, axis=-1, prepend=0)
-    def before(a, k):  # each bin's value k bins to its left (0 past the row's start)
-        return np.concatenate([np.zeros_like(a[:, :k]), a[:, :-k]], axis=-1)
     prev = before(c, 1)
     trend = (np.clip(before(d, 1), -3, 3) + 3) * 5 + np.clip(before(d, 2), -2, 2) + 2
     i = np.arange(c.shape[-1])
@@ -265,21 +271,15 @@ def measure(cfg, rows: int, device, student_size: tuple | None = None, stock: bo
     codecs = [DEFAULT_CODEC] + sorted(c for c in CODECS if c != DEFAULT_CODEC)
     result = dict(rows=n, bins=list(bins), levels=levels, codecs=codecs, teachers={})
     print(f'{n} rows, bins {bins[0]} x {bins[1]}, L = {levels}; bytes per row (MB/s of raw bytes encoded)')
-    def deltas(c):  # the cache's layout
-        return zigzag_bytes(np.diff(c, axis=-1, prepend=0))
-
-    def context_sorted(c):
-        grouped, counts = context_sort(deltas(c), levels)
-        return [grouped.reshape(n, -1), counts]
-
-    # each layout -> the arrays it stores for one axis's codes (rows x bins)
-    layouts = {'deltas': lambda c: [deltas(c).reshape(n, -1)],
-               'outward deltas': lambda c: [zigzag_bytes(outward_deltas(c)).reshape(n, -1)],
-               'codes': lambda c: [c.astype(np.uint8).reshape(n, -1)],
-               '2nd deltas': lambda c: [zigzag_bytes(second_deltas(c)).reshape(n, -1)],
-               'context-sorted': context_sorted}
+    # each layout -> the arrays it stores for one axis (its codes, rows x bins, and their grouping)
+    layouts = {'deltas': lambda a: [zigzag_deltas(codes[a]).reshape(n, -1)],
+               'outward deltas': lambda a: [zigzag_bytes(outward_deltas(codes[a])).reshape(n, -1)],
+               'codes': lambda a: [codes[a].astype(np.uint8).reshape(n, -1)],
+               '2nd deltas': lambda a: [zigzag_bytes(second_deltas(codes[a])).reshape(n, -1)],
+               'context-sorted': lambda a: [grouped[a][0].reshape(n, -1), grouped[a][1]]}
     for name, (sx, sy, _, _) in sampled.items():
-        codes, timing = {}, dict.fromkeys(['encode_window', 'context_sort', 'reconstruct', 'undo_context_sort'], 0.0)
+        codes, grouped = {}, {}
+        timing = dict.fromkeys(['encode_window', 'context_sort', 'reconstruct', 'undo_context_sort'], 0.0)
         for axis, r in (('x', sx), ('y', sy)):
             w = r.shape[-1]
             t = time.perf_counter()
@@ -287,24 +287,24 @@ def measure(cfg, rows: int, device, student_size: tuple | None = None, stock: bo
             timing['encode_window'] += time.perf_counter() - t
             stored = encoded[1].reshape(-1, w)
             codes[axis] = undo_zigzag_deltas(stored).astype(np.int64)
-            assert np.array_equal(deltas(codes[axis]), stored)
+            assert np.array_equal(zigzag_deltas(codes[axis]), stored)  # the cache's layout
             assert np.array_equal(undo_outward_deltas(outward_deltas(codes[axis]), peak_index(codes[axis])),
                                   codes[axis])
             t = time.perf_counter()
-            grouped = context_sort(stored, levels)
+            grouped[axis] = context_sort(stored, levels)
             timing['context_sort'] += time.perf_counter() - t
             t = time.perf_counter()
             reconstruct(*encoded, w, levels)
             timing['reconstruct'] += time.perf_counter() - t
             t = time.perf_counter()
-            assert np.array_equal(undo_context_sort(*grouped, stored.shape, levels), stored)
+            assert np.array_equal(undo_context_sort(*grouped[axis], stored.shape, levels), stored)
             timing['undo_context_sort'] += time.perf_counter() - t
         teacher = dict(layouts={}, entropy={}, context_sort_seconds=timing)
         print(f'{name:8} context sort: encode {timing["context_sort"]:.3f} s (encode_window '
               f'{timing["encode_window"]:.3f} s), decode {timing["undo_context_sort"]:.3f} s (reconstruct '
               f'{timing["reconstruct"]:.3f} s) for {n} rows')
         for label, layout in layouts.items():
-            arrays = [a for c in codes.values() for a in layout(c)]
+            arrays = [array for axis in codes for array in layout(axis)]
             teacher['layouts'][label] = {}
             for codec in codecs:
                 size = stored_size_and_speed(arrays, codec)
